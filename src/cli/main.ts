@@ -1,0 +1,56 @@
+import { createInterface } from 'node:readline'
+import { isKiaError, UsageError } from '../errors.js'
+import type { Io } from './io.js'
+
+/**
+ * Entry point: routes `token` straight to its small module (it runs before every kubectl call and
+ * must not pay for loading the rest), everything else through the commander program. The only
+ * place that turns errors into messages and exit codes.
+ */
+export async function main(argv: readonly string[], io: Io): Promise<number> {
+  try {
+    if (argv[0] === 'token') {
+      const { runToken } = await import('./token.js')
+      return await runToken(argv.slice(1), io)
+    }
+    const { runProgram } = await import('./program.js')
+    return await runProgram(argv, io)
+  } catch (err) {
+    return report(err, argv[0], io)
+  }
+}
+
+function report(err: unknown, command: string | undefined, io: Io): number {
+  if (err instanceof UsageError) {
+    io.stderr.write(`Error: ${err.message}\nRun 'kube-iam-auth ${command ?? ''} --help' for usage.\n`)
+    return 1
+  }
+  const verb = command === 'token' ? 'could not get token' : command === 'verify' ? 'could not verify token' : 'error'
+  if (isKiaError(err)) {
+    io.stderr.write(`${verb}: ${err.message}\n`)
+    return 1
+  }
+  const e = err as Error
+  io.stderr.write(`${verb}: ${e?.message ?? String(err)}\n`)
+  if (io.env.KUBE_IAM_AUTH_DEBUG && e?.stack) io.stderr.write(`${e.stack}\n`)
+  return 1
+}
+
+export function realIo(): Io {
+  return {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+    now: () => new Date(),
+    prompt: (question) =>
+      new Promise((resolve) => {
+        const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: false })
+        process.stderr.write(question)
+        rl.once('line', (line) => {
+          rl.close()
+          resolve(line.trim())
+        })
+        rl.once('close', () => resolve(''))
+      }),
+  }
+}

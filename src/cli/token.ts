@@ -1,0 +1,113 @@
+import { parseArgs } from 'node:util'
+import { UsageError } from '../errors.js'
+import { cachedToken, type IssuedToken, type TokenRequest } from '../client/fast-path.js'
+import { execCredentialVersion, formatExecCredential } from '../token/exec-credential.js'
+import type { Io } from './io.js'
+
+export const TOKEN_USAGE = `Usage: kube-iam-auth token -i CLUSTER_ID [options]
+
+Prints a kubectl ExecCredential holding a token for the cluster.
+
+Options:
+  -i, --cluster-id ID          cluster ID the token is bound to (env KUBERNETES_AWS_AUTHENTICATOR_CLUSTER_ID)
+      --region REGION          region of the STS endpoint to sign for (default: AWS_REGION, profile, us-east-1)
+  -r, --role ARN               assume this IAM role first (env DEFAULT_ROLE)
+  -e, --external-id ID         external ID for the role assumption
+  -s, --session-name NAME      session name for the role assumption
+      --forward-session-name   use the caller's own session name for the role assumption
+      --token-only             print only the token, not an ExecCredential
+      --cache                  cache the token and temporary credentials on disk
+  -c, --config FILE            read defaults from an aws-iam-authenticator config file
+  -h, --help                   show this help
+`
+
+interface TokenFlags extends TokenRequest {
+  readonly tokenOnly: boolean
+  readonly help: boolean
+  readonly configFile?: string | undefined
+}
+
+/**
+ * Flags exactly as upstream's `token` (plus its global flags, accepted so existing kubeconfigs keep
+ * working). Parsed with node:util so the cache fast path loads no argument library.
+ */
+export function parseTokenFlags(argv: readonly string[], env: Io['env']): TokenFlags {
+  let values
+  try {
+    values = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        'cluster-id': { type: 'string', short: 'i' },
+        region: { type: 'string' },
+        role: { type: 'string', short: 'r' },
+        'external-id': { type: 'string', short: 'e' },
+        'session-name': { type: 'string', short: 's' },
+        'forward-session-name': { type: 'boolean' },
+        'token-only': { type: 'boolean' },
+        cache: { type: 'boolean' },
+        config: { type: 'string', short: 'c' },
+        help: { type: 'boolean', short: 'h' },
+        'log-format': { type: 'string', short: 'l' },
+        'log-verbosity': { type: 'string', short: 'v' },
+        'feature-gates': { type: 'string' },
+      },
+    }).values
+  } catch (err) {
+    throw new UsageError((err as Error).message)
+  }
+  return {
+    clusterId: values['cluster-id'] ?? env.KUBERNETES_AWS_AUTHENTICATOR_CLUSTER_ID ?? '',
+    region: values.region,
+    roleArn: values.role ?? (env.DEFAULT_ROLE || undefined),
+    externalId: values['external-id'],
+    sessionName: values['session-name'],
+    forwardSessionName: values['forward-session-name'] ?? false,
+    tokenOnly: values['token-only'] ?? false,
+    cache: values.cache ?? false,
+    help: values.help ?? false,
+    configFile: values.config,
+  }
+}
+
+/** Fills what flags and environment left unset from the config file's top-level keys (as upstream). */
+async function withConfigFile(flags: TokenFlags): Promise<TokenFlags> {
+  if (flags.configFile === undefined) return flags
+  const { readTokenDefaults } = await import('../config/token-defaults.js')
+  const d = await readTokenDefaults(flags.configFile)
+  return {
+    ...flags,
+    clusterId: flags.clusterId || d.clusterId || '',
+    region: flags.region ?? d.region,
+    roleArn: flags.roleArn ?? d.role,
+    externalId: flags.externalId ?? d.externalId,
+    sessionName: flags.sessionName ?? d.sessionName,
+    forwardSessionName: flags.forwardSessionName || (d.forwardSessionName ?? false),
+    tokenOnly: flags.tokenOnly || (d.tokenOnly ?? false),
+    cache: flags.cache || (d.cache ?? false),
+  }
+}
+
+export async function runToken(argv: readonly string[], io: Io): Promise<number> {
+  let flags = parseTokenFlags(argv, io.env)
+  if (flags.help) {
+    io.stdout.write(TOKEN_USAGE)
+    return 0
+  }
+  flags = await withConfigFile(flags)
+  if (flags.clusterId === '') throw new UsageError('cluster ID not specified')
+  if (flags.forwardSessionName && flags.sessionName !== undefined) {
+    throw new UsageError('cannot specify both --forward-session-name and --session-name parameter')
+  }
+  // Validate the requested ExecCredential version before doing any work.
+  const version = flags.tokenOnly ? undefined : execCredentialVersion(io.env.KUBERNETES_EXEC_INFO)
+  const warn = (m: string) => io.stderr.write(`${m}\n`)
+  let issued: IssuedToken | undefined = flags.cache ? cachedToken(flags, io.env, io.now(), warn) : undefined
+  if (issued === undefined) {
+    const { getToken } = await import('../client/get-token.js')
+    issued = await getToken(flags, { env: io.env, now: io.now, prompt: io.prompt, warn })
+  }
+  io.stdout.write(version === undefined ? `${issued.token}\n` : formatExecCredential(version, issued.token, issued.expiresAt))
+  return 0
+}
