@@ -52,8 +52,11 @@ export interface ParseOptions {
  */
 export function parsePresignedToken(token: string, opts: ParseOptions): PresignedRequest {
   const url = decodeToken(token)
-  const { host, query } = splitUrl(url)
+  const { host, path, query } = splitUrl(url)
+  // Host is validated first, as upstream does, so a foreign host is reported as such.
   const { stsRegion, signingRegion } = checkStsHost(host, opts.partition)
+  if (path !== '/') throw new TokenInvalid('path', 'unexpected path in pre-signed URL')
+  if (query === undefined) throw new TokenInvalid('query', 'pre-signed URL has no query')
   const params = parseQuery(query)
 
   const action = params.get('Action')
@@ -126,7 +129,7 @@ export function parsePresignedToken(token: string, opts: ParseOptions): Presigne
   }
 }
 
-function splitUrl(url: string): { host: string; query: string } {
+function splitUrl(url: string): { host: string; path: string; query: string | undefined } {
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(url)
   if (scheme === null) {
     throw new TokenInvalid('url', 'pre-signed URL is not an absolute URL: missing protocol scheme')
@@ -156,11 +159,8 @@ function splitUrl(url: string): { host: string; query: string } {
   const afterHost = end === -1 ? '' : rest.slice(end)
   const q = afterHost.indexOf('?')
   const path = q === -1 ? afterHost : afterHost.slice(0, q)
-  // Host is validated first, as upstream does, so a foreign host is reported as such.
   checkHostShape(authority)
-  if (path !== '/') throw new TokenInvalid('path', 'unexpected path in pre-signed URL')
-  if (q === -1) throw new TokenInvalid('query', 'pre-signed URL has no query')
-  return { host: authority, query: afterHost.slice(q + 1) }
+  return { host: authority, path, query: q === -1 ? undefined : afterHost.slice(q + 1) }
 }
 
 function checkHostShape(host: string): void {

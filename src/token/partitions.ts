@@ -13,8 +13,8 @@ export interface Partition {
   readonly regionRegex: RegExp
   /** Regions listed explicitly by the SDK that do not match regionRegex (none today, kept for safety). */
   readonly extraRegions: readonly string[]
-  /** The pseudo-region the SDK uses for the partition-global endpoint. */
-  readonly globalRegion: string
+  /** The pseudo-region the SDK lists for the partition-global endpoint; undefined where it lists none. */
+  readonly globalRegion: string | undefined
   /** The region a request to the global endpoint is signed for. */
   readonly globalSigningRegion: string
   /** aws-us-gov serves FIPS on its regular hostnames. */
@@ -98,7 +98,7 @@ export const PARTITIONS: readonly Partition[] = [
     dualStackDnsSuffix: 'api.amazonwebservices.eu',
     regionRegex: /^eusc-(de)-\w+-\d+$/,
     extraRegions: [],
-    globalRegion: 'aws-eusc-global',
+    globalRegion: undefined, // the SDK lists no aws-eusc-global pseudo-region
     globalSigningRegion: 'eusc-de-east-1',
     fipsOnRegularHost: false,
   },
