@@ -287,12 +287,14 @@ function parsePresignedQuery(query: Map<string, string>): AuthParts | Failure {
 /**
  * Verifies an AWS SigV4 signed STS request, query-presigned or with an Authorization header, the
  * way STS does. No sockets, no clock: `now` is the verification instant. `params` holds the query
- * parameters, plus the form body's for header-signed form-encoded requests.
+ * parameters, plus the form body's for header-signed form-encoded requests. `service` is the
+ * credential scope's service the request must be signed for (other fakes pass e.g. `ec2`).
  */
 export function verifySigV4Request(
   req: SigV4VerifyRequest,
   lookup: (akid: string) => FakeStsPrincipal | undefined,
   now: Date,
+  service: string = SERVICE,
 ): SigV4VerifyResult {
   const q = req.path.indexOf('?')
   const rawPath = q < 0 ? req.path : req.path.slice(0, q)
@@ -335,7 +337,7 @@ export function verifySigV4Request(
         `keyid/date/region/service/term, got '${auth.credential}'`,
     )
   }
-  const [akid, scopeDate, region, service, terminator] = scopeParts as [
+  const [akid, scopeDate, region, scopeService, terminator] = scopeParts as [
     string,
     string,
     string,
@@ -355,8 +357,8 @@ export function verifySigV4Request(
     )
   }
   if (region === '') return mismatch('Credential should be scoped to a valid region.')
-  if (service !== SERVICE) {
-    return mismatch(`Credential should be scoped to correct service: '${SERVICE}'.`)
+  if (scopeService !== service) {
+    return mismatch(`Credential should be scoped to correct service: '${service}'.`)
   }
   if (terminator !== 'aws4_request') {
     return mismatch(

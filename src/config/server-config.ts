@@ -1,0 +1,281 @@
+import { readFileSync } from 'node:fs'
+import { loadAll } from 'js-yaml'
+import { ConfigInvalid } from '../errors.js'
+import { compileRules, type MappingDocument, type Problem } from '../mapping/rules.js'
+import { BACKEND_MODES, type BackendMode, type RoleMapping, type UserMapping } from '../mapping/types.js'
+import { PARTITION_IDS } from '../token/partitions.js'
+import { caseInsensitive, type Reader } from './reader.js'
+
+/** The server's whole configuration, after file, flags and defaults are merged and validated. */
+export interface ServerConfig {
+  readonly clusterId: string
+  readonly partition: string
+  readonly address: string
+  readonly port: number
+  readonly hostname: string
+  readonly stateDir: string
+  readonly generateKubeconfig: string
+  readonly kubeconfigPregenerated: boolean
+  readonly kubeconfig?: string | undefined
+  readonly master?: string | undefined
+  readonly backendMode: readonly BackendMode[]
+  readonly mappings: MappingDocument
+  readonly scrubbedAccounts: readonly string[]
+  readonly reservedPrefixes: Readonly<Partial<Record<BackendMode, readonly string[]>>>
+  readonly ec2: {
+    readonly describeInstancesRoleArn?: string | undefined
+    readonly sourceArn?: string | undefined
+    readonly qps: number
+    readonly burst: number
+  }
+  readonly dynamicFile?: { readonly path: string; readonly userIdStrict: boolean } | undefined
+  readonly dynamicBackendModePath?: string | undefined
+  /** kube-iam-auth additions */
+  readonly identityCacheTtlMs: number
+  readonly identityCacheSize: number
+  readonly stsTimeoutMs: number
+  readonly stsMaxConcurrency: number
+  readonly stsQueueTimeoutMs: number
+  readonly maxRequestBytes: number
+  readonly shutdownTimeoutMs: number
+  readonly callerAuth: boolean
+  readonly callerRateLimit: { readonly perSecond: number; readonly burst: number }
+  readonly auditLog: boolean
+}
+
+/** Command-line values; each overrides the config file when given. */
+export interface ServerFlags {
+  readonly clusterId?: string | undefined
+  readonly partition?: string | undefined
+  readonly address?: string | undefined
+  readonly port?: number | undefined
+  readonly hostname?: string | undefined
+  readonly stateDir?: string | undefined
+  readonly generateKubeconfig?: string | undefined
+  readonly kubeconfigPregenerated?: boolean | undefined
+  readonly kubeconfig?: string | undefined
+  readonly master?: string | undefined
+  readonly backendMode?: readonly string[] | undefined
+  readonly ec2Qps?: number | undefined
+  readonly ec2Burst?: number | undefined
+}
+
+export const DEFAULTS = {
+  partition: 'aws',
+  address: '127.0.0.1',
+  port: 21362,
+  hostname: 'localhost',
+  stateDir: '/var/aws-iam-authenticator',
+  generateKubeconfig: '/etc/kubernetes/aws-iam-authenticator/kubeconfig.yaml',
+  backendMode: ['MountedFile'] as BackendMode[],
+  identityCacheTtlMs: 2 * 60_000,
+  identityCacheSize: 100_000,
+  stsTimeoutMs: 10_000,
+  stsMaxConcurrency: 64,
+  stsQueueTimeoutMs: 5_000,
+  maxRequestBytes: 64 * 1024,
+  shutdownTimeoutMs: 25_000,
+  ec2Qps: 15,
+  ec2Burst: 5,
+  callerRateLimit: { perSecond: 200, burst: 400 },
+}
+
+const ALIASES: Record<string, BackendMode> = { File: 'MountedFile', ConfigMap: 'EKSConfigMap' }
+
+export interface LoadedConfig {
+  readonly config: ServerConfig
+  /** Non-fatal findings (unknown keys, deprecated aliases, duplicate rules) to log at start-up. */
+  readonly warnings: readonly Problem[]
+}
+
+/** Reads, decodes, defaults and validates; every error names the file, the entry and the field. */
+export function loadServerConfig(file: string | undefined, flags: ServerFlags = {}, env: Readonly<Record<string, string | undefined>> = {}): LoadedConfig {
+  let doc: unknown = {}
+  const where = file ?? '(no config file)'
+  if (file !== undefined) {
+    let text: string
+    try {
+      text = readFileSync(file, 'utf8')
+    } catch (err) {
+      throw new ConfigInvalid(`could not read config file ${file}: ${(err as Error).message}`)
+    }
+    try {
+      // js-yaml 5's load() throws on a file without a document (empty or only comments); like viper,
+      // treat that as an empty configuration.
+      const docs = loadAll(text, { filename: file })
+      if (docs.length > 1) throw new Error('expected a single document in the stream, but found more')
+      doc = docs[0] ?? {}
+    } catch (err) {
+      throw new ConfigInvalid(`config file ${file} is not valid YAML: ${(err as Error).message}`)
+    }
+  }
+  const { config, problems } = decodeServerConfig(doc, flags, env)
+  const errors = problems.filter((p) => p.severity === 'error')
+  if (errors.length > 0 || config === undefined) {
+    throw new ConfigInvalid(`invalid configuration in ${where}`, errors.map((p) => `${p.path}: ${p.message}`))
+  }
+  return { config, warnings: problems.filter((p) => p.severity === 'warning') }
+}
+
+/** Pure decoding of an already-parsed document; used by `validate` to list every problem at once. */
+export function decodeServerConfig(
+  doc: unknown,
+  flags: ServerFlags = {},
+  env: Readonly<Record<string, string | undefined>> = {},
+): { config?: ServerConfig; problems: Problem[] } {
+  const problems: Problem[] = []
+  const root = caseInsensitive(doc, '', problems)
+  const server = root.object('server')
+
+  const clusterId = flags.clusterId ?? root.string('clusterID') ?? env.KUBERNETES_AWS_AUTHENTICATOR_CLUSTER_ID ?? ''
+  if (clusterId === '') root.error('clusterID', 'cluster ID cannot be empty (set clusterID or --cluster-id)')
+
+  const partition = flags.partition ?? server.string('partition') ?? DEFAULTS.partition
+  if (!PARTITION_IDS.includes(partition)) {
+    server.error('partition', `invalid partition '${partition}' (valid: ${PARTITION_IDS.join(', ')})`)
+  }
+
+  const port = flags.port ?? server.integer('port', 0, 65535) ?? DEFAULTS.port
+  const backendMode = decodeBackendMode(flags.backendMode ?? server.stringList('backendMode'), server)
+
+  const reservedPrefixes: Partial<Record<BackendMode, string[]>> = {}
+  server.list('reservedPrefixConfig').forEach((entry, i) => {
+    const mode = entry.string('backendMode')
+    const list = entry.stringList('usernamePrefixReserveList') ?? []
+    const resolved = mode === undefined ? undefined : (ALIASES[mode] ?? mode)
+    if (resolved === undefined || !(BACKEND_MODES as readonly string[]).includes(resolved)) {
+      server.error(`reservedPrefixConfig[${i}].backendMode`, `invalid reserved prefix config: backend mode '${mode ?? ''}' is not valid`)
+      return
+    }
+    reservedPrefixes[resolved as BackendMode] = list
+  })
+
+  const mappings: MappingDocument = {
+    mapRoles: server.list('mapRoles').map((r) => roleMapping(r)),
+    mapUsers: server.list('mapUsers').map((u) => userMapping(u)),
+    mapAccounts: server.accountList('mapAccounts'),
+  }
+  if (backendMode.includes('MountedFile')) {
+    // The MountedFile rules are checked here too, so their errors name this file and duplicate rules
+    // reach the start-up warnings; a rule problem under a path already reported above is not repeated.
+    const flagged = problems.filter((p) => p.severity === 'error').map((p) => p.path)
+    const under = (path: string) => flagged.some((f) => path === f || path.startsWith(`${f}.`) || path.startsWith(`${f}[`))
+    for (const p of compileRules(mappings, 'server.').problems) if (!under(p.path)) problems.push(p)
+  }
+
+  const dynamicFilePath = server.string('dynamicfilepath')
+  if (backendMode.includes('DynamicFile') && !dynamicFilePath) {
+    server.error('dynamicfilepath', 'DynamicFile is set in backendMode but dynamicfilepath is not set')
+  }
+  if (!backendMode.includes('DynamicFile') && dynamicFilePath) {
+    server.error('dynamicfilepath', 'dynamicfilepath is set but DynamicFile is not in backendMode')
+  }
+
+  const config: ServerConfig = {
+    clusterId,
+    partition,
+    address: flags.address ?? server.string('address') ?? DEFAULTS.address,
+    port,
+    hostname: flags.hostname ?? server.string('hostname') ?? DEFAULTS.hostname,
+    stateDir: flags.stateDir ?? server.string('stateDir') ?? DEFAULTS.stateDir,
+    generateKubeconfig: flags.generateKubeconfig ?? server.string('generateKubeconfig') ?? DEFAULTS.generateKubeconfig,
+    kubeconfigPregenerated: flags.kubeconfigPregenerated ?? server.boolean('kubeconfigPregenerated') ?? false,
+    kubeconfig: flags.kubeconfig ?? server.string('kubeconfig'),
+    master: flags.master ?? server.string('master'),
+    backendMode,
+    mappings,
+    scrubbedAccounts: server.accountList('scrubbedAccounts'),
+    reservedPrefixes,
+    ec2: {
+      describeInstancesRoleArn: server.string('ec2DescribeInstancesRoleARN'),
+      sourceArn: server.string('sourceARN'),
+      qps: flags.ec2Qps ?? server.number('ec2DescribeInstancesQps', 0) ?? DEFAULTS.ec2Qps,
+      burst: flags.ec2Burst ?? server.integer('ec2DescribeInstancesBurst', 1) ?? DEFAULTS.ec2Burst,
+    },
+    dynamicFile: dynamicFilePath
+      ? { path: dynamicFilePath, userIdStrict: server.boolean('dynamicfileUserIDStrict') ?? false }
+      : undefined,
+    dynamicBackendModePath: server.string('dynamicBackendModePath'),
+    identityCacheTtlMs: server.duration('identityCacheTTL') ?? DEFAULTS.identityCacheTtlMs,
+    identityCacheSize: server.integer('identityCacheSize', 0) ?? DEFAULTS.identityCacheSize,
+    stsTimeoutMs: server.duration('stsTimeout') ?? DEFAULTS.stsTimeoutMs,
+    stsMaxConcurrency: server.integer('stsMaxConcurrency', 1) ?? DEFAULTS.stsMaxConcurrency,
+    stsQueueTimeoutMs: server.duration('stsQueueTimeout') ?? DEFAULTS.stsQueueTimeoutMs,
+    maxRequestBytes: server.integer('maxRequestBytes', 1024) ?? DEFAULTS.maxRequestBytes,
+    shutdownTimeoutMs: server.duration('shutdownTimeout') ?? DEFAULTS.shutdownTimeoutMs,
+    callerAuth: server.boolean('callerAuth') ?? false,
+    callerRateLimit: {
+      perSecond: server.number('callerRateLimitPerSecond', 0) ?? DEFAULTS.callerRateLimit.perSecond,
+      burst: server.integer('callerRateLimitBurst', 1) ?? DEFAULTS.callerRateLimit.burst,
+    },
+    auditLog: server.boolean('auditLog') ?? true,
+  }
+  for (const key of ['ec2DescribeInstancesRoleARN', 'sourceARN'] as const) {
+    const arn = server.string(key)
+    if (arn !== undefined && !/^arn:[a-z-]+:[a-z0-9-]+:[a-z0-9-]*:\d{12}:.+$/.test(arn)) {
+      server.error(key, `'${arn}' is not a valid ARN`)
+    }
+  }
+  root.warnUnknown(['clusterid', 'server', 'region', 'role', 'externalid', 'sessionname', 'tokenonly', 'forwardsessionname', 'cache', 'defaultrole'])
+  server.warnUnknown(SERVER_KEYS)
+  return problems.some((p) => p.severity === 'error') ? { problems } : { config, problems }
+}
+
+const SERVER_KEYS = [
+  'port', 'address', 'hostname', 'statedir', 'generatekubeconfig', 'kubeconfigpregenerated', 'kubeconfig', 'master',
+  'partition', 'backendmode', 'maproles', 'mapusers', 'mapaccounts', 'scrubbedaccounts', 'reservedprefixconfig',
+  'ec2describeinstancesrolearn', 'sourcearn', 'ec2describeinstancesqps', 'ec2describeinstancesburst', 'dynamicfilepath',
+  'dynamicfileuseridstrict', 'dynamicbackendmodepath', 'identitycachettl', 'identitycachesize', 'ststimeout',
+  'stsmaxconcurrency', 'stsqueuetimeout', 'maxrequestbytes', 'shutdowntimeout', 'callerauth', 'callerratelimitpersecond',
+  'callerratelimitburst', 'auditlog', 'healthport', 'featuregates',
+]
+
+function decodeBackendMode(value: readonly string[] | undefined, server: Reader): BackendMode[] {
+  const modes = value ?? DEFAULTS.backendMode
+  if (modes.length === 0) {
+    server.error('backendMode', 'at least one backend-mode must be specified')
+    return []
+  }
+  const out: BackendMode[] = []
+  modes.forEach((raw, i) => {
+    const alias = ALIASES[raw]
+    if (alias !== undefined) server.warn(`backendMode[${i}]`, `backend-mode "${raw}" is deprecated, use "${alias}" instead`)
+    const mode = alias ?? raw
+    if (!(BACKEND_MODES as readonly string[]).includes(mode)) {
+      server.error(`backendMode[${i}]`, `backend-mode "${raw}" is not a valid mode (valid: ${BACKEND_MODES.join(', ')})`)
+    } else if (out.includes(mode as BackendMode)) {
+      server.error(`backendMode[${i}]`, `backend-mode [${modes.join(' ')}] has duplicates`)
+    } else {
+      out.push(mode as BackendMode)
+    }
+  })
+  return out
+}
+
+/** Role and user entries keep their raw values; rules.ts validates them (shared with the ConfigMap). */
+export function roleMapping(r: Reader): RoleMapping {
+  const sso = r.has('sso') ? r.object('sso') : undefined
+  return {
+    rolearn: r.rawString('rolearn'),
+    sso:
+      sso === undefined
+        ? undefined
+        : {
+            permissionSetName: sso.rawString('permissionSetName') as string,
+            accountID: sso.accountString('accountID') as string,
+            partition: sso.rawString('partition'),
+          },
+    username: r.rawString('username') as string,
+    groups: r.rawStringList('groups') as string[],
+    userid: r.rawString('userid'),
+  }
+}
+
+export function userMapping(u: Reader): UserMapping {
+  return {
+    userarn: u.rawString('userarn') as string,
+    username: u.rawString('username') as string,
+    groups: u.rawStringList('groups') as string[],
+    userid: u.rawString('userid'),
+  }
+}

@@ -1,0 +1,230 @@
+import { ArnInvalid } from '../errors.js'
+import { canonicalizeArn, stripRolePath } from '../sts/arn.js'
+import { PARTITION_IDS } from '../token/partitions.js'
+import { templateProblems } from './template.js'
+import type { Identity, Match, Mapping, RoleMapping, UserMapping } from './types.js'
+
+/** One thing wrong (or suspicious) in a mapping document, located by path, e.g. `mapRoles[2].rolearn`. */
+export interface Problem {
+  readonly path: string
+  readonly message: string
+  readonly severity: 'error' | 'warning'
+}
+
+export interface MappingDocument {
+  readonly mapRoles: readonly RoleMapping[]
+  readonly mapUsers: readonly UserMapping[]
+  readonly mapAccounts: readonly string[]
+}
+
+interface Rule {
+  readonly mapping: Mapping
+  readonly rule: string
+}
+
+/**
+ * A compiled, immutable set of rules. Lookups are map reads: user ARN, then role ARN (path-less,
+ * as STS reports roles), then SSO permission sets; ties resolve to the first entry, always.
+ */
+export interface RuleSet {
+  readonly users: ReadonlyMap<string, Rule>
+  readonly roles: ReadonlyMap<string, Rule>
+  readonly sso: readonly (Rule & { readonly pattern: RegExp })[]
+  readonly accounts: ReadonlyMap<string, string>
+  readonly counts: { readonly roles: number; readonly users: number; readonly accounts: number }
+}
+
+export const EMPTY_RULES: RuleSet = compileRules({ mapRoles: [], mapUsers: [], mapAccounts: [] }).rules
+
+const ACCOUNT_ID = /^\d{12}$/
+const PERMISSION_SET = /^[\w+=,.@-]{1,32}$/
+
+/**
+ * Validates every entry and compiles the valid ones. Callers that apply the last-good rule use the
+ * result only when there is no error; `explain` and `validate` show all problems.
+ */
+export function compileRules(doc: MappingDocument, prefix = ''): { rules: RuleSet; problems: Problem[] } {
+  const problems: Problem[] = []
+  const err = (path: string, message: string) => problems.push({ path: prefix + path, message, severity: 'error' })
+  const warn = (path: string, message: string) => problems.push({ path: prefix + path, message, severity: 'warning' })
+  const users = new Map<string, Rule>()
+  const roles = new Map<string, Rule>()
+  const sso: (Rule & { pattern: RegExp })[] = []
+  const ssoKeys = new Map<string, string>()
+  const accounts = new Map<string, string>()
+
+  const checkMapping = (path: string, m: { username?: unknown; groups?: unknown }): Mapping | undefined => {
+    let ok = true
+    if (typeof m.username !== 'string' || m.username.trim() === '') {
+      err(`${path}.username`, 'username must be a non-empty string')
+      ok = false
+    }
+    const groups = m.groups ?? []
+    if (!Array.isArray(groups) || groups.some((g) => typeof g !== 'string' || g === '')) {
+      err(`${path}.groups`, 'groups must be a list of non-empty strings')
+      ok = false
+    }
+    if (!ok) return undefined
+    for (const p of templateProblems(m.username as string)) {
+      err(`${path}.username`, p)
+      ok = false
+    }
+    ;(groups as string[]).forEach((g, i) =>
+      templateProblems(g).forEach((p) => {
+        err(`${path}.groups[${i}]`, p)
+        ok = false
+      }),
+    )
+    // An entry with a template error is invalid: it is reported and, like every invalid entry, not compiled.
+    return ok ? { username: m.username as string, groups: [...(groups as string[])] } : undefined
+  }
+
+  doc.mapUsers.forEach((u, i) => {
+    const path = `mapUsers[${i}]`
+    const mapping = checkMapping(path, u)
+    if (typeof u.userarn !== 'string' || u.userarn === '') {
+      err(`${path}.userarn`, 'value for userarn must be supplied')
+      return
+    }
+    const key = arnKey(u.userarn, `${path}.userarn`, err, false)
+    if (key === undefined || mapping === undefined) return
+    const earlier = users.get(key)
+    if (earlier !== undefined) {
+      warn(`${path}.userarn`, `duplicate of ${earlier.rule}; the first entry wins`)
+      return
+    }
+    users.set(key, { mapping, rule: path })
+  })
+
+  doc.mapRoles.forEach((r, i) => {
+    const path = `mapRoles[${i}]`
+    const mapping = checkMapping(path, r)
+    const hasArn = r.rolearn !== undefined && r.rolearn !== ''
+    const hasSso = r.sso !== undefined && r.sso !== null
+    if (hasArn === hasSso) {
+      err(path, hasArn ? 'only one of rolearn or SSO can be supplied' : 'one of rolearn or SSO must be supplied')
+      return
+    }
+    if (hasSso) {
+      const pattern = ssoPattern(r.sso!, `${path}.sso`, err)
+      if (pattern === undefined || mapping === undefined) return
+      const earlier = ssoKeys.get(pattern.source)
+      if (earlier !== undefined) {
+        warn(`${path}.sso`, `duplicate of ${earlier}; the first entry wins`)
+        return
+      }
+      ssoKeys.set(pattern.source, path)
+      sso.push({ mapping, rule: path, pattern })
+      return
+    }
+    if (typeof r.rolearn !== 'string') {
+      err(`${path}.rolearn`, 'rolearn must be a string')
+      return
+    }
+    const key = arnKey(r.rolearn, `${path}.rolearn`, err, true)
+    if (key === undefined || mapping === undefined) return
+    const earlier = roles.get(key)
+    if (earlier !== undefined) {
+      warn(`${path}.rolearn`, `duplicate of ${earlier.rule} (role paths are ignored); the first entry wins`)
+      return
+    }
+    roles.set(key, { mapping, rule: path })
+  })
+
+  doc.mapAccounts.forEach((a, i) => {
+    const path = `mapAccounts[${i}]`
+    if (typeof a !== 'string' || !ACCOUNT_ID.test(a)) {
+      err(path, `'${String(a)}' is not a valid AWS account ID (12 digits; quote it in YAML)`)
+      return
+    }
+    if (!accounts.has(a)) accounts.set(a, path)
+  })
+
+  return {
+    rules: { users, roles, sso, accounts, counts: { roles: roles.size + sso.length, users: users.size, accounts: accounts.size } },
+    problems,
+  }
+}
+
+/** The explicit rule for an identity: user ARN, then role ARN, then SSO permission set. */
+export function lookupRules(rules: RuleSet, identity: Identity): Match | undefined {
+  const canonical = identity.canonicalArn.toLowerCase()
+  const user = rules.users.get(canonical)
+  if (user !== undefined) return { ...user, kind: 'user' }
+  let roleKey = canonical
+  try {
+    roleKey = stripRolePath(canonical)
+  } catch {
+    // an ARN STS returned always parses; keep the canonical form if not
+  }
+  const role = rules.roles.get(roleKey)
+  if (role !== undefined) return { ...role, kind: 'role' }
+  const sso = rules.sso.find((s) => s.pattern.test(roleKey))
+  return sso === undefined ? undefined : { mapping: sso.mapping, rule: sso.rule, kind: 'sso' }
+}
+
+/**
+ * The lower-cased key a configured ARN is stored under. Roles: canonicalized (an assumed-role ARN
+ * becomes its role) and path-stripped, because STS reports roles without their path and IAM role
+ * names are unique per account whatever the path.
+ */
+function arnKey(
+  arn: string,
+  path: string,
+  err: (path: string, message: string) => void,
+  role: boolean,
+): string | undefined {
+  try {
+    const { canonical, type } = canonicalizeArn(arn.trim())
+    if (role && type !== 'role' && type !== 'assumed-role') {
+      err(path, `'${arn}' is not a role ARN`)
+      return undefined
+    }
+    if (!role && (type === 'role' || type === 'assumed-role')) {
+      err(path, `'${arn}' is a role ARN; map it under mapRoles`)
+      return undefined
+    }
+    return (role ? stripRolePath(canonical) : canonical).toLowerCase()
+  } catch (e) {
+    if (e instanceof ArnInvalid) {
+      err(path, `error canonicalizing ARN: ${e.message}`)
+      return undefined
+    }
+    throw e
+  }
+}
+
+/**
+ * IAM Identity Center roles are named AWSReservedSSO_<permission set>_<random suffix>. The suffix
+ * may not contain `_`, so set `Admin` never matches the roles of set `Admin_Extra`. The partition
+ * defaults to aws and is honoured when set (upstream ignores it and never matches).
+ */
+function ssoPattern(
+  sso: { permissionSetName?: unknown; accountID?: unknown; partition?: unknown },
+  path: string,
+  err: (path: string, message: string) => void,
+): RegExp | undefined {
+  const { permissionSetName, accountID } = sso
+  // Upstream treats an empty partition as aws, like an absent one.
+  const partition = sso.partition === undefined || sso.partition === null || sso.partition === '' ? 'aws' : sso.partition
+  let ok = true
+  if (typeof accountID !== 'string' || !ACCOUNT_ID.test(accountID)) {
+    err(`${path}.accountID`, `AccountID '${String(accountID)}' is not a valid AWS Account ID`)
+    ok = false
+  }
+  if (typeof permissionSetName !== 'string' || !PERMISSION_SET.test(permissionSetName)) {
+    err(`${path}.permissionSetName`, `PermissionSetName '${String(permissionSetName)}' is not a valid AWS SSO PermissionSet Name`)
+    ok = false
+  }
+  if (typeof partition !== 'string' || !PARTITION_IDS.includes(partition)) {
+    err(`${path}.partition`, `partition '${String(partition)}' is not a valid AWS partition`)
+    ok = false
+  }
+  if (!ok) return undefined
+  const set = (permissionSetName as string).toLowerCase().replace(/[.+]/g, '\\$&')
+  return new RegExp(`^arn:${escape(partition as string)}:iam::${accountID as string}:role/awsreservedsso_${set}_[a-z0-9]+$`)
+}
+
+function escape(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')
+}

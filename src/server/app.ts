@@ -1,0 +1,168 @@
+import express, { type NextFunction, type Request, type Response } from 'express'
+import { isKiaError } from '../errors.js'
+import type { SourceStatus } from '../mapping/types.js'
+import type { Decision } from './authenticator.js'
+import type { Logger } from './logger.js'
+import type { Metrics } from './metrics.js'
+import { outcomeOf, reasonOf, type ResultLabel } from './outcome.js'
+import { allowedReview, deniedReview, failedReview, MalformedReview, parseTokenReview, type TokenReviewVersion } from './token-review.js'
+
+export interface AppDeps {
+  readonly authenticate: (token: string) => Promise<Decision>
+  readonly metrics: Metrics
+  readonly log: Logger
+  readonly now: () => number
+  readonly maxRequestBytes: number
+  readonly sources: () => readonly SourceStatus[]
+  /** Runs before /authenticate reads the body; answers (e.g. 401, 429) and returns false to stop. */
+  readonly guard?: ((req: Request, res: Response) => Promise<boolean>) | undefined
+  /** Write one audit line per decision (default true). */
+  readonly audit?: boolean
+  /** True once shutting down: /healthz answers 503 so load balancers stop sending work. */
+  readonly draining?: () => boolean
+}
+
+/** The HTTP surface: /authenticate, /healthz, /status, /metrics. Never listens; see server/run.ts. */
+export function createApp(deps: AppDeps): express.Express {
+  const app = express()
+  app.disable('x-powered-by')
+  app.disable('etag')
+  app.set('query parser', false)
+
+  const rawBody = express.raw({ type: () => true, limit: deps.maxRequestBytes })
+
+  app.all('/authenticate', async function authenticateRoute(req, res, next) {
+    const started = process.hrtime.bigint()
+    const observe = (result: ResultLabel) =>
+      deps.metrics.authenticateLatency.observe({ result }, Number(process.hrtime.bigint() - started) / 1e9)
+    const malformed = (status: number, message: string) => {
+      observe('malformed_request')
+      deps.metrics.reviews.inc({ decision: 'malformed', reason: String(status) })
+      deps.log.info({ status, reason: message }, 'malformed TokenReview request')
+      res.status(status).type('text/plain').send(`${message}\n`)
+    }
+    if (req.method !== 'POST') return malformed(405, 'expected POST')
+    if (deps.guard !== undefined && !(await deps.guard(req, res))) return
+    const contentType = req.headers['content-type']
+    if (contentType !== undefined && !/^application\/json\s*(;|$)/i.test(contentType)) {
+      return malformed(415, 'expected Content-Type: application/json')
+    }
+    rawBody(req, res, async (err?: unknown) => {
+      if (err !== undefined) {
+        const status = (err as { status?: number }).status ?? 400
+        return malformed(status, status === 413 ? `request body larger than ${deps.maxRequestBytes} bytes` : 'expected a request body')
+      }
+      const body: unknown = req.body
+      if (!Buffer.isBuffer(body) || body.length === 0) return malformed(400, 'expected a request body')
+      let review
+      try {
+        review = parseTokenReview(body.toString('utf8'))
+      } catch (e) {
+        if (e instanceof MalformedReview) return malformed(400, e.message)
+        return next(e)
+      }
+      try {
+        const decision = await deps.authenticate(review.token)
+        respond(review.apiVersion, decision, res, deps, observe, started)
+      } catch (e) {
+        next(e)
+      }
+    })
+  })
+
+  app.get('/healthz', function healthz(_req, res) {
+    if (deps.draining?.()) res.status(503).type('text/plain').send('shutting down\n')
+    else res.type('text/plain').send('ok')
+  })
+
+  app.get('/status', function status(_req, res) {
+    const sources = deps.sources()
+    res.status(sources.every((s) => s.synced) ? 200 : 503).json({ sources })
+  })
+
+  app.get('/metrics', async function metrics(_req, res, next) {
+    try {
+      res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics())
+    } catch (err) {
+      next(err)
+    }
+  })
+
+  app.use(function notFound(_req, res) {
+    res.status(404).type('text/plain').send('404 page not found\n')
+  })
+
+  app.use(function internalError(err: unknown, _req: Request, res: Response, _next: NextFunction) {
+    deps.log.error({ err: { message: (err as Error)?.message, type: (err as Error)?.name } }, 'internal error')
+    if (!res.headersSent) res.status(500).type('text/plain').send('internal error\n')
+  })
+
+  return app
+}
+
+function respond(
+  apiVersion: TokenReviewVersion,
+  decision: Decision,
+  res: Response,
+  deps: AppDeps,
+  observe: (result: ResultLabel) => void,
+  started: bigint,
+): void {
+  const latencyMs = Number(process.hrtime.bigint() - started) / 1e6
+  const { identity, scrubbed, cache } = decision
+  const who = identity === undefined || scrubbed
+    ? { accountId: scrubbed ? 'scrubbed' : undefined }
+    : { arn: identity.arn, canonicalArn: identity.canonicalArn, accountId: identity.accountId, accessKeyId: identity.accessKeyId }
+  if (decision.allowed) {
+    observe('success')
+    deps.metrics.reviews.inc({ decision: 'allow', reason: decision.mapped.kind })
+    if (deps.audit ?? true) {
+      deps.log.info(
+        {
+          audit: true,
+          decision: 'allow',
+          username: decision.user.username,
+          groups: decision.user.groups ?? [],
+          ...who,
+          source: decision.mapped.source,
+          rule: decision.mapped.rule,
+          cache,
+          latencyMs: Math.round(latencyMs * 100) / 100,
+        },
+        'access granted',
+      )
+    }
+    res.status(200).json(allowedReview(apiVersion, decision.user))
+    return
+  }
+  const err = decision.error
+  if (!isKiaError(err)) {
+    observe('sts_error')
+    deps.metrics.reviews.inc({ decision: 'error', reason: 'internal' })
+    deps.log.error({ audit: true, decision: 'error', err: { message: err.message, type: err.name }, ...who }, 'internal error')
+    res.status(500).json(failedReview(apiVersion, 'internal error'))
+    return
+  }
+  const outcome = outcomeOf(err)
+  const reason = reasonOf(err)
+  observe(outcome.metric)
+  deps.metrics.reviews.inc({ decision: outcome.status === 200 ? 'deny' : 'error', reason })
+  if (deps.audit ?? true) {
+    deps.log[outcome.level](
+      {
+        audit: true,
+        decision: outcome.status === 200 ? 'deny' : 'error',
+        status: outcome.status,
+        reason,
+        error: err.message,
+        ...who,
+        cache,
+        latencyMs: Math.round(latencyMs * 100) / 100,
+      },
+      outcome.status === 200 ? 'access denied' : 'could not decide',
+    )
+  }
+  res
+    .status(outcome.status)
+    .json(outcome.status === 200 ? deniedReview(apiVersion) : failedReview(apiVersion, err.message))
+}

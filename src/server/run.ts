@@ -1,0 +1,161 @@
+import { createServer, type Server } from 'node:https'
+import type { AddressInfo } from 'node:net'
+import type { ServerConfig } from '../config/server-config.js'
+import { buildChain } from '../mapping/build-chain.js'
+import { createPrivateDnsResolver } from '../mapping/ec2-private-dns.js'
+import type { PrivateDnsResolver } from '../mapping/template.js'
+import type { Mapper } from '../mapping/types.js'
+import { createStsTransport, type StsTransport } from '../sts/transport.js'
+import { createApp } from './app.js'
+import { createAuthenticator } from './authenticator.js'
+import { IdentityCache } from './identity-cache.js'
+import { ConcurrencyLimiter } from './limiter.js'
+import type { Logger } from './logger.js'
+import { createMetrics, type Metrics } from './metrics.js'
+import { instrumentSts } from './sts-instrumented.js'
+import { loadOrCreateServingCert } from './tls.js'
+import { renderWebhookKubeconfig, webhookServerUrl, writeWebhookKubeconfig } from './webhook-kubeconfig.js'
+
+export interface RunDeps {
+  readonly log: Logger
+  readonly env: Readonly<Record<string, string | undefined>>
+  readonly now?: () => number
+  /** Replaces the real STS transport (benchmarks compare against an uncached baseline with it). */
+  readonly sts?: StsTransport
+  readonly metrics?: Metrics
+}
+
+export interface RunningServer {
+  readonly url: string
+  readonly port: number
+  readonly caPem: string
+  readonly metrics: Metrics
+  readonly chain: () => readonly Mapper[]
+  /** Stops accepting, lets in-flight reviews finish (up to the shutdown timeout), then releases everything. */
+  close(): Promise<void>
+}
+
+/** Starts the webhook: mapping sources, serving certificate, webhook kubeconfig, TLS listener. */
+export async function startServer(config: ServerConfig, deps: RunDeps): Promise<RunningServer> {
+  const now = deps.now ?? Date.now
+  const { log } = deps
+  const metrics = deps.metrics ?? createMetrics()
+  const lifetime = new AbortController()
+
+  const chain = buildChain(config, config.backendMode, { log, metrics, now, env: deps.env })
+  await Promise.all(chain.map((m) => m.start(lifetime.signal)))
+  metrics.dynamicFileEnabled.set(config.backendMode.includes('DynamicFile') ? 1 : 0)
+  metrics.dynamicFileOnly.set(config.backendMode.length === 1 && config.backendMode[0] === 'DynamicFile' ? 1 : 0)
+  for (const m of chain) log.info({ source: m.name, ...m.status().counts }, 'mapping source loaded')
+
+  const cert = await loadOrCreateServingCert({ stateDir: config.stateDir, address: config.address, hostname: config.hostname })
+  const transport = deps.sts === undefined ? createStsTransport({ maxConnections: config.stsMaxConcurrency }) : undefined
+  const sts = instrumentSts(deps.sts ?? transport!.send, metrics)
+  const dns = lazyDnsResolver(config, deps.env, metrics)
+  const authenticate = createAuthenticator(
+    {
+      clusterId: config.clusterId,
+      partition: config.partition,
+      stsEndpoint: deps.env.KUBE_IAM_AUTH_STS_ENDPOINT || undefined,
+      stsTimeoutMs: config.stsTimeoutMs,
+      scrubbedAccounts: config.scrubbedAccounts,
+    },
+    {
+      now,
+      sts,
+      cache: new IdentityCache({ maxEntries: config.identityCacheSize, ttlMs: config.identityCacheTtlMs, now }),
+      limiter: new ConcurrencyLimiter({
+        max: config.stsMaxConcurrency,
+        queueTimeoutMs: config.stsQueueTimeoutMs,
+        onChange: (_active, queued) => metrics.stsQueued.set(queued),
+      }),
+      chain: () => chain,
+      resolveDns: dns.resolve,
+      metrics,
+    },
+  )
+
+  let draining = false
+  const app = createApp({
+    authenticate,
+    metrics,
+    log,
+    now,
+    maxRequestBytes: config.maxRequestBytes,
+    sources: () => chain.map((m) => m.status()),
+    audit: config.auditLog,
+    draining: () => draining,
+  })
+  const server: Server = createServer({ cert: cert.certPem, key: cert.keyPem, minVersion: 'TLSv1.2' }, app)
+  server.keepAliveTimeout = 75_000
+  server.headersTimeout = 20_000
+  server.requestTimeout = 60_000
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(config.port, config.address, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  const port = (server.address() as AddressInfo).port
+  const url = webhookServerUrl(config.hostname, port)
+  if (!config.kubeconfigPregenerated) {
+    // Written once listening, so port 0 (any free port) gives a kubeconfig with the real port.
+    writeWebhookKubeconfig(config.generateKubeconfig, renderWebhookKubeconfig({ certPem: cert.certPem, hostname: config.hostname, port }))
+    log.info(
+      { kubeconfig: config.generateKubeconfig },
+      `reconfigure your apiserver with --authentication-token-webhook-config-file=${config.generateKubeconfig}`,
+    )
+  }
+  log.info({ url, clusterId: config.clusterId, backendMode: config.backendMode, partition: config.partition }, 'listening')
+
+  let closing: Promise<void> | undefined
+  return {
+    url,
+    port,
+    caPem: cert.certPem,
+    metrics,
+    chain: () => chain,
+    close: () =>
+      (closing ??= (async () => {
+        draining = true
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+        // Keep-alive connections go idle as their last review completes; close them as they do.
+        const sweep = setInterval(() => server.closeIdleConnections(), 50)
+        server.closeIdleConnections()
+        const force = setTimeout(() => server.closeAllConnections(), config.shutdownTimeoutMs)
+        await closed
+        clearInterval(sweep)
+        clearTimeout(force)
+        lifetime.abort()
+        dns.close()
+        await transport?.close()
+        log.info('stopped')
+      })()),
+  }
+}
+
+/** The EC2 lookup for {{EC2PrivateDNSName}}, created on first use (most clusters map nodes elsewhere). */
+function lazyDnsResolver(config: ServerConfig, env: RunDeps['env'], metrics: Metrics): { resolve: PrivateDnsResolver; close: () => void } {
+  let resolver: ReturnType<typeof createPrivateDnsResolver> | undefined
+  return {
+    resolve: (instanceId) => {
+      resolver ??= createPrivateDnsResolver(
+        {
+          region: env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1',
+          qps: config.ec2.qps,
+          burst: config.ec2.burst,
+          ...(config.ec2.describeInstancesRoleArn === undefined ? {} : { roleArn: config.ec2.describeInstancesRoleArn }),
+          ...(config.ec2.sourceArn === undefined ? {} : { sourceArn: config.ec2.sourceArn }),
+        },
+        {
+          now: Date.now,
+          onCall: () => metrics.ec2DescribeInstancesCalls.inc(),
+          onResult: (outcome) => metrics.ec2Responses.inc({ outcome }),
+        },
+      )
+      return resolver.resolve(instanceId)
+    },
+    close: () => resolver?.close(),
+  }
+}

@@ -1,0 +1,274 @@
+import 'reflect-metadata'
+import * as x509 from '@peculiar/x509'
+import { createPrivateKey, type KeyObject, randomBytes, X509Certificate } from 'node:crypto'
+import {
+  closeSync,
+  fchmodSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs'
+import { isIP } from 'node:net'
+import { dirname, join } from 'node:path'
+import { ConfigInvalid } from '../errors.js'
+
+/**
+ * The webhook's TLS serving certificate (spec 5.2): `<stateDir>/cert.pem` and `<stateDir>/key.pem`,
+ * self-signed, and trusted by kube-apiserver through `certificate-authority-data` in the webhook
+ * kubeconfig (webhook-kubeconfig.ts).
+ */
+export interface ServingCert {
+  readonly certPem: string
+  readonly keyPem: string
+  readonly certPath: string
+  readonly keyPath: string
+  /** True when this call generated the pair, false when existing files were reused. */
+  readonly created: boolean
+}
+
+export const CERT_FILE = 'cert.pem'
+export const KEY_FILE = 'key.pem'
+export const CERT_COMMON_NAME = 'aws-iam-authenticator'
+
+const DAY_MS = 24 * 60 * 60 * 1000
+/** Upstream's lifetime: the certificate is pinned in the webhook kubeconfig and never rotates by itself. */
+const VALIDITY_MS = 100 * 365 * DAY_MS
+/** NotBefore is back-dated so an API server whose clock is slightly behind still accepts a fresh cert. */
+const CLOCK_SKEW_MS = 5 * 60 * 1000
+
+/**
+ * Reuses `<stateDir>/cert.pem` and `key.pem` when both exist and load (an upstream RSA PKCS#1 pair
+ * is fine); generates and writes both when either is missing. A pair that exists but does not load,
+ * or whose key does not match the certificate, is an error: regenerating it silently would break
+ * every kube-apiserver that pins the old certificate.
+ */
+export async function loadOrCreateServingCert(opts: {
+  stateDir: string
+  address: string
+  hostname: string
+  now?: () => Date
+}): Promise<ServingCert> {
+  // Validate the inputs even when reusing: the server listens on `address` either way.
+  servingCertSans(opts.address, opts.hostname)
+  const certPath = join(opts.stateDir, CERT_FILE)
+  const keyPath = join(opts.stateDir, KEY_FILE)
+  const existingCert = readIfExists(certPath)
+  const existingKey = readIfExists(keyPath)
+  if (existingCert !== undefined && existingKey !== undefined) {
+    checkPair(existingCert, existingKey, certPath, keyPath)
+    return { certPem: existingCert, keyPem: existingKey, certPath, keyPath, created: false }
+  }
+
+  const { certPem, keyPem } = await generateServingCert({
+    address: opts.address,
+    hostname: opts.hostname,
+    now: (opts.now ?? (() => new Date()))(),
+  })
+  mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 })
+  // Crash safety: cert.pem is written last and removed first, so an interrupted run leaves either a
+  // complete matching pair or no cert.pem (and the next run generates again), never a lone old
+  // cert.pem next to a new key.pem.
+  rmSync(certPath, { force: true })
+  writeFileAtomic(keyPath, keyPem, 0o600)
+  writeFileAtomic(certPath, certPem, 0o644)
+  return { certPem, keyPem, certPath, keyPath, created: true }
+}
+
+/**
+ * A new self-signed serving certificate and its key, both PEM.
+ *
+ * ECDSA P-256 rather than upstream's RSA-2048, deliberately: much faster handshakes and key
+ * generation, a smaller certificate and kubeconfig, and every kube-apiserver (Go crypto/tls) supports
+ * it. The key is PKCS#8 ("PRIVATE KEY"), which Node's TLS reads.
+ * Built with @peculiar/x509 over WebCrypto (which needs the reflect-metadata polyfill, imported
+ * first).
+ */
+export async function generateServingCert(opts: {
+  address: string
+  hostname: string
+  now: Date
+}): Promise<{ certPem: string; keyPem: string }> {
+  const sans = servingCertSans(opts.address, opts.hostname)
+  const algorithm = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' }
+  const keys = await crypto.subtle.generateKey(algorithm, true, ['sign', 'verify'])
+  const now = opts.now.getTime()
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: randomBytes(16).toString('hex').replace(/^[89a-f]/, (d) => (parseInt(d, 16) - 8).toString(16)),
+    name: `CN=${CERT_COMMON_NAME}`,
+    notBefore: new Date(now - CLOCK_SKEW_MS),
+    notAfter: new Date(now + VALIDITY_MS),
+    keys,
+    signingAlgorithm: algorithm,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyCertSign, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      ...(sans.ips.length + sans.dns.length > 0
+        ? [
+            new x509.SubjectAlternativeNameExtension([
+              ...sans.ips.map((value) => ({ type: 'ip' as const, value })),
+              ...sans.dns.map((value) => ({ type: 'dns' as const, value })),
+            ]),
+          ]
+        : []),
+    ],
+  })
+  const pkcs8 = Buffer.from(await crypto.subtle.exportKey('pkcs8', keys.privateKey))
+  return {
+    // round trip through node's parser: the PEM is known to load
+    certPem: new X509Certificate(cert.toString('pem')).toString(),
+    keyPem: createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'pem' }).toString(),
+  }
+}
+
+/**
+ * The subject alternative names for (address, hostname), as upstream minus its bugs: `address`
+ * must be an IP literal and adds an IP SAN unless unspecified (0.0.0.0, ::); `hostname` adds an IP
+ * SAN when it is an IP literal other than `address`, a DNS SAN otherwise, and nothing when empty.
+ * IPs come back in canonical form (IPv4-mapped IPv6 as IPv4, like Go).
+ */
+export function servingCertSans(address: string, hostname: string): { ips: string[]; dns: string[] } {
+  const ip = canonicalIp(address)
+  if (ip === undefined) {
+    throw new ConfigInvalid(`server.address must be an IP address, got ${JSON.stringify(address)}`)
+  }
+  const ips = ip === '0.0.0.0' || ip === '::' ? [] : [ip]
+  const dns: string[] = []
+  if (hostname !== '') {
+    const hostIp = canonicalIp(hostname)
+    if (hostIp !== undefined) {
+      if (hostIp !== ip) ips.push(hostIp)
+    } else if (isDnsName(hostname)) {
+      dns.push(hostname)
+    } else {
+      throw new ConfigInvalid(
+        `server.hostname must be a DNS name or an IP address, got ${JSON.stringify(hostname)}`,
+      )
+    }
+  }
+  return { ips, dns }
+}
+
+/**
+ * Why a (reused) serving certificate will not work for kube-apiserver connecting to `hostname`:
+ * it does not name that host, or it is outside its validity period. Empty when fine.
+ */
+export function servingCertProblems(certPem: string, opts: { hostname: string; now: Date }): string[] {
+  const cert = new X509Certificate(certPem)
+  const problems: string[] = []
+  const ip = canonicalIp(opts.hostname)
+  if (opts.hostname !== '') {
+    const match = ip !== undefined ? cert.checkIP(ip) : cert.checkHost(opts.hostname)
+    if (match === undefined) {
+      const names = cert.subjectAltName ?? 'no hosts'
+      problems.push(`the certificate is not valid for ${opts.hostname} (it names ${names})`)
+    }
+  }
+  const now = opts.now.getTime()
+  if (now < Date.parse(cert.validFrom)) problems.push(`the certificate is not valid before ${cert.validFrom}`)
+  if (now > Date.parse(cert.validTo)) problems.push(`the certificate expired on ${cert.validTo}`)
+  return problems
+}
+
+/**
+ * Writes `content` to `path` with exactly `mode` (umask does not apply) through a temporary file in
+ * the same directory, fsync and rename: readers and a crash see the old file or the new one, never
+ * a partial one. The parent directory must exist.
+ */
+export function writeFileAtomic(path: string, content: string, mode: number): void {
+  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`
+  const fd = openSync(tmp, 'wx', mode & 0o600)
+  try {
+    try {
+      fchmodSync(fd, mode)
+      writeSync(fd, content)
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
+    renameSync(tmp, path)
+  } catch (err) {
+    rmSync(tmp, { force: true })
+    throw err
+  }
+  fsyncDirectory(dirname(path))
+}
+
+function fsyncDirectory(dir: string): void {
+  let fd: number | undefined
+  try {
+    fd = openSync(dir, 'r')
+    fsyncSync(fd)
+  } catch {
+    // not supported everywhere (some file systems, Windows); the rename itself is still atomic
+  } finally {
+    if (fd !== undefined) closeSync(fd)
+  }
+}
+
+function readIfExists(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw new ConfigInvalid(`could not read ${path}: ${(err as Error).message}`)
+  }
+}
+
+function checkPair(certPem: string, keyPem: string, certPath: string, keyPath: string): void {
+  const remedy =
+    `fix it, or delete both ${certPath} and ${keyPath} to generate a new pair ` +
+    '(every kube-apiserver webhook kubeconfig must then be updated)'
+  let cert: X509Certificate
+  try {
+    cert = new X509Certificate(certPem)
+  } catch (err) {
+    const reason = (err as Error).message
+    throw new ConfigInvalid(`could not load the serving certificate ${certPath}: ${reason}; ${remedy}`)
+  }
+  let key: KeyObject
+  try {
+    key = createPrivateKey(keyPem)
+  } catch (err) {
+    throw new ConfigInvalid(`could not load the serving key ${keyPath}: ${(err as Error).message}; ${remedy}`)
+  }
+  let matches = false
+  try {
+    matches = cert.checkPrivateKey(key)
+  } catch {
+    // a key of another type than the certificate's
+  }
+  if (!matches) {
+    throw new ConfigInvalid(`the serving key ${keyPath} does not match the certificate ${certPath}; ${remedy}`)
+  }
+}
+
+/** Canonical text of an IP literal (no zone, no brackets), or undefined. */
+function canonicalIp(s: string): string | undefined {
+  const kind = isIP(s)
+  if (kind === 4) return s
+  if (kind !== 6) return undefined
+  let host: string
+  try {
+    host = new URL(`http://[${s}]/`).hostname.slice(1, -1) // rejects zones (fe80::1%eth0)
+  } catch {
+    return undefined
+  }
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(host)
+  if (mapped !== null) {
+    const hi = parseInt(mapped[1]!, 16)
+    const lo = parseInt(mapped[2]!, 16)
+    return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`
+  }
+  return host
+}
+
+/** Loose DNS-name check (letters, digits, `-`, `_`, `.`, wildcard `*`): keeps garbage out of a SAN. */
+function isDnsName(s: string): boolean {
+  return s.length <= 253 && /^[A-Za-z0-9_*]([A-Za-z0-9_.*-]*[A-Za-z0-9_.])?$/.test(s)
+}

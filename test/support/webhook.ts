@@ -1,0 +1,88 @@
+// Starts the real webhook server (TLS, real STS transport, real mapping chain) for tests, pointed at
+// a fake STS through KUBE_IAM_AUTH_STS_ENDPOINT, and talks to it over HTTPS with the CA it wrote.
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import { Agent, request } from 'undici'
+import { decodeServerConfig, type ServerConfig } from '../../src/config/server-config.js'
+import { createLogger } from '../../src/server/logger.js'
+import { createMetrics } from '../../src/server/metrics.js'
+import { startServer, type RunningServer } from '../../src/server/run.js'
+
+export interface TestServer {
+  readonly server: RunningServer
+  readonly config: ServerConfig
+  readonly stateDir: string
+  /** Every log line the server wrote, parsed. */
+  readonly logs: Record<string, unknown>[]
+  /** POSTs a body to /authenticate (or another path) over TLS keep-alive. */
+  post(body: unknown, opts?: { path?: string; headers?: Record<string, string>; method?: string; raw?: string }): Promise<{ status: number; body: string; json: () => any }>
+  get(path: string): Promise<{ status: number; body: string }>
+  review(token: string, apiVersion?: string): Promise<{ status: number; body: string; json: () => any }>
+  close(): Promise<void>
+}
+
+export function tokenReview(token: string, apiVersion = 'authentication.k8s.io/v1'): object {
+  return { apiVersion, kind: 'TokenReview', spec: { token } }
+}
+
+export async function startTestServer(opts: {
+  stsUrl: string
+  server?: Record<string, unknown>
+  clusterId?: string
+  now?: () => number
+  env?: Record<string, string>
+}): Promise<TestServer> {
+  const stateDir = mkdtempSync(join(tmpdir(), 'kia-server-'))
+  const doc = {
+    clusterID: opts.clusterId ?? 'kia-test-cluster',
+    server: {
+      address: '127.0.0.1',
+      port: 0,
+      stateDir,
+      generateKubeconfig: join(stateDir, 'webhook.kubeconfig'),
+      ...opts.server,
+    },
+  }
+  const { config, problems } = decodeServerConfig(doc)
+  if (config === undefined) throw new Error(`bad test config: ${JSON.stringify(problems)}`)
+  // port 0 is not a valid config value; listen on a free port instead
+  const logs: Record<string, unknown>[] = []
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n')) if (line.trim() !== '') logs.push(JSON.parse(line))
+      done()
+    },
+  })
+  const server = await startServer(config, {
+    log: createLogger({ level: 'debug', destination: sink }),
+    env: { KUBE_IAM_AUTH_STS_ENDPOINT: opts.stsUrl, ...opts.env },
+    metrics: createMetrics(undefined, { defaultMetrics: false }),
+    ...(opts.now === undefined ? {} : { now: opts.now }),
+  })
+  const agent = new Agent({ connect: { ca: server.caPem }, connections: 64 })
+  const send = async (path: string, method: string, body?: string, headers: Record<string, string> = {}) => {
+    const res = await request(`https://127.0.0.1:${server.port}${path}`, {
+      method: method as 'POST',
+      dispatcher: agent,
+      headers: { 'content-type': 'application/json', ...headers },
+      ...(body === undefined ? {} : { body }),
+    })
+    const text = await res.body.text()
+    return { status: res.statusCode, body: text, json: () => JSON.parse(text) }
+  }
+  return {
+    server,
+    config,
+    stateDir,
+    logs,
+    post: (body, o = {}) => send(o.path ?? '/authenticate', o.method ?? 'POST', o.raw ?? JSON.stringify(body), o.headers),
+    get: (path) => send(path, 'GET'),
+    review: (token, apiVersion) => send('/authenticate', 'POST', JSON.stringify(tokenReview(token, apiVersion))),
+    close: async () => {
+      await agent.close()
+      await server.close()
+    },
+  }
+}
