@@ -16,13 +16,27 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     const { runProgram } = await import('./program.js')
     return await runProgram(argv, io)
   } catch (err) {
-    return report(err, argv[0], io)
+    return report(err, commandName(argv), io)
   }
 }
 
+/** Global flags that take a value; skipped when looking for the command (`-i C verify ...`). */
+const GLOBAL_VALUE_FLAGS = new Set(['-c', '--config', '-i', '--cluster-id', '-l', '--log-format', '-v', '--log-verbosity', '--feature-gates'])
+
+function commandName(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (GLOBAL_VALUE_FLAGS.has(arg)) i++
+    else if (!arg.startsWith('-')) return arg
+  }
+  return undefined
+}
+
 function report(err: unknown, command: string | undefined, io: Io): number {
-  if (err instanceof UsageError) {
-    io.stderr.write(`Error: ${err.message}\nRun 'kube-iam-auth ${command ?? ''} --help' for usage.\n`)
+  // By code as well as by class: commands other than `token` run from dist/*.js, whose error
+  // classes are not the ones bundled into this file, so instanceof alone misses their errors.
+  if (err instanceof UsageError || (err as { code?: unknown } | null)?.code === 'ERR_USAGE') {
+    io.stderr.write(`Error: ${(err as Error).message}\nRun 'kube-iam-auth ${command ?? ''} --help' for usage.\n`)
     return 1
   }
   const verb = command === 'token' ? 'could not get token' : command === 'verify' ? 'could not verify token' : 'error'

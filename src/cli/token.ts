@@ -103,7 +103,8 @@ export async function runToken(argv: readonly string[], io: Io): Promise<number>
   // Validate the requested ExecCredential version before doing any work.
   const version = flags.tokenOnly ? undefined : execCredentialVersion(io.env.KUBERNETES_EXEC_INFO)
   const warn = (m: string) => io.stderr.write(`${m}\n`)
-  let issued: IssuedToken | undefined = flags.cache ? cachedToken(flags, io.env, io.now(), warn) : undefined
+  // The fast path stays quiet on cache problems: the full path re-reads the entry and reports them once.
+  let issued: IssuedToken | undefined = flags.cache ? cachedToken(flags, io.env, io.now(), () => {}) : undefined
   if (issued === undefined) {
     const { getToken } = await import('../client/get-token.js')
     issued = await getToken(flags, { env: io.env, now: io.now, prompt: io.prompt, warn })

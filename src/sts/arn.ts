@@ -71,7 +71,12 @@ export function canonicalizeArn(arn: string): CanonicalArn {
  * with a path is compared with what STS returns.
  */
 export function stripRolePath(arn: string): string {
-  const parsed = parseArn(arn)
+  let parsed: Arn
+  try {
+    parsed = parseArn(arn)
+  } catch (err) {
+    throw new ArnInvalid(`arn '${arn}' is invalid: '${(err as Error).message}'`)
+  }
   if (!PARTITION_IDS.includes(parsed.partition)) {
     throw new ArnInvalid(`arn '${arn}' does not have a recognized partition`)
   }
