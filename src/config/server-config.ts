@@ -254,7 +254,9 @@ function decodeBackendMode(value: readonly string[] | undefined, server: Reader)
 
 /** Role and user entries keep their raw values; rules.ts validates them (shared with the ConfigMap). */
 export function roleMapping(r: Reader): RoleMapping {
+  r.warnUnknown(['rolearn', 'sso', 'username', 'groups', 'userid'])
   const sso = r.has('sso') ? r.object('sso') : undefined
+  sso?.warnUnknown(['permissionsetname', 'accountid', 'partition'])
   return {
     rolearn: r.rawString('rolearn'),
     sso:
@@ -272,6 +274,7 @@ export function roleMapping(r: Reader): RoleMapping {
 }
 
 export function userMapping(u: Reader): UserMapping {
+  u.warnUnknown(['userarn', 'username', 'groups', 'userid'])
   return {
     userarn: u.rawString('userarn') as string,
     username: u.rawString('username') as string,

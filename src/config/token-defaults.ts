@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises'
-import { load } from 'js-yaml'
+import { loadAll } from 'js-yaml'
 import { ConfigInvalid } from '../errors.js'
 
 export interface TokenDefaults {
@@ -20,7 +20,10 @@ const BOOLEAN_KEYS = { tokenonly: 'tokenOnly', forwardsessionname: 'forwardSessi
 export async function readTokenDefaults(file: string): Promise<TokenDefaults> {
   let doc: unknown
   try {
-    doc = load(await readFile(file, 'utf8'))
+    // loadAll: js-yaml's load() refuses a file that is empty or only comments
+    const docs = loadAll(await readFile(file, 'utf8'))
+    if (docs.length > 1) throw new Error('expected one YAML document')
+    doc = docs[0]
   } catch (err) {
     throw new ConfigInvalid(`could not read config file ${file}: ${(err as Error).message}`)
   }

@@ -32,6 +32,9 @@ export async function mapIdentity(
       }
       throw err
     })
+    if (rendered.username.trim() === '') {
+      throw new MappingFailed(`mapper ${mapper.name} ${match.rule}: the username template rendered an empty username`)
+    }
     const reserved = mapper.reservedPrefixes.find((p) => p !== '' && rendered.username.startsWith(p))
     if (reserved !== undefined) {
       throw new MappingFailed(

@@ -247,7 +247,9 @@ describe('webhook limits and shutdown', () => {
     const srv = await startTestServer({ stsUrl: sts.url, now: () => NOW.getTime(), server: { mapUsers: MAPPINGS.mapUsers } })
     try {
       const inflight = srv.review(await presignedToken({ principal: ALICE }))
-      await new Promise((r) => setTimeout(r, 100))
+      // close only once the review is in flight (STS has it), however loaded the machine is
+      for (let i = 0; i < 200 && sts.calls.getCallerIdentity === 0; i++) await new Promise((r) => setTimeout(r, 10))
+      expect(sts.calls.getCallerIdentity).toBe(1)
       const closing = srv.server.close()
       const res = await inflight
       expect(res.status).toBe(200)
