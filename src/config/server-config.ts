@@ -77,7 +77,7 @@ export const DEFAULTS = {
   shutdownTimeoutMs: 25_000,
   ec2Qps: 15,
   ec2Burst: 5,
-  callerRateLimit: { perSecond: 200, burst: 400 },
+  callerRateLimit: { perSecond: 200, burst: 1000 },
 }
 
 const ALIASES: Record<string, BackendMode> = { File: 'MountedFile', ConfigMap: 'EKSConfigMap' }
@@ -90,31 +90,32 @@ export interface LoadedConfig {
 
 /** Reads, decodes, defaults and validates; every error names the file, the entry and the field. */
 export function loadServerConfig(file: string | undefined, flags: ServerFlags = {}, env: Readonly<Record<string, string | undefined>> = {}): LoadedConfig {
-  let doc: unknown = {}
   const where = file ?? '(no config file)'
-  if (file !== undefined) {
-    let text: string
-    try {
-      text = readFileSync(file, 'utf8')
-    } catch (err) {
-      throw new ConfigInvalid(`could not read config file ${file}: ${(err as Error).message}`)
-    }
-    try {
-      // js-yaml 5's load() throws on a file without a document (empty or only comments); like viper,
-      // treat that as an empty configuration.
-      const docs = loadAll(text, { filename: file })
-      if (docs.length > 1) throw new Error('expected a single document in the stream, but found more')
-      doc = docs[0] ?? {}
-    } catch (err) {
-      throw new ConfigInvalid(`config file ${file} is not valid YAML: ${(err as Error).message}`)
-    }
-  }
+  const doc = file === undefined ? {} : readConfigDocument(file)
   const { config, problems } = decodeServerConfig(doc, flags, env)
   const errors = problems.filter((p) => p.severity === 'error')
   if (errors.length > 0 || config === undefined) {
     throw new ConfigInvalid(`invalid configuration in ${where}`, errors.map((p) => `${p.path}: ${p.message}`))
   }
   return { config, warnings: problems.filter((p) => p.severity === 'warning') }
+}
+
+/** Reads one YAML document; a file that is empty or only comments is an empty mapping, as viper reads it. */
+export function readConfigDocument(file: string): unknown {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new ConfigInvalid(`could not read config file ${file}: ${(err as Error).message}`)
+  }
+  try {
+    // js-yaml 5's load() throws on a file without a document; loadAll does not.
+    const docs = loadAll(text, { filename: file })
+    if (docs.length > 1) throw new Error('expected a single document in the stream, but found more')
+    return docs[0] ?? {}
+  } catch (err) {
+    throw new ConfigInvalid(`config file ${file} is not valid YAML: ${(err as Error).message}`)
+  }
 }
 
 /** Pure decoding of an already-parsed document; used by `validate` to list every problem at once. */
@@ -209,6 +210,9 @@ export function decodeServerConfig(
       burst: server.integer('callerRateLimitBurst', 1) ?? DEFAULTS.callerRateLimit.burst,
     },
     auditLog: server.boolean('auditLog') ?? true,
+  }
+  if (config.dynamicBackendModePath !== undefined) {
+    server.warn('dynamicBackendModePath', 'not supported by kube-iam-auth (ignored): the backend chain is fixed at start-up')
   }
   for (const key of ['ec2DescribeInstancesRoleARN', 'sourceARN'] as const) {
     const arn = server.string(key)

@@ -43,7 +43,12 @@ const PERMISSION_SET = /^[\w+=,.@-]{1,32}$/
  * Validates every entry and compiles the valid ones. Callers that apply the last-good rule use the
  * result only when there is no error; `explain` and `validate` show all problems.
  */
-export function compileRules(doc: MappingDocument, prefix = ''): { rules: RuleSet; problems: Problem[] } {
+export function compileRules(
+  doc: MappingDocument,
+  prefix = '',
+  /** How entries are named in rules and problem paths (default `mapRoles[2]`). */
+  label: (list: 'mapRoles' | 'mapUsers', index: number) => string = (list, i) => `${list}[${i}]`,
+): { rules: RuleSet; problems: Problem[] } {
   const problems: Problem[] = []
   const err = (path: string, message: string) => problems.push({ path: prefix + path, message, severity: 'error' })
   const warn = (path: string, message: string) => problems.push({ path: prefix + path, message, severity: 'warning' })
@@ -53,34 +58,10 @@ export function compileRules(doc: MappingDocument, prefix = ''): { rules: RuleSe
   const ssoKeys = new Map<string, string>()
   const accounts = new Map<string, string>()
 
-  const checkMapping = (path: string, m: { username?: unknown; groups?: unknown }): Mapping | undefined => {
-    let ok = true
-    if (typeof m.username !== 'string' || m.username.trim() === '') {
-      err(`${path}.username`, 'username must be a non-empty string')
-      ok = false
-    }
-    const groups = m.groups ?? []
-    if (!Array.isArray(groups) || groups.some((g) => typeof g !== 'string' || g === '')) {
-      err(`${path}.groups`, 'groups must be a list of non-empty strings')
-      ok = false
-    }
-    if (!ok) return undefined
-    for (const p of templateProblems(m.username as string)) {
-      err(`${path}.username`, p)
-      ok = false
-    }
-    ;(groups as string[]).forEach((g, i) =>
-      templateProblems(g).forEach((p) => {
-        err(`${path}.groups[${i}]`, p)
-        ok = false
-      }),
-    )
-    // An entry with a template error is invalid: it is reported and, like every invalid entry, not compiled.
-    return ok ? { username: m.username as string, groups: [...(groups as string[])] } : undefined
-  }
+  const checkMapping = (path: string, m: { username?: unknown; groups?: unknown }) => checkedMapping(path, m, err)
 
   doc.mapUsers.forEach((u, i) => {
-    const path = `mapUsers[${i}]`
+    const path = label('mapUsers', i)
     const mapping = checkMapping(path, u)
     if (typeof u.userarn !== 'string' || u.userarn === '') {
       err(`${path}.userarn`, 'value for userarn must be supplied')
@@ -97,7 +78,7 @@ export function compileRules(doc: MappingDocument, prefix = ''): { rules: RuleSe
   })
 
   doc.mapRoles.forEach((r, i) => {
-    const path = `mapRoles[${i}]`
+    const path = label('mapRoles', i)
     const mapping = checkMapping(path, r)
     const hasArn = r.rolearn !== undefined && r.rolearn !== ''
     const hasSso = r.sso !== undefined && r.sso !== null
@@ -227,4 +208,35 @@ function ssoPattern(
 
 function escape(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')
+}
+
+/** Checks an entry's username and groups (types, non-empty, known template variables). */
+export function checkedMapping(
+  path: string,
+  m: { username?: unknown; groups?: unknown },
+  err: (path: string, message: string) => void,
+): Mapping | undefined {
+  let ok = true
+  if (typeof m.username !== 'string' || m.username.trim() === '') {
+    err(`${path}.username`, 'username must be a non-empty string')
+    ok = false
+  }
+  const groups = m.groups ?? []
+  if (!Array.isArray(groups) || groups.some((g) => typeof g !== 'string' || g === '')) {
+    err(`${path}.groups`, 'groups must be a list of non-empty strings')
+    ok = false
+  }
+  if (!ok) return undefined
+  for (const p of templateProblems(m.username as string)) {
+    err(`${path}.username`, p)
+    ok = false
+  }
+  ;(groups as string[]).forEach((g, i) =>
+    templateProblems(g).forEach((p) => {
+      err(`${path}.groups[${i}]`, p)
+      ok = false
+    }),
+  )
+  // An entry with a template error is invalid: it is reported and, like every invalid entry, not compiled.
+  return ok ? { username: m.username as string, groups: [...(groups as string[])] } : undefined
 }

@@ -1,15 +1,9 @@
 import { ConfigInvalid } from '../../errors.js'
-import { compileRules, lookupRules, type MappingDocument, type RuleSet } from '../rules.js'
-import type { Identity, Mapper, Match, SourceStatus } from '../types.js'
+import { compileRules, type MappingDocument } from '../rules.js'
+import { snapshotOf, StaticMapper } from '../static.js'
 
 /** MountedFile: the mapRoles/mapUsers/mapAccounts of the server config file, fixed at start-up. */
-export class FileMapper implements Mapper {
-  readonly name = 'MountedFile' as const
-  readonly reservedPrefixes: readonly string[]
-  readonly #rules: RuleSet
-  readonly #loadedAt = new Date().toISOString()
-  readonly #version: string
-
+export class FileMapper extends StaticMapper {
   constructor(doc: MappingDocument, opts: { reservedPrefixes?: readonly string[]; source?: string } = {}) {
     const { rules, problems } = compileRules(doc, 'server.')
     const errors = problems.filter((p) => p.severity === 'error')
@@ -19,22 +13,9 @@ export class FileMapper implements Mapper {
         errors.map((p) => `${p.path}: ${p.message}`),
       )
     }
-    this.#rules = rules
-    this.#version = opts.source ?? 'config'
-    this.reservedPrefixes = opts.reservedPrefixes ?? []
-  }
-
-  async start(): Promise<void> {}
-
-  lookup(identity: Identity): Match | undefined {
-    return lookupRules(this.#rules, identity)
-  }
-
-  accountRule(accountId: string): string | undefined {
-    return this.#rules.accounts.get(accountId)
-  }
-
-  status(): SourceStatus {
-    return { name: this.name, synced: true, version: this.#version, lastSuccess: this.#loadedAt, counts: this.#rules.counts }
+    super('MountedFile', snapshotOf(rules), {
+      ...(opts.reservedPrefixes === undefined ? {} : { reservedPrefixes: opts.reservedPrefixes }),
+      version: opts.source ?? 'config',
+    })
   }
 }

@@ -1,0 +1,108 @@
+import { caseInsensitive } from '../../config/reader.js'
+import { roleMapping, userMapping } from '../../config/server-config.js'
+import { canonicalizeArn, stripRolePath } from '../../sts/arn.js'
+import { checkedMapping, compileRules, EMPTY_RULES, lookupRules, type Problem, type RuleSet } from '../rules.js'
+import type { Identity, Mapping, Match } from '../types.js'
+
+/** A DynamicFile snapshot: by ARN (like the other backends) or, in strict mode, by principal ID. */
+export interface DynamicRules {
+  readonly lookup: (identity: Identity) => Match | undefined
+  readonly accounts: ReadonlyMap<string, string>
+  readonly counts: RuleSet['counts']
+  /** LastUpdatedDateTime (unix seconds) if the file has one. */
+  readonly lastUpdated?: number | undefined
+}
+
+export const EMPTY_DYNAMIC: DynamicRules = {
+  lookup: () => undefined,
+  accounts: EMPTY_RULES.accounts,
+  counts: EMPTY_RULES.counts,
+}
+
+/**
+ * Parses the DynamicFile JSON (spec 3.3): `{Version, LastUpdatedDateTime, mapRoles, mapUsers,
+ * mapAccounts}`, keys case-insensitive. Every entry is validated (upstream validates none), and any
+ * error rejects the whole file so the previous mapping stays in force.
+ */
+export function parseDynamicFile(text: string, opts: { userIdStrict: boolean }): { rules?: DynamicRules; problems: Problem[] } {
+  const problems: Problem[] = []
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (err) {
+    return { problems: [{ path: '(file)', message: `invalid JSON: ${(err as Error).message}`, severity: 'error' }] }
+  }
+  const root = caseInsensitive(json, '', problems)
+  root.string('Version')
+  const lastUpdatedText = root.string('LastUpdatedDateTime')
+  const lastUpdated = lastUpdatedText === undefined ? undefined : Number(lastUpdatedText)
+  if (lastUpdatedText !== undefined && !/^\d+$/.test(lastUpdatedText)) {
+    root.error('LastUpdatedDateTime', `must be unix seconds as a string, got "${lastUpdatedText}"`)
+  }
+  const roles = root.list('mapRoles').map(roleMapping)
+  const users = root.list('mapUsers').map(userMapping)
+  const doc = { mapRoles: roles, mapUsers: users, mapAccounts: root.accountList('mapAccounts') }
+  root.warnUnknown(['version', 'lastupdateddatetime', 'clusterid', 'maproles', 'mapusers', 'mapaccounts'])
+
+  if (!opts.userIdStrict) {
+    const { rules, problems: ruleProblems } = compileRules(doc)
+    problems.push(...ruleProblems)
+    if (problems.some((p) => p.severity === 'error')) return { problems }
+    return { rules: { lookup: (id) => lookupRules(rules, id), accounts: rules.accounts, counts: rules.counts, lastUpdated }, problems }
+  }
+
+  // Strict mode: entries are keyed by principal ID (AROA.../AIDA...), which survives a role being
+  // deleted and re-created under the same name; an ARN, when given, must agree with the identity.
+  const err = (path: string, message: string) => problems.push({ path, message, severity: 'error' })
+  const accounts = compileRules({ mapRoles: [], mapUsers: [], mapAccounts: doc.mapAccounts })
+  problems.push(...accounts.problems)
+  const byId = new Map<string, { mapping: Mapping; rule: string; kind: 'user' | 'role'; arn?: string | undefined }>()
+  const add = (kind: 'user' | 'role', i: number, m: { userid?: string | undefined; username: string; groups: readonly string[] }, arn: string | undefined) => {
+    const rule = `${kind === 'user' ? 'mapUsers' : 'mapRoles'}[${i}]`
+    const mapping = checkedMapping(rule, m, err)
+    if (arn) {
+      try {
+        canonicalizeArn(arn)
+      } catch (e) {
+        err(`${rule}.${kind === 'user' ? 'userarn' : 'rolearn'}`, `error canonicalizing ARN: ${(e as Error).message}`)
+      }
+    }
+    if (!m.userid) {
+      err(`${rule}.userid`, 'value for userid must be supplied (dynamicfileUserIDStrict is on)')
+      return
+    }
+    if (byId.has(m.userid)) {
+      problems.push({ path: `${rule}.userid`, message: `duplicate of ${byId.get(m.userid)!.rule}; the first entry wins`, severity: 'warning' })
+      return
+    }
+    if (mapping !== undefined) byId.set(m.userid, { mapping, rule, kind, arn: arn || undefined })
+  }
+  roles.forEach((r, i) => {
+    if (r.sso) problems.push({ path: `mapRoles[${i}].sso`, message: 'SSO entries are not supported by DynamicFile', severity: 'error' })
+    add('role', i, r, r.rolearn)
+  })
+  users.forEach((u, i) => add('user', i, u, u.userarn))
+  if (problems.some((p) => p.severity === 'error')) return { problems }
+  return {
+    rules: {
+      lookup: (identity) => {
+        const entry = byId.get(identity.userId)
+        if (entry === undefined) return undefined
+        if (entry.arn !== undefined && !sameRole(entry.arn, identity.canonicalArn)) return undefined
+        return { mapping: entry.mapping, rule: entry.rule, kind: entry.kind }
+      },
+      accounts: accounts.rules.accounts,
+      counts: { roles: roles.length, users: users.length, accounts: accounts.rules.accounts.size },
+      lastUpdated,
+    },
+    problems,
+  }
+}
+
+function sameRole(configured: string, canonical: string): boolean {
+  try {
+    return stripRolePath(configured).toLowerCase() === stripRolePath(canonical).toLowerCase()
+  } catch {
+    return false
+  }
+}

@@ -1,0 +1,110 @@
+import { isKiaError } from '../errors.js'
+import { canonicalizeArn, parseArn, stripRolePath } from '../sts/arn.js'
+import { mapIdentity, type ChainResult } from './chain.js'
+import type { RuleSet } from './rules.js'
+import type { PrivateDnsResolver } from './template.js'
+import type { Identity, Mapper } from './types.js'
+
+/** A backend as `explain` sees it: the mapper, where its rules came from, and its raw rules for hints. */
+export interface ExplainSource {
+  readonly mapper: Mapper
+  /** Where the rules came from, e.g. `config/server.yaml` or `aws-auth.yaml`. */
+  readonly origin: string
+  readonly rules?: RuleSet | undefined
+}
+
+export interface Explanation {
+  readonly identity: Identity
+  readonly result?: ChainResult | undefined
+  readonly denial?: string | undefined
+  /** One line per backend, in chain order: what it matched or why it did not. */
+  readonly trace: readonly string[]
+  /** Near misses worth a look: the same name in another account, a user mapped as a role, ... */
+  readonly hints: readonly string[]
+}
+
+/**
+ * An identity as STS would report it for this ARN, for a dry run. Account and session come from
+ * the ARN; the principal ID and access key ID are unknown offline unless given.
+ */
+export function identityFromArn(
+  arn: string,
+  opts: { sessionName?: string | undefined; userId?: string | undefined; accessKeyId?: string | undefined } = {},
+): Identity {
+  const { canonical, type } = canonicalizeArn(arn)
+  const parsed = parseArn(arn)
+  const sessionFromArn = type === 'assumed-role' ? (parsed.resource.split('/').at(-1) ?? '') : ''
+  return {
+    arn,
+    canonicalArn: canonical,
+    accountId: parsed.account,
+    userId: opts.userId ?? '(unknown principal ID)',
+    sessionName: opts.sessionName ?? sessionFromArn,
+    accessKeyId: opts.accessKeyId ?? 'AKIAEXPLAINEXAMPLE00',
+    stsEndpoint: 'sts.amazonaws.com',
+  }
+}
+
+/** Runs the mapping chain exactly as the server does and says why it ended where it did. */
+export async function explainIdentity(
+  sources: readonly ExplainSource[],
+  identity: Identity,
+  resolveDns?: PrivateDnsResolver,
+): Promise<Explanation> {
+  const trace: string[] = []
+  let explicitSeen = false
+  for (const s of sources) {
+    const match = s.mapper.lookup(identity)
+    if (match !== undefined && !explicitSeen) {
+      explicitSeen = true
+      trace.push(`${s.mapper.name} (${s.origin}): ${match.kind} rule ${match.rule} matches -> username "${match.mapping.username}", groups [${match.mapping.groups.join(', ')}]`)
+    } else if (match !== undefined) {
+      trace.push(`${s.mapper.name} (${s.origin}): ${match.kind} rule ${match.rule} also matches, but an earlier backend already did`)
+    } else {
+      const account = s.mapper.accountRule(identity.accountId)
+      trace.push(
+        `${s.mapper.name} (${s.origin}): no user, role or SSO rule for ${identity.canonicalArn}` +
+          (account === undefined ? '' : `; account ${identity.accountId} is allowed by ${account}`),
+      )
+    }
+  }
+  const hints = sources.flatMap((s) => (s.rules === undefined ? [] : nearMisses(s, identity)))
+  const dns: PrivateDnsResolver = resolveDns ?? (async (id) => `{{EC2PrivateDNSName of ${id}}}`)
+  try {
+    const result = await mapIdentity(sources.map((s) => s.mapper), identity, dns)
+    return { identity, result, trace, hints }
+  } catch (err) {
+    if (!isKiaError(err)) throw err
+    return { identity, denial: err.message, trace, hints }
+  }
+}
+
+/** Rules that almost match: same resource name with another account, partition, type or path. */
+function nearMisses(source: ExplainSource, identity: Identity): string[] {
+  const want = resourceName(identity.canonicalArn)
+  if (want === undefined) return []
+  const wantKey = identity.canonicalArn.toLowerCase()
+  const out: string[] = []
+  const check = (key: string, rule: string, kind: 'user' | 'role') => {
+    if (key === wantKey || resourceName(key) !== want) return
+    let roleKey = wantKey
+    try {
+      roleKey = stripRolePath(wantKey)
+    } catch {
+      // keep wantKey
+    }
+    if (key === roleKey) return
+    out.push(`${source.mapper.name} ${rule} maps ${key} (${kind}): same name as ${identity.canonicalArn}, but a different ARN`)
+  }
+  for (const [key, r] of source.rules!.users) check(key, r.rule, 'user')
+  for (const [key, r] of source.rules!.roles) check(key, r.rule, 'role')
+  return out
+}
+
+function resourceName(arn: string): string | undefined {
+  try {
+    return parseArn(arn).resource.split('/').at(-1)?.toLowerCase()
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,62 @@
+import type { Metrics } from '../server/metrics.js'
+import type { Problem } from './rules.js'
+import type { BackendMode, SourceStatus } from './types.js'
+
+/**
+ * The health of a live mapping source, kept in one place so /status, the metrics and the logs
+ * always agree: which version is in force, when it was applied, and the last thing that went wrong.
+ */
+export class SourceState {
+  readonly #name: BackendMode
+  readonly #metrics: Metrics
+  #version: string | undefined
+  #lastSuccess: Date | undefined
+  #lastError: string | undefined
+  #lastErrorTime: Date | undefined
+
+  constructor(name: BackendMode, metrics: Metrics) {
+    this.#name = name
+    this.#metrics = metrics
+    metrics.sourceSynced.set({ source: name }, 0)
+  }
+
+  get version(): string | undefined {
+    return this.#version
+  }
+
+  applied(version: string): void {
+    this.#version = version
+    this.#lastSuccess = new Date()
+    this.#lastError = undefined
+    this.#lastErrorTime = undefined
+    this.#metrics.sourceReloads.inc({ source: this.#name, result: 'applied' })
+    this.#metrics.sourceSynced.set({ source: this.#name }, 1)
+    this.#metrics.sourceRejectedUpdate.set({ source: this.#name }, 0)
+    this.#metrics.sourceLastSuccess.set({ source: this.#name }, this.#lastSuccess.getTime() / 1000)
+  }
+
+  /** An update that was not applied; the version in force does not change. */
+  rejected(version: string, problems: readonly Problem[]): void {
+    this.#lastError = `version ${version} rejected: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`
+    this.#lastErrorTime = new Date()
+    this.#metrics.sourceReloads.inc({ source: this.#name, result: 'rejected' })
+    this.#metrics.sourceRejectedUpdate.set({ source: this.#name }, 1)
+  }
+
+  watchFailed(err: Error): void {
+    this.#lastError = err.message
+    this.#lastErrorTime = new Date()
+  }
+
+  status(counts: SourceStatus['counts']): SourceStatus {
+    return {
+      name: this.#name,
+      synced: this.#version !== undefined,
+      version: this.#version,
+      lastSuccess: this.#lastSuccess?.toISOString(),
+      lastError: this.#lastError,
+      lastErrorTime: this.#lastErrorTime?.toISOString(),
+      counts,
+    }
+  }
+}
