@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'ERR_CREDENTIALS'
   | 'ERR_CACHE'
   | 'ERR_USAGE'
+  | 'ERR_RATE_LIMITED'
 
 export abstract class KiaError extends Error {
   abstract readonly code: ErrorCode
@@ -138,6 +139,11 @@ export class CacheError extends KiaError {
 /** The command line or environment asks for something impossible. */
 export class UsageError extends KiaError {
   readonly code = 'ERR_USAGE'
+}
+
+/** A caller asked for more STS verifications than its rate allows: transient, answered 429. */
+export class RateLimited extends KiaError {
+  readonly code = 'ERR_RATE_LIMITED'
 }
 
 export type StsError = StsRejected | StsThrottled | StsUnavailable

@@ -114,6 +114,94 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       setExit(await runInit(resolveInitFlags({ ...opts, clusterId: g.clusterId, featureGates: g.featureGates }, io.env, file), io))
     })
 
+  const offlineOptions = (cmd: Command) =>
+    cmd
+      .option('--aws-auth <file>', 'an aws-auth ConfigMap manifest (YAML); "-" reads stdin')
+      .option('--dynamic-file <file>', 'a DynamicFile mapping (JSON)')
+      .option('--user-id-strict', 'read the DynamicFile in dynamicfileUserIDStrict mode')
+      .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
+
+  offlineOptions(
+    program
+      .command('validate')
+      .description('check a server config, an aws-auth ConfigMap and/or a DynamicFile offline; exit 1 on errors'),
+  ).action(async (opts: { awsAuth?: string; dynamicFile?: string; userIdStrict?: boolean; output: string }) => {
+    const { runValidate } = await import('./validate.js')
+    setExit(await runValidate({ ...opts, config: globals().config }, io, readStdinSync))
+  })
+
+  offlineOptions(
+    program
+      .command('explain')
+      .description('dry-run the mapping chain for an ARN: the username and groups, and which rule matched or why none did')
+      .option('--arn <arn>', 'the ARN STS reports for the caller (assumed-role ARNs carry the session name)')
+      .option('--session-name <name>', 'session name, for {{SessionName}} templates')
+      .option('--user-id <id>', 'principal ID (AROA.../AIDA...), for DynamicFile strict mode')
+      .option('--access-key-id <id>', 'access key ID, for {{AccessKeyID}} templates'),
+  ).action(async (opts: { arn?: string; sessionName?: string; userId?: string; accessKeyId?: string; awsAuth?: string; dynamicFile?: string; userIdStrict?: boolean; output: string }) => {
+    const { runExplain } = await import('./explain.js')
+    setExit(await runExplain({ ...opts, config: globals().config }, io, readStdinSync))
+  })
+
+  const add = program
+    .command('add')
+    .description('add a mapping to the kube-system/aws-auth ConfigMap (validated before it is written)')
+    .option('--prompt <bool>', 'ask before writing (true/false)', parseBool, true)
+    .option('--kubeconfig <file>', 'kubeconfig to use (default KUBECONFIG or ~/.kube/config)')
+    .option('--master-url <url>', 'Kubernetes API server URL')
+    .option('--kubeconfig-context <name>', 'kubeconfig context to use')
+  const addAction = (kind: 'user' | 'role') => async (opts: Record<string, unknown>) => {
+    const { runAdd } = await import('./add.js')
+    const parent = add.opts<{ prompt: boolean; kubeconfig?: string; masterUrl?: string; kubeconfigContext?: string }>()
+    setExit(
+      await runAdd(
+        {
+          kind,
+          ...parent,
+          userarn: opts.userarn as string | undefined,
+          rolearn: opts.rolearn as string | undefined,
+          sso: opts.sso as string | undefined,
+          username: opts.username as string | undefined,
+          groups: opts.groups as string[] | undefined,
+        },
+        io,
+      ),
+    )
+  }
+  const groupsOption = (v: string) => v.split(',').map((g) => g.trim()).filter((g) => g !== '')
+  add
+    .command('user')
+    .description('map an IAM user')
+    .option('--userarn <arn>', 'the IAM user ARN')
+    .option('--username <name>', 'the Kubernetes username (templates allowed)')
+    .option('--groups <groups>', 'comma-separated Kubernetes groups', groupsOption)
+    .action(addAction('user'))
+  add
+    .command('role')
+    .description('map an IAM role, or an IAM Identity Center permission set with --sso')
+    .option('--rolearn <arn>', 'the IAM role ARN (a path is fine: it is ignored when matching)')
+    .option('--sso <fields>', 'permissionSetName=NAME,accountID=ID[,partition=aws]')
+    .option('--username <name>', 'the Kubernetes username (templates allowed)')
+    .option('--groups <groups>', 'comma-separated Kubernetes groups', groupsOption)
+    .action(addAction('role'))
+
+  program
+    .command('rotate-caller-key')
+    .description('add a caller-authentication key and rewrite the webhook kubeconfig (--retire: remove older keys)')
+    .option('--retire', 'remove every key but the newest (after kube-apiserver uses the new kubeconfig)')
+    .option('--state-dir <dir>', 'the server state directory (default: server.stateDir)')
+    .option('--generate-kubeconfig <file>', 'the webhook kubeconfig to rewrite (default: server.generateKubeconfig)')
+    .action(async (opts: { retire?: boolean; stateDir?: string; generateKubeconfig?: string }) => {
+      const { runRotateCallerKey } = await import('./rotate-caller-key.js')
+      const g = globals()
+      setExit(
+        await runRotateCallerKey(
+          { config: g.config, clusterId: g.clusterId, stateDir: opts.stateDir, generateKubeconfig: opts.generateKubeconfig, retire: opts.retire ?? false },
+          io,
+        ),
+      )
+    })
+
   program
     .command('version')
     .description('print the version')
@@ -154,4 +242,14 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   let s = ''
   for await (const chunk of stream) s += chunk.toString()
   return s
+}
+
+function readStdinSync(): string {
+  return readFileSync(0, 'utf8')
+}
+
+function parseBool(value: string): boolean {
+  if (/^(true|1|yes)$/i.test(value)) return true
+  if (/^(false|0|no)$/i.test(value)) return false
+  throw new UsageError(`expected true or false, got "${value}"`)
 }

@@ -8,14 +8,18 @@ import { outcomeOf, reasonOf, type ResultLabel } from './outcome.js'
 import { allowedReview, deniedReview, failedReview, MalformedReview, parseTokenReview, type TokenReviewVersion } from './token-review.js'
 
 export interface AppDeps {
-  readonly authenticate: (token: string) => Promise<Decision>
+  /** `caller` identifies who asked (caller token subject, or remote address), for per-caller limits. */
+  readonly authenticate: (token: string, caller: string) => Promise<Decision>
   readonly metrics: Metrics
   readonly log: Logger
   readonly now: () => number
   readonly maxRequestBytes: number
   readonly sources: () => readonly SourceStatus[]
-  /** Runs before /authenticate reads the body; answers (e.g. 401, 429) and returns false to stop. */
-  readonly guard?: ((req: Request, res: Response) => Promise<boolean>) | undefined
+  /**
+   * Runs before /authenticate reads the body. Returns the caller's identity, or undefined after
+   * answering the request itself (401 for a missing or invalid caller token).
+   */
+  readonly guard?: ((req: Request, res: Response) => Promise<string | undefined>) | undefined
   /** Write one audit line per decision (default true). */
   readonly audit?: boolean
   /** True once shutting down: /healthz answers 503 so load balancers stop sending work. */
@@ -42,7 +46,8 @@ export function createApp(deps: AppDeps): express.Express {
       res.status(status).type('text/plain').send(`${message}\n`)
     }
     if (req.method !== 'POST') return malformed(405, 'expected POST')
-    if (deps.guard !== undefined && !(await deps.guard(req, res))) return
+    const caller = deps.guard === undefined ? (req.socket.remoteAddress ?? 'unknown') : await deps.guard(req, res)
+    if (caller === undefined) return observe('malformed_request')
     const contentType = req.headers['content-type']
     if (contentType !== undefined && !/^application\/json\s*(;|$)/i.test(contentType)) {
       return malformed(415, 'expected Content-Type: application/json')
@@ -62,7 +67,7 @@ export function createApp(deps: AppDeps): express.Express {
         return next(e)
       }
       try {
-        const decision = await deps.authenticate(review.token)
+        const decision = await deps.authenticate(review.token, caller)
         respond(review.apiVersion, decision, res, deps, observe, started)
       } catch (e) {
         next(e)

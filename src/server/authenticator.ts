@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { isKiaError, StsThrottled, type KiaError } from '../errors.js'
+import { isKiaError, RateLimited, StsThrottled, type KiaError } from '../errors.js'
 import { mapIdentity, type ChainResult } from '../mapping/chain.js'
 import type { PrivateDnsResolver } from '../mapping/template.js'
 import type { Mapper } from '../mapping/types.js'
@@ -28,6 +28,8 @@ export interface AuthenticatorDeps {
   readonly chain: () => readonly Mapper[]
   readonly resolveDns?: PrivateDnsResolver | undefined
   readonly metrics: Metrics
+  /** Per-caller budget for reviews that need STS (cache misses); cache hits are never limited. */
+  readonly callerLimit?: ((caller: string) => boolean) | undefined
 }
 
 export type CacheSource = 'hit' | 'miss' | 'shared'
@@ -59,14 +61,20 @@ export function tokenKey(token: string): string {
  * Decides one token: identity (from the cache, or strict local checks then STS through the
  * concurrency limiter), then the mapping chain. Never throws; every failure is a Decision.
  */
-export function createAuthenticator(opts: AuthenticatorOptions, deps: AuthenticatorDeps): (token: string) => Promise<Decision> {
+export function createAuthenticator(
+  opts: AuthenticatorOptions,
+  deps: AuthenticatorDeps,
+): (token: string, caller?: string) => Promise<Decision> {
   if (opts.clusterId === '') throw new TypeError('"clusterId" must not be empty')
   const scrubbed = new Set(opts.scrubbedAccounts)
   const verifyOpts = { clusterId: opts.clusterId, partition: opts.partition, stsEndpoint: opts.stsEndpoint, timeoutMs: opts.stsTimeoutMs }
   const { metrics } = deps
 
-  const loadIdentity = async (token: string) => {
+  const loadIdentity = async (token: string, caller: string) => {
     const req = checkToken(token, verifyOpts, new Date(deps.now()))
+    if (deps.callerLimit !== undefined && !deps.callerLimit(caller)) {
+      throw new RateLimited(`caller ${caller} is over its rate of STS verifications; try again later`)
+    }
     const identity = await deps.limiter.run(() => identify(req, verifyOpts, deps.sts)).catch((err: unknown) => {
       if (err instanceof StsThrottled) metrics.stsThrottling.inc({ StsRegion: req.stsRegion })
       throw err
@@ -74,11 +82,11 @@ export function createAuthenticator(opts: AuthenticatorOptions, deps: Authentica
     return { identity, validUntil: req.expiresAt.getTime() }
   }
 
-  return async function authenticate(token: string): Promise<Decision> {
+  return async function authenticate(token: string, caller = 'local'): Promise<Decision> {
     let identity: Identity | undefined
     let cache: CacheSource | undefined
     try {
-      const got = await deps.cache.getOrLoad(tokenKey(token), () => loadIdentity(token))
+      const got = await deps.cache.getOrLoad(tokenKey(token), () => loadIdentity(token, caller))
       identity = got.identity
       cache = got.source
       if (cache === 'hit') metrics.identityCacheHits.inc()

@@ -15,6 +15,9 @@ import { createMetrics, type Metrics } from './metrics.js'
 import { instrumentSts } from './sts-instrumented.js'
 import { loadOrCreateServingCert } from './tls.js'
 import { renderWebhookKubeconfig, webhookServerUrl, writeWebhookKubeconfig } from './webhook-kubeconfig.js'
+import { createCallerVerifier, ensureCallerKey, issueCallerToken, type CallerVerifier } from './caller-auth.js'
+import { CallerRateLimiter } from './rate-limit.js'
+import type { Request, Response } from 'express'
 
 export interface RunDeps {
   readonly log: Logger
@@ -52,6 +55,9 @@ export async function startServer(config: ServerConfig, deps: RunDeps): Promise<
   const transport = deps.sts === undefined ? createStsTransport({ maxConnections: config.stsMaxConcurrency }) : undefined
   const sts = instrumentSts(deps.sts ?? transport!.send, metrics)
   const dns = lazyDnsResolver(config, deps.env, metrics)
+  const rateLimiter = new CallerRateLimiter({ ...config.callerRateLimit, now })
+  const callerKey = config.callerAuth ? await ensureCallerKey(config.stateDir) : undefined
+  const callers = config.callerAuth ? createCallerVerifier({ stateDir: config.stateDir, clusterId: config.clusterId, now }) : undefined
   const authenticate = createAuthenticator(
     {
       clusterId: config.clusterId,
@@ -72,11 +78,13 @@ export async function startServer(config: ServerConfig, deps: RunDeps): Promise<
       chain: () => chain,
       resolveDns: dns.resolve,
       metrics,
+      callerLimit: (caller) => rateLimiter.take(caller),
     },
   )
 
   let draining = false
   const app = createApp({
+    guard: callers && ((req, res) => callerGuard(callers, req, res, metrics)),
     authenticate,
     metrics,
     log,
@@ -101,7 +109,11 @@ export async function startServer(config: ServerConfig, deps: RunDeps): Promise<
   const url = webhookServerUrl(config.hostname, port)
   if (!config.kubeconfigPregenerated) {
     // Written once listening, so port 0 (any free port) gives a kubeconfig with the real port.
-    writeWebhookKubeconfig(config.generateKubeconfig, renderWebhookKubeconfig({ certPem: cert.certPem, hostname: config.hostname, port }))
+    const bearerToken = callerKey && (await issueCallerToken(callerKey, config.clusterId))
+    writeWebhookKubeconfig(
+      config.generateKubeconfig,
+      renderWebhookKubeconfig({ certPem: cert.certPem, hostname: config.hostname, port, ...(bearerToken ? { bearerToken } : {}) }),
+    )
     log.info(
       { kubeconfig: config.generateKubeconfig },
       `reconfigure your apiserver with --authentication-token-webhook-config-file=${config.generateKubeconfig}`,
@@ -128,6 +140,7 @@ export async function startServer(config: ServerConfig, deps: RunDeps): Promise<
         clearInterval(sweep)
         clearTimeout(force)
         lifetime.abort()
+        callers?.close()
         dns.close()
         await transport?.close()
         log.info('stopped')
@@ -158,4 +171,19 @@ function lazyDnsResolver(config: ServerConfig, env: RunDeps['env'], metrics: Met
     },
     close: () => resolver?.close(),
   }
+}
+
+/** Only callers with a valid caller token get to /authenticate; everyone else gets 401. */
+async function callerGuard(callers: CallerVerifier, req: Request, res: Response, metrics: Metrics): Promise<string | undefined> {
+  const header = req.headers.authorization
+  const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined
+  const result = token ? await callers.verify(token) : { error: 'missing' }
+  if ('caller' in result) return `${result.caller}@${req.socket.remoteAddress ?? 'unknown'}`
+  metrics.callerAuthFailures.inc({ reason: result.error })
+  res
+    .status(401)
+    .set('WWW-Authenticate', 'Bearer realm="kube-iam-auth"')
+    .type('text/plain')
+    .send(token ? 'invalid caller token\n' : 'caller authentication required: use the webhook kubeconfig kube-iam-auth wrote\n')
+  return undefined
 }

@@ -40,7 +40,9 @@ describe.skipIf(!onPath('kubectl'))('kubectl auth whoami through the exec plugin
     webhook = await startTestServer({
       stsUrl: sts.url,
       clusterId: CLUSTER,
-      server: { mapUsers: [{ userarn: DEV.arn, username: 'dana', groups: ['developers', 'acct:{{AccountID}}'] }] },
+      // caller authentication on, as the Helm chart deploys it: the stand-in presents the bearer
+      // token from the webhook kubeconfig the server wrote, as kube-apiserver would
+      server: { callerAuth: true, mapUsers: [{ userarn: DEV.arn, username: 'dana', groups: ['developers', 'acct:{{AccountID}}'] }] },
     })
     apiserver = await startFakeApiserver({ webhookKubeconfig: webhook.config.generateKubeconfig })
   }, 120_000)
