@@ -1,3 +1,4 @@
+import type { Logger } from '../server/logger.js'
 import type { Metrics } from '../server/metrics.js'
 import type { Problem } from './rules.js'
 import type { BackendMode, SourceStatus } from './types.js'
@@ -43,9 +44,11 @@ export class SourceState {
     this.#metrics.sourceRejectedUpdate.set({ source: this.#name }, 1)
   }
 
-  watchFailed(err: Error): void {
+  /** A failed read or watch; logged as an error once it keeps failing. */
+  watchFailed(err: Error, attempt = 1, log?: Logger, what?: string): void {
     this.#lastError = err.message
     this.#lastErrorTime = new Date()
+    log?.[attempt > 3 ? 'error' : 'warn']({ source: this.#name, attempt, err: err.message }, `${what ?? this.#name} watch failed; retrying with backoff`)
   }
 
   status(counts: SourceStatus['counts']): SourceStatus {

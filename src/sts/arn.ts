@@ -33,15 +33,7 @@ export function parseArn(arn: string): Arn {
  * federated users are returned unchanged. Case is preserved.
  */
 export function canonicalizeArn(arn: string): CanonicalArn {
-  let parsed: Arn
-  try {
-    parsed = parseArn(arn)
-  } catch (err) {
-    throw new ArnInvalid(`arn '${arn}' is invalid: '${(err as Error).message}'`)
-  }
-  if (!PARTITION_IDS.includes(parsed.partition)) {
-    throw new ArnInvalid(`arn '${arn}' does not have a recognized partition`)
-  }
+  const parsed = parseIdentityArn(arn)
   const parts = parsed.resource.split('/')
   const kind = parts[0]
   switch (parsed.service) {
@@ -71,6 +63,14 @@ export function canonicalizeArn(arn: string): CanonicalArn {
  * with a path is compared with what STS returns.
  */
 export function stripRolePath(arn: string): string {
+  const parsed = parseIdentityArn(arn)
+  const parts = parsed.resource.split('/')
+  if (parts[0] !== 'role' || parts.length <= 2) return arn
+  return `arn:${parsed.partition}:${parsed.service}:${parsed.region}:${parsed.account}:role/${parts.at(-1)}`
+}
+
+/** parseArn with upstream's error texts, and the partition must be one we know. */
+function parseIdentityArn(arn: string): Arn {
   let parsed: Arn
   try {
     parsed = parseArn(arn)
@@ -80,9 +80,7 @@ export function stripRolePath(arn: string): string {
   if (!PARTITION_IDS.includes(parsed.partition)) {
     throw new ArnInvalid(`arn '${arn}' does not have a recognized partition`)
   }
-  const parts = parsed.resource.split('/')
-  if (parts[0] !== 'role' || parts.length <= 2) return arn
-  return `arn:${parsed.partition}:${parsed.service}:${parsed.region}:${parsed.account}:role/${parts.at(-1)}`
+  return parsed
 }
 
 /**

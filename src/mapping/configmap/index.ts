@@ -1,7 +1,7 @@
 import { CoreV1Api, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node'
 import type { Logger } from '../../server/logger.js'
 import type { Metrics } from '../../server/metrics.js'
-import { runListWatch } from '../kube/list-watch.js'
+import { followCollection } from '../kube/list-watch.js'
 import { EMPTY_RULES, lookupRules, type RuleSet } from '../rules.js'
 import { SourceState } from '../source-state.js'
 import type { Identity, Mapper, Match, SourceStatus } from '../types.js'
@@ -17,8 +17,6 @@ export interface ConfigMapMapperOptions {
   readonly reservedPrefixes?: readonly string[]
   readonly namespace?: string
   readonly name?: string
-  readonly idleTimeoutMs?: number
-  readonly backoff?: { readonly initialMs: number; readonly maxMs: number }
 }
 
 /**
@@ -44,39 +42,30 @@ export class ConfigMapMapper implements Mapper {
     const name = this.#opts.name ?? AWS_AUTH_NAME
     const api = this.#opts.kubeConfig.makeApiClient(CoreV1Api)
     const fieldSelector = `metadata.name=${name}`
-    return new Promise((resolve) => {
-      void runListWatch<V1ConfigMap>({
-        kubeConfig: this.#opts.kubeConfig,
-        list: async () => {
-          const list = await api.listNamespacedConfigMap({ namespace, fieldSelector })
-          return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '0' }
-        },
-        watchPath: `/api/v1/namespaces/${encodeURIComponent(namespace)}/configmaps`,
-        fieldSelector,
-        // The field selector does the filtering on the server; the name is checked again here.
-        onList: (items) => {
-          const cm = items.find((i) => i.metadata?.name === name)
-          if (cm === undefined) this.#deleted(`${namespace}/${name} does not exist`)
-          else this.#apply(cm)
-        },
-        onEvent: (type, cm) => {
-          if (cm.metadata?.name !== name) return
-          if (type === 'DELETED') this.#deleted(`${namespace}/${name} was deleted`)
-          else this.#apply(cm)
-        },
-        onFailure: (err, attempt) => {
-          this.#opts.metrics.configMapWatchFailures.inc()
-          this.#state.watchFailed(err)
-          this.#opts.log[attempt > 3 ? 'error' : 'warn'](
-            { source: this.name, attempt, err: err.message },
-            'aws-auth watch failed; retrying with backoff',
-          )
-        },
-        onFirstSync: () => resolve(),
-        signal,
-        ...(this.#opts.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: this.#opts.idleTimeoutMs }),
-        ...(this.#opts.backoff === undefined ? {} : { backoff: this.#opts.backoff }),
-      })
+    return followCollection<V1ConfigMap>({
+      kubeConfig: this.#opts.kubeConfig,
+      list: async () => {
+        const list = await api.listNamespacedConfigMap({ namespace, fieldSelector })
+        return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '0' }
+      },
+      watchPath: `/api/v1/namespaces/${encodeURIComponent(namespace)}/configmaps`,
+      fieldSelector,
+      // The field selector does the filtering on the server; the name is checked again here.
+      onList: (items) => {
+        const cm = items.find((i) => i.metadata?.name === name)
+        if (cm === undefined) this.#deleted(`${namespace}/${name} does not exist`)
+        else this.#apply(cm)
+      },
+      onEvent: (type, cm) => {
+        if (cm.metadata?.name !== name) return
+        if (type === 'DELETED') this.#deleted(`${namespace}/${name} was deleted`)
+        else this.#apply(cm)
+      },
+      onFailure: (err, attempt) => {
+        this.#opts.metrics.configMapWatchFailures.inc()
+        this.#state.watchFailed(err, attempt, this.#opts.log, 'aws-auth')
+      },
+      signal,
     })
   }
 

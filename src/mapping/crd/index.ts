@@ -2,7 +2,7 @@ import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } fr
 import type { Logger } from '../../server/logger.js'
 import type { Metrics } from '../../server/metrics.js'
 import { canonicalizeArn } from '../../sts/arn.js'
-import { runListWatch } from '../kube/list-watch.js'
+import { followCollection } from '../kube/list-watch.js'
 import { compileRules, EMPTY_RULES, lookupRules, type RuleSet } from '../rules.js'
 import { SourceState } from '../source-state.js'
 import type { Identity, Mapper, Match, RoleMapping, SourceStatus, UserMapping } from '../types.js'
@@ -22,8 +22,6 @@ export interface CrdMapperOptions {
   readonly log: Logger
   readonly metrics: Metrics
   readonly reservedPrefixes?: readonly string[]
-  readonly idleTimeoutMs?: number
-  readonly backoff?: { readonly initialMs: number; readonly maxMs: number }
 }
 
 /**
@@ -50,41 +48,30 @@ export class CrdMapper implements Mapper {
 
   start(signal: AbortSignal): Promise<void> {
     const api = (this.#api = this.#opts.kubeConfig.makeApiClient(CustomObjectsApi))
-    return new Promise((resolve) => {
-      void runListWatch<IamIdentityMapping>({
-        kubeConfig: this.#opts.kubeConfig,
-        list: async () => {
-          const list = (await api.listClusterCustomObject({ group: CRD_GROUP, version: CRD_VERSION, plural: CRD_PLURAL })) as {
-            items?: IamIdentityMapping[]
-            metadata?: { resourceVersion?: string }
-          }
-          return { items: list.items ?? [], resourceVersion: list.metadata?.resourceVersion ?? '0' }
-        },
-        watchPath: `/apis/${CRD_GROUP}/${CRD_VERSION}/${CRD_PLURAL}`,
-        onList: (items, rv) => {
-          this.#objects.clear()
-          for (const o of items) if (o.metadata?.name) this.#objects.set(o.metadata.name, o)
-          this.#rebuild(rv)
-        },
-        onEvent: (type, o) => {
-          const name = o.metadata?.name
-          if (name === undefined) return
-          if (type === 'DELETED') this.#objects.delete(name)
-          else this.#objects.set(name, o)
-          this.#rebuild(o.metadata?.resourceVersion ?? this.#lastVersion)
-        },
-        onFailure: (err, attempt) => {
-          this.#state.watchFailed(err)
-          this.#opts.log[attempt > 3 ? 'error' : 'warn'](
-            { source: this.name, attempt, err: err.message },
-            'IAMIdentityMapping watch failed; retrying with backoff',
-          )
-        },
-        onFirstSync: () => resolve(),
-        signal,
-        ...(this.#opts.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: this.#opts.idleTimeoutMs }),
-        ...(this.#opts.backoff === undefined ? {} : { backoff: this.#opts.backoff }),
-      })
+    return followCollection<IamIdentityMapping>({
+      kubeConfig: this.#opts.kubeConfig,
+      list: async () => {
+        const list = (await api.listClusterCustomObject({ group: CRD_GROUP, version: CRD_VERSION, plural: CRD_PLURAL })) as {
+          items?: IamIdentityMapping[]
+          metadata?: { resourceVersion?: string }
+        }
+        return { items: list.items ?? [], resourceVersion: list.metadata?.resourceVersion ?? '0' }
+      },
+      watchPath: `/apis/${CRD_GROUP}/${CRD_VERSION}/${CRD_PLURAL}`,
+      onList: (items, rv) => {
+        this.#objects.clear()
+        for (const o of items) if (o.metadata?.name) this.#objects.set(o.metadata.name, o)
+        this.#rebuild(rv)
+      },
+      onEvent: (type, o) => {
+        const name = o.metadata?.name
+        if (name === undefined) return
+        if (type === 'DELETED') this.#objects.delete(name)
+        else this.#objects.set(name, o)
+        this.#rebuild(o.metadata?.resourceVersion ?? this.#lastVersion)
+      },
+      onFailure: (err, attempt) => this.#state.watchFailed(err, attempt, this.#opts.log, 'IAMIdentityMapping'),
+      signal,
     })
   }
 

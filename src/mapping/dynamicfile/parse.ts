@@ -43,19 +43,25 @@ export function parseDynamicFile(text: string, opts: { userIdStrict: boolean }):
   const users = root.list('mapUsers').map(userMapping)
   const doc = { mapRoles: roles, mapUsers: users, mapAccounts: root.accountList('mapAccounts') }
   root.warnUnknown(['version', 'lastupdateddatetime', 'clusterid', 'maproles', 'mapusers', 'mapaccounts'])
+  // A reader error already explains a field; do not repeat what the rule checks say about the same field.
+  const readerErrors = problems.filter((p) => p.severity === 'error').map((p) => p.path)
+  const alreadyReported = (p: Problem) => p.severity === 'error' && readerErrors.some((r) => p.path === r || p.path.startsWith(`${r}.`))
 
   if (!opts.userIdStrict) {
     const { rules, problems: ruleProblems } = compileRules(doc)
-    problems.push(...ruleProblems)
+    problems.push(...ruleProblems.filter((p) => !alreadyReported(p)))
     if (problems.some((p) => p.severity === 'error')) return { problems }
     return { rules: { lookup: (id) => lookupRules(rules, id), accounts: rules.accounts, counts: rules.counts, lastUpdated }, problems }
   }
 
   // Strict mode: entries are keyed by principal ID (AROA.../AIDA...), which survives a role being
   // deleted and re-created under the same name; an ARN, when given, must agree with the identity.
-  const err = (path: string, message: string) => problems.push({ path, message, severity: 'error' })
+  const err = (path: string, message: string) => {
+    const p: Problem = { path, message, severity: 'error' }
+    if (!alreadyReported(p)) problems.push(p)
+  }
   const accounts = compileRules({ mapRoles: [], mapUsers: [], mapAccounts: doc.mapAccounts })
-  problems.push(...accounts.problems)
+  problems.push(...accounts.problems.filter((p) => !alreadyReported(p)))
   const byId = new Map<string, { mapping: Mapping; rule: string; kind: 'user' | 'role'; arn?: string | undefined }>()
   const add = (kind: 'user' | 'role', i: number, m: { userid?: string | undefined; username: string; groups: readonly string[] }, arn: string | undefined) => {
     const rule = `${kind === 'user' ? 'mapUsers' : 'mapRoles'}[${i}]`

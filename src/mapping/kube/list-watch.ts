@@ -160,6 +160,11 @@ function watchOnce<T extends KubeObject>(
   })
 }
 
+/** Starts runListWatch in the background; resolves once the first list has succeeded or failed. */
+export function followCollection<T extends KubeObject>(opts: Omit<ListWatchOptions<T>, 'onFirstSync'>): Promise<void> {
+  return new Promise((resolve) => void runListWatch({ ...opts, onFirstSync: () => resolve() }))
+}
+
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const t = setTimeout(done, ms)
