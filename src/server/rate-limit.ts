@@ -23,7 +23,8 @@ export class CallerRateLimiter {
     const now = this.#now()
     const b = this.#buckets.get(caller) ?? { tokens: this.#burst, at: now }
     this.#buckets.delete(caller)
-    b.tokens = Math.min(this.#burst, b.tokens + ((now - b.at) / 1000) * this.#perSecond)
+    // max(0, ...): a clock that steps back must not drain the bucket
+    b.tokens = Math.min(this.#burst, b.tokens + (Math.max(0, now - b.at) / 1000) * this.#perSecond)
     b.at = now
     const ok = b.tokens >= 1
     if (ok) b.tokens -= 1

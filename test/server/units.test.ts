@@ -1,0 +1,100 @@
+// Unit tests of the server's small stateful parts, with an injected clock.
+import { describe, expect, it } from 'vitest'
+import { StsUnavailable } from '../../src/errors.js'
+import { IdentityCache } from '../../src/server/identity-cache.js'
+import { ConcurrencyLimiter } from '../../src/server/limiter.js'
+import { CallerRateLimiter } from '../../src/server/rate-limit.js'
+import { identityOf } from '../support/identities.js'
+
+const id = identityOf('arn:aws:iam::111122223333:user/alice')
+
+describe('CallerRateLimiter', () => {
+  it('allows the burst, then the rate, per caller', () => {
+    let t = 0
+    const rl = new CallerRateLimiter({ perSecond: 2, burst: 3, now: () => t })
+    expect([1, 2, 3, 4].map(() => rl.take('a'))).toEqual([true, true, true, false])
+    expect(rl.take('b')).toBe(true)
+    t += 500
+    expect([rl.take('a'), rl.take('a')]).toEqual([true, false])
+  })
+
+  it('does not drain when the clock steps back, and 0 disables it', () => {
+    let t = 10_000
+    const rl = new CallerRateLimiter({ perSecond: 1, burst: 2, now: () => t })
+    rl.take('a')
+    t = 0
+    expect(rl.take('a')).toBe(true)
+    const off = new CallerRateLimiter({ perSecond: 0, burst: 1, now: () => 0 })
+    expect(Array.from({ length: 100 }, () => off.take('a')).every(Boolean)).toBe(true)
+  })
+
+  it('forgets the least recently seen callers beyond its bound', () => {
+    const rl = new CallerRateLimiter({ perSecond: 0.0001, burst: 1, now: () => 0, maxCallers: 2 })
+    expect([rl.take('a'), rl.take('b'), rl.take('c')]).toEqual([true, true, true])
+    expect(rl.take('a')).toBe(true) // 'a' was forgotten: a fresh bucket
+    expect(rl.take('c')).toBe(false)
+  })
+})
+
+describe('IdentityCache', () => {
+  it('expires entries at the token expiry or the TTL, whichever is first', async () => {
+    let t = 0
+    const cache = new IdentityCache({ maxEntries: 10, ttlMs: 1000, now: () => t })
+    await cache.getOrLoad('k', async () => ({ identity: id, validUntil: 500 }))
+    t = 499
+    expect(cache.get('k')).toBe(id)
+    t = 500
+    expect(cache.get('k')).toBeUndefined()
+    await cache.getOrLoad('k2', async () => ({ identity: id, validUntil: 10_000 }))
+    t = 1500
+    expect(cache.get('k2')).toBeUndefined()
+  })
+
+  it('is a bounded LRU and shares one load between concurrent callers; failures are not cached', async () => {
+    const cache = new IdentityCache({ maxEntries: 2, ttlMs: 60_000, now: () => 0 })
+    let loads = 0
+    const load = async () => {
+      loads++
+      await new Promise((r) => setTimeout(r, 10))
+      return { identity: id, validUntil: 60_000 }
+    }
+    const results = await Promise.all([cache.getOrLoad('a', load), cache.getOrLoad('a', load), cache.getOrLoad('a', load)])
+    expect(loads).toBe(1)
+    expect(results.map((r) => r.source).sort()).toEqual(['miss', 'shared', 'shared'])
+    await cache.getOrLoad('b', load)
+    cache.get('a') // a is now the most recently used
+    await cache.getOrLoad('c', load)
+    expect(cache.size).toBe(2)
+    expect(cache.get('b')).toBeUndefined()
+    expect(cache.get('a')).toBe(id)
+    await expect(cache.getOrLoad('d', async () => Promise.reject(new Error('sts down')))).rejects.toThrow('sts down')
+    await cache.getOrLoad('d', load)
+    expect(cache.get('d')).toBe(id)
+  })
+})
+
+describe('ConcurrencyLimiter', () => {
+  it('runs at most max at once, queues the rest FIFO and times out waiters with StsUnavailable', async () => {
+    const limiter = new ConcurrencyLimiter({ max: 1, queueTimeoutMs: 50 })
+    const order: string[] = []
+    const slow = limiter.run(async () => {
+      order.push('first')
+      await new Promise((r) => setTimeout(r, 30))
+    })
+    const second = limiter.run(async () => order.push('second'))
+    await Promise.all([slow, second])
+    expect(order).toEqual(['first', 'second'])
+    const blocker = limiter.run(() => new Promise((r) => setTimeout(r, 200)))
+    await expect(limiter.run(async () => 'late')).rejects.toBeInstanceOf(StsUnavailable)
+    await blocker
+    expect([limiter.active, limiter.queued]).toEqual([0, 0])
+  })
+
+  it('refuses at once when the queue is full', async () => {
+    const limiter = new ConcurrencyLimiter({ max: 1, queueTimeoutMs: 1000, maxQueue: 1 })
+    const a = limiter.run(() => new Promise((r) => setTimeout(r, 50)))
+    const b = limiter.run(async () => 'b')
+    await expect(limiter.run(async () => 'c')).rejects.toThrow('too many STS requests waiting (1); try again later')
+    await Promise.all([a, b])
+  })
+})
