@@ -59,8 +59,10 @@ export function readOfflineSources(flags: OfflineFlags, readStdin: () => string)
   const awsAuth = flags.awsAuth ? checkAwsAuth(flags.awsAuth, readStdin) : undefined
   if (awsAuth) files.push(awsAuth.checked)
   const dynamicPath = flags.dynamicFile ?? config?.dynamicFile?.path
-  const dynamic = dynamicPath ? checkDynamicFile(dynamicPath, flags.userIdStrict ?? config?.dynamicFile?.userIdStrict ?? false) : undefined
-  if (dynamic && flags.dynamicFile) files.push(dynamic.checked)
+  const dynamic = dynamicPath
+    ? checkDynamicFile(dynamicPath, flags.userIdStrict ?? config?.dynamicFile?.userIdStrict ?? false, !flags.dynamicFile)
+    : undefined
+  if (dynamic) files.push(dynamic.checked)
 
   const modes = config?.backendMode ?? [...(awsAuth ? (['EKSConfigMap'] as const) : []), ...(dynamic ? (['DynamicFile'] as const) : [])]
   for (const mode of modes) {
@@ -92,12 +94,14 @@ function checkAwsAuth(file: string, readStdin: () => string) {
   return { checked: { file: label, problems: [...manifest.problems, ...parsed.problems] }, rules: parsed.rules }
 }
 
-function checkDynamicFile(file: string, userIdStrict: boolean) {
+/** `fromConfig`: named by the server config's dynamicfilepath, which may exist only on the server. */
+function checkDynamicFile(file: string, userIdStrict: boolean, fromConfig: boolean) {
   let text: string
   try {
     text = readFileSync(file, 'utf8')
   } catch (err) {
-    return { checked: { file, problems: [{ path: '(file)', message: `could not read: ${(err as Error).message}`, severity: 'error' as const }] } }
+    const message = `could not read${fromConfig ? ' (named by server.dynamicfilepath; pass --dynamic-file to check a local copy)' : ''}: ${(err as Error).message}`
+    return { checked: { file, problems: [{ path: '(file)', message, severity: fromConfig ? ('warning' as const) : ('error' as const) }] } }
   }
   const { rules, problems } = parseDynamicFile(text, { userIdStrict })
   return { checked: { file, problems }, snapshot: rules }

@@ -74,7 +74,7 @@ const DEFAULT_CONFIG: ServerConfig = {
   maxRequestBytes: 65_536,
   shutdownTimeoutMs: 25_000,
   callerAuth: false,
-  callerRateLimit: { perSecond: 200, burst: 400 },
+  callerRateLimit: { perSecond: 200, burst: 1000 },
   auditLog: true,
 }
 
@@ -135,7 +135,9 @@ server:
   healthPort: 21363
   featureGates: {}
 `)
-    expect(warnings).toEqual([])
+    expect(warnings).toEqual([
+      { path: 'server.dynamicBackendModePath', message: 'not supported by kube-iam-auth (ignored): the backend chain is fixed at start-up', severity: 'warning' },
+    ])
     expect(config).toEqual<ServerConfig>({
       ...DEFAULT_CONFIG,
       partition: 'aws-cn',

@@ -1,4 +1,4 @@
-import { dump } from 'js-yaml'
+import { dump, load } from 'js-yaml'
 import { UsageError } from '../../errors.js'
 import { compileRules, type Problem, type RuleSet } from '../rules.js'
 import type { RoleMapping, UserMapping } from '../types.js'
@@ -47,8 +47,13 @@ function findDuplicate(rules: RuleSet, addition: AwsAuthAddition): string | unde
 }
 
 function appendListItem(existing: string | undefined, entry: object): string {
-  // `[]` is how eksctl writes an empty list; a block item cannot be appended to a flow list.
-  const text = existing === undefined || ['', '""', "''", '``', '[]'].includes(existing.trim()) ? '' : existing
+  const text = existing === undefined || ['', '""', "''", '``'].includes(existing.trim()) ? '' : existing
+  // A flow list (`[]`, as eksctl writes an empty one, or `[{...}]`) cannot take a block item:
+  // rewrite it as a block list. It holds no comments to lose.
+  if (text.trim().startsWith('[')) {
+    const items = load(text)
+    if (Array.isArray(items)) return dump([...items, entry], { lineWidth: -1, noRefs: true })
+  }
   // The first list item sets the indentation; it may be written `- key: value` or `-` alone on its line.
   const indent = /^( *)-(?: |$)/m.exec(text)?.[1] ?? ''
   const item = dump([entry], { lineWidth: -1, noRefs: true })

@@ -95,8 +95,12 @@ export class DynamicFileMapper implements Mapper {
       text = await readFile(this.#opts.path, 'utf8')
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return this.#missing()
-      this.#opts.metrics.dynamicFileFailures.inc()
-      this.#state.watchFailed(err as Error)
+      // Polled every second: count and log a read error once, not once per poll.
+      if (this.#digest !== `error:${(err as Error).message}`) {
+        this.#digest = `error:${(err as Error).message}`
+        this.#opts.metrics.dynamicFileFailures.inc()
+        this.#state.watchFailed(err as Error, 1, this.#opts.log, 'DynamicFile')
+      }
       return
     }
     const digest = createHash('sha256').update(text).digest('hex')
