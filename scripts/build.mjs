@@ -43,4 +43,12 @@ await build({
   // program.js and everything behind it stay ES modules, loaded with import() when a command needs them.
   external: [...sdkExternals, './program.js'],
 })
-await build({ ...common, entryPoints: ['src/client/get-token.ts'], outfile: 'dist/client/get-token.cjs' })
+// The signer and the env-credentials provider are bundled (tree-shaken) into the cold path: loading
+// the whole @smithy/core package from node_modules cost more than everything else together.
+await build({
+  ...common,
+  entryPoints: ['src/client/get-token.ts'],
+  outfile: 'dist/client/get-token.cjs',
+  mainFields: ['module', 'main'],
+  external: ['@aws-sdk/credential-provider-node', '@aws-sdk/client-sts', 'js-yaml'],
+})

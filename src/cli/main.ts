@@ -1,4 +1,4 @@
-import { createInterface } from 'node:readline'
+import { writeSync } from 'node:fs'
 import { isKiaError, UsageError } from '../errors.js'
 import type { Io } from './io.js'
 
@@ -52,12 +52,16 @@ function report(err: unknown, command: string | undefined, io: Io): number {
 
 export function realIo(): Io {
   return {
-    stdout: process.stdout,
-    stderr: process.stderr,
+    // Plain writes to the file descriptors: touching process.stdout would load Node's stream stack,
+    // a measurable share of the `token` fast path that kubectl waits for before every call.
+    stdout: { write: (chunk: string) => writeAll(1, chunk) },
+    stderr: { write: (chunk: string) => writeAll(2, chunk) },
     env: process.env,
     now: () => new Date(),
-    prompt: (question) =>
-      new Promise((resolve) => {
+    prompt: async (question) => {
+      // loaded on demand: the token fast path must not pay for readline
+      const { createInterface } = await import('node:readline')
+      return new Promise((resolve) => {
         const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: false })
         process.stderr.write(question)
         rl.once('line', (line) => {
@@ -65,6 +69,19 @@ export function realIo(): Io {
           resolve(line.trim())
         })
         rl.once('close', () => resolve(''))
-      }),
+      })
+    },
+  }
+}
+
+/** Writes all of `chunk`, retrying while a non-blocking descriptor is full. */
+function writeAll(fd: number, chunk: string): void {
+  let buf = Buffer.from(chunk)
+  while (buf.length > 0) {
+    try {
+      buf = buf.subarray(writeSync(fd, buf))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err
+    }
   }
 }

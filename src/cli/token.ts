@@ -1,5 +1,5 @@
-import { parseArgs } from 'node:util'
 import { UsageError } from '../errors.js'
+import { parseFlags } from './flags.js'
 import { cachedToken, type IssuedToken, type TokenRequest } from '../client/fast-path.js'
 import { execCredentialVersion, formatExecCredential } from '../token/exec-credential.js'
 import type { Io } from './io.js'
@@ -29,34 +29,24 @@ interface TokenFlags extends TokenRequest {
 
 /**
  * Flags exactly as upstream's `token` (plus its global flags, accepted so existing kubeconfigs keep
- * working). Parsed with node:util so the cache fast path loads no argument library.
+ * working), with pflag's syntax.
  */
 export function parseTokenFlags(argv: readonly string[], env: Io['env']): TokenFlags {
-  let values
-  try {
-    values = parseArgs({
-      args: [...argv],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        'cluster-id': { type: 'string', short: 'i' },
-        region: { type: 'string' },
-        role: { type: 'string', short: 'r' },
-        'external-id': { type: 'string', short: 'e' },
-        'session-name': { type: 'string', short: 's' },
-        'forward-session-name': { type: 'boolean' },
-        'token-only': { type: 'boolean' },
-        cache: { type: 'boolean' },
-        config: { type: 'string', short: 'c' },
-        help: { type: 'boolean', short: 'h' },
-        'log-format': { type: 'string', short: 'l' },
-        'log-verbosity': { type: 'string', short: 'v' },
-        'feature-gates': { type: 'string' },
-      },
-    }).values
-  } catch (err) {
-    throw new UsageError((err as Error).message)
-  }
+  const values = parseFlags(argv, {
+    'cluster-id': { type: 'string', short: 'i' },
+    region: { type: 'string' },
+    role: { type: 'string', short: 'r' },
+    'external-id': { type: 'string', short: 'e' },
+    'session-name': { type: 'string', short: 's' },
+    'forward-session-name': { type: 'boolean' },
+    'token-only': { type: 'boolean' },
+    cache: { type: 'boolean' },
+    config: { type: 'string', short: 'c' },
+    help: { type: 'boolean', short: 'h' },
+    'log-format': { type: 'string', short: 'l' },
+    'log-verbosity': { type: 'string', short: 'v' },
+    'feature-gates': { type: 'string' },
+  })
   return {
     clusterId: values['cluster-id'] ?? env.KUBERNETES_AWS_AUTHENTICATOR_CLUSTER_ID ?? '',
     region: values.region,

@@ -1,12 +1,8 @@
-import type { KubeConfig } from '@kubernetes/client-node'
 import type { ServerConfig } from '../config/server-config.js'
 import type { Logger } from '../server/logger.js'
 import type { Metrics } from '../server/metrics.js'
-import { ConfigMapMapper } from './configmap/index.js'
-import { CrdMapper } from './crd/index.js'
 import { DynamicFileMapper } from './dynamicfile/index.js'
 import { FileMapper } from './file/index.js'
-import { loadKubeConfig } from './kube/kubeconfig.js'
 import type { BackendMode, Mapper } from './types.js'
 
 export interface ChainDeps {
@@ -16,10 +12,13 @@ export interface ChainDeps {
   readonly env: Readonly<Record<string, string | undefined>>
 }
 
-/** One mapper per configured backend mode, in order. The Kubernetes client is loaded only if needed. */
-export function buildChain(config: ServerConfig, modes: readonly BackendMode[], deps: ChainDeps): Mapper[] {
-  let kubeConfig: KubeConfig | undefined
-  const kube = () => (kubeConfig ??= loadKubeConfig({ kubeconfig: config.kubeconfig, master: config.master, fallback: 'in-cluster' }))
+/**
+ * One mapper per configured backend mode, in order. The Kubernetes client (tens of MiB of memory
+ * and most of a second of start-up) is loaded only when a backend needs it.
+ */
+export async function buildChain(config: ServerConfig, modes: readonly BackendMode[], deps: ChainDeps): Promise<Mapper[]> {
+  const needsKube = modes.includes('EKSConfigMap') || modes.includes('CRD')
+  const kube = needsKube ? await loadKubeBackends(config) : undefined
   return modes.map((mode) => {
     const reservedPrefixes = config.reservedPrefixes[mode] ?? []
     const common = { log: deps.log, metrics: deps.metrics, reservedPrefixes }
@@ -27,9 +26,9 @@ export function buildChain(config: ServerConfig, modes: readonly BackendMode[], 
       case 'MountedFile':
         return new FileMapper(config.mappings, { reservedPrefixes, source: 'server config' })
       case 'EKSConfigMap':
-        return new ConfigMapMapper({ ...common, kubeConfig: kube() })
+        return new kube!.ConfigMapMapper({ ...common, kubeConfig: kube!.kubeConfig })
       case 'CRD':
-        return new CrdMapper({ ...common, kubeConfig: kube() })
+        return new kube!.CrdMapper({ ...common, kubeConfig: kube!.kubeConfig })
       case 'DynamicFile':
         return new DynamicFileMapper({
           ...common,
@@ -39,4 +38,14 @@ export function buildChain(config: ServerConfig, modes: readonly BackendMode[], 
         })
     }
   })
+}
+
+async function loadKubeBackends(config: ServerConfig) {
+  const [{ ConfigMapMapper }, { CrdMapper }, { loadKubeConfig }] = await Promise.all([
+    import('./configmap/index.js'),
+    import('./crd/index.js'),
+    import('./kube/kubeconfig.js'),
+  ])
+  const kubeConfig = loadKubeConfig({ kubeconfig: config.kubeconfig, master: config.master, fallback: 'in-cluster' })
+  return { ConfigMapMapper, CrdMapper, kubeConfig }
 }

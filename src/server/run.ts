@@ -45,7 +45,7 @@ export async function startServer(config: ServerConfig, deps: RunDeps): Promise<
   const metrics = deps.metrics ?? createMetrics()
   const lifetime = new AbortController()
 
-  const chain = buildChain(config, config.backendMode, { log, metrics, now, env: deps.env })
+  const chain = await buildChain(config, config.backendMode, { log, metrics, now, env: deps.env })
   await Promise.all(chain.map((m) => m.start(lifetime.signal)))
   metrics.dynamicFileEnabled.set(config.backendMode.includes('DynamicFile') ? 1 : 0)
   metrics.dynamicFileOnly.set(config.backendMode.length === 1 && config.backendMode[0] === 'DynamicFile' ? 1 : 0)

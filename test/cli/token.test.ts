@@ -132,7 +132,7 @@ describe('kube-iam-auth token', () => {
 
   it('an unknown flag is a usage error', async () => {
     const r = await runCli(['token', '-i', 'c', '--bogus'], { env })
-    expectUsageError(r, "Unknown option '--bogus'")
+    expectUsageError(r, 'unknown flag: --bogus')
   })
 
   it('takes the cluster ID from KUBERNETES_AWS_AUTHENTICATOR_CLUSTER_ID', async () => {
