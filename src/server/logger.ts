@@ -12,10 +12,22 @@ export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] a
  */
 export function createLogger(opts: { level?: string; destination?: NodeJS.WritableStream | number } = {}): Logger {
   const level = normalizeLevel(opts.level ?? 'info')
-  const destination =
-    typeof opts.destination === 'object'
-      ? opts.destination
-      : pino.destination({ dest: opts.destination ?? 1, sync: false, minLength: 4096 })
+  let destination: NodeJS.WritableStream | pino.DestinationStream
+  if (typeof opts.destination === 'object') {
+    destination = opts.destination
+  } else {
+    const buffered = pino.destination({ dest: opts.destination ?? 1, sync: false, minLength: 4096 })
+    // Buffered for throughput, but a quiet server's lines (start-up, the odd denial) must not wait
+    // for 4 KiB of company: flush at least every second.
+    setInterval(() => {
+      try {
+        buffered.flush()
+      } catch {
+        // not open yet, or closing
+      }
+    }, 1000).unref()
+    destination = buffered
+  }
   return pino(
     {
       level,
