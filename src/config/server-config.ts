@@ -38,6 +38,11 @@ export interface ServerConfig {
   readonly stsQueueTimeoutMs: number
   readonly maxRequestBytes: number
   readonly shutdownTimeoutMs: number
+  /**
+   * How long a client may take to send its request headers, and to send anything at all once
+   * connected. Unset means DEFAULTS.headersTimeoutMs (applied where the listener is created).
+   */
+  readonly headersTimeoutMs?: number | undefined
   readonly callerAuth: boolean
   readonly callerRateLimit: { readonly perSecond: number; readonly burst: number }
   readonly auditLog: boolean
@@ -75,6 +80,7 @@ export const DEFAULTS = {
   stsQueueTimeoutMs: 5_000,
   maxRequestBytes: 64 * 1024,
   shutdownTimeoutMs: 25_000,
+  headersTimeoutMs: 20_000,
   ec2Qps: 15,
   ec2Burst: 5,
   callerRateLimit: { perSecond: 200, burst: 1000 },
@@ -164,6 +170,11 @@ export function decodeServerConfig(
     for (const p of compileRules(mappings, 'server.').problems) if (!under(p.path)) problems.push(p)
   }
 
+  const headersTimeoutMs = server.duration('headersTimeout')
+  if (headersTimeoutMs !== undefined && (headersTimeoutMs < 100 || headersTimeoutMs > 60_000)) {
+    server.error('headersTimeout', `must be between 100ms and 60s (the request timeout), got ${headersTimeoutMs} ms`)
+  }
+
   const dynamicFilePath = server.string('dynamicfilepath')
   if (backendMode.includes('DynamicFile') && !dynamicFilePath) {
     server.error('dynamicfilepath', 'DynamicFile is set in backendMode but dynamicfilepath is not set')
@@ -204,6 +215,7 @@ export function decodeServerConfig(
     stsQueueTimeoutMs: server.duration('stsQueueTimeout') ?? DEFAULTS.stsQueueTimeoutMs,
     maxRequestBytes: server.integer('maxRequestBytes', 1024) ?? DEFAULTS.maxRequestBytes,
     shutdownTimeoutMs: server.duration('shutdownTimeout') ?? DEFAULTS.shutdownTimeoutMs,
+    ...(headersTimeoutMs === undefined ? {} : { headersTimeoutMs }),
     callerAuth: server.boolean('callerAuth') ?? false,
     callerRateLimit: {
       perSecond: server.number('callerRateLimitPerSecond', 0) ?? DEFAULTS.callerRateLimit.perSecond,
@@ -230,7 +242,7 @@ const SERVER_KEYS = [
   'partition', 'backendmode', 'maproles', 'mapusers', 'mapaccounts', 'scrubbedaccounts', 'reservedprefixconfig',
   'ec2describeinstancesrolearn', 'sourcearn', 'ec2describeinstancesqps', 'ec2describeinstancesburst', 'dynamicfilepath',
   'dynamicfileuseridstrict', 'dynamicbackendmodepath', 'identitycachettl', 'identitycachesize', 'ststimeout',
-  'stsmaxconcurrency', 'stsqueuetimeout', 'maxrequestbytes', 'shutdowntimeout', 'callerauth', 'callerratelimitpersecond',
+  'stsmaxconcurrency', 'stsqueuetimeout', 'maxrequestbytes', 'shutdowntimeout', 'headerstimeout', 'callerauth', 'callerratelimitpersecond',
   'callerratelimitburst', 'auditlog', 'healthport', 'featuregates',
 ]
 

@@ -33,8 +33,6 @@ export function createApp(deps: AppDeps): express.Express {
   app.disable('etag')
   app.set('query parser', false)
 
-  const rawBody = express.raw({ type: () => true, limit: deps.maxRequestBytes })
-
   app.all('/authenticate', async function authenticateRoute(req, res, next) {
     const started = process.hrtime.bigint()
     const observe = (result: ResultLabel) =>
@@ -52,27 +50,29 @@ export function createApp(deps: AppDeps): express.Express {
     if (contentType !== undefined && !/^application\/json\s*(;|$)/i.test(contentType)) {
       return malformed(415, 'expected Content-Type: application/json')
     }
-    rawBody(req, res, async (err?: unknown) => {
-      if (err !== undefined) {
-        const status = (err as { status?: number }).status ?? 400
-        return malformed(status, status === 413 ? `request body larger than ${deps.maxRequestBytes} bytes` : 'expected a request body')
+    const read = await readBody(req, deps.maxRequestBytes)
+    if ('status' in read) {
+      if (read.status === 413) {
+        // The rest of the body is never read: say so, and close instead of draining it.
+        res.set('Connection', 'close')
+        return malformed(413, `request body larger than ${deps.maxRequestBytes} bytes`)
       }
-      const body: unknown = req.body
-      if (!Buffer.isBuffer(body) || body.length === 0) return malformed(400, 'expected a request body')
-      let review
-      try {
-        review = parseTokenReview(body.toString('utf8'))
-      } catch (e) {
-        if (e instanceof MalformedReview) return malformed(400, e.message)
-        return next(e)
-      }
-      try {
-        const decision = await deps.authenticate(review.token, caller)
-        respond(review.apiVersion, decision, res, deps, observe, started)
-      } catch (e) {
-        next(e)
-      }
-    })
+      return malformed(read.status, read.status === 415 ? 'expected an uncompressed request body (no Content-Encoding)' : 'expected a request body')
+    }
+    if (read.body.length === 0) return malformed(400, 'expected a request body')
+    let review
+    try {
+      review = parseTokenReview(read.body.toString('utf8'))
+    } catch (e) {
+      if (e instanceof MalformedReview) return malformed(400, e.message)
+      return next(e)
+    }
+    try {
+      const decision = await deps.authenticate(review.token, caller)
+      respond(review.apiVersion, decision, res, deps, observe, started)
+    } catch (e) {
+      next(e)
+    }
   })
 
   app.get('/healthz', function healthz(_req, res) {
@@ -103,6 +103,37 @@ export function createApp(deps: AppDeps): express.Express {
   })
 
   return app
+}
+
+/**
+ * Reads a request body of at most `limit` bytes. When Content-Length announces more, or the bytes
+ * received pass the limit, it stops reading at once and reports 413 (express.raw would first read
+ * the whole oversized body to discard it, holding the connection for as long as a slow client
+ * cares to send). Compressed bodies are refused (kube-apiserver never sends them).
+ */
+function readBody(req: Request, limit: number): Promise<{ body: Buffer } | { status: 400 | 413 | 415 }> {
+  return new Promise((resolve) => {
+    const encoding = req.headers['content-encoding']
+    if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') return resolve({ status: 415 })
+    const declared = req.headers['content-length']
+    if (declared !== undefined && Number(declared) > limit) return resolve({ status: 413 })
+    const chunks: Buffer[] = []
+    let size = 0
+    const finish = (result: { body: Buffer } | { status: 400 | 413 }) => {
+      req.off('data', onData).off('end', onEnd).off('error', onAborted).off('close', onAborted)
+      resolve(result)
+    }
+    const onData = (chunk: Buffer) => {
+      size += chunk.length
+      if (size <= limit) return void chunks.push(chunk)
+      req.pause()
+      finish({ status: 413 })
+    }
+    const onEnd = () => finish({ body: Buffer.concat(chunks, size) })
+    // The client went away (reset, or closed before sending the whole body): nobody to answer.
+    const onAborted = () => finish({ status: 400 })
+    req.on('data', onData).on('end', onEnd).on('error', onAborted).on('close', onAborted)
+  })
 }
 
 function respond(

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:https'
 import type { AddressInfo } from 'node:net'
-import type { ServerConfig } from '../config/server-config.js'
+import { DEFAULTS, type ServerConfig } from '../config/server-config.js'
 import { buildChain } from '../mapping/build-chain.js'
 import { createPrivateDnsResolver } from '../mapping/ec2-private-dns.js'
 import type { PrivateDnsResolver } from '../mapping/template.js'
@@ -94,10 +94,26 @@ export async function startServer(config: ServerConfig, deps: RunDeps): Promise<
     audit: config.auditLog,
     draining: () => draining,
   })
-  const server: Server = createServer({ cert: cert.certPem, key: cert.keyPem, minVersion: 'TLSv1.2' }, app)
+  const headersTimeoutMs = config.headersTimeoutMs ?? DEFAULTS.headersTimeoutMs
+  const server: Server = createServer(
+    {
+      cert: cert.certPem,
+      key: cert.keyPem,
+      minVersion: 'TLSv1.2',
+      // Node sweeps for expired headers/requests every 30 s by default, which would let a slowloris
+      // client hold a 20 s headersTimeout connection for up to 50 s.
+      connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(headersTimeoutMs / 4))),
+    },
+    app,
+  )
   server.keepAliveTimeout = 75_000
-  server.headersTimeout = 20_000
+  server.headersTimeout = headersTimeoutMs
   server.requestTimeout = 60_000
+  // headersTimeout only runs once a request has started: a client that connects and never sends a
+  // byte would otherwise keep its connection forever. Give it as long as it gets for the headers;
+  // from its first request on, Node's own request and keep-alive timeouts take over.
+  server.on('secureConnection', (socket) => socket.setTimeout(headersTimeoutMs))
+  server.on('request', (req) => req.socket.setTimeout(server.timeout))
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(config.port, config.address, () => {

@@ -1,0 +1,121 @@
+// A worker thread that plays HTTPS clients of the webhook, so that the client side of a load test
+// (TLS, HTTP parsing, timing) does not run on the event loop of the server it measures: the server
+// under test runs in-process on the main thread, and on a 2-core machine a load generator sharing
+// that loop would inflate every latency it reports.
+//
+// Messages in (workerData):
+//   { mode: 'load', origin, ca, bodies: string[], concurrency, maxMs, timeoutMs }
+//     Sends POST /authenticate for each body (in order, `concurrency` at a time) until every body was
+//     sent or maxMs passed, and posts { results: [{ i, status, ms, waitMs, authenticated, username, reason, error }], elapsedMs }
+//     (reason: the TokenReview's status.error; error: a transport failure, with status 0).
+//   { mode: 'health', origin, ca, intervalMs, timeoutMs }
+//     GETs /healthz every intervalMs until it receives 'stop', then posts { samples: [{ at, ms, waitMs, status, error }] }.
+// Only 127.0.0.1 is ever contacted (the origin is checked).
+//
+// Every result also carries `waitMs`: how long, during that request, the OS kept runnable threads
+// off the CPU (run_delay from /proc/.../schedstat) — the larger of the server's main thread (this
+// process's main thread: the server runs in-process) and this client thread. On a shared 2-core
+// machine the neighbours' load shows up there and nowhere else; the server's own work (requests,
+// GC, anything blocking its loop) is never in it. 0 where schedstat is unavailable.
+import { readFileSync } from 'node:fs'
+import { parentPort, workerData } from 'node:worker_threads'
+import { Agent, request } from 'undici'
+
+const MAIN_STAT = `/proc/self/task/${process.pid}/schedstat`
+const SELF_STAT = '/proc/thread-self/schedstat'
+const runDelayMs = (path) => {
+  try {
+    return Number(readFileSync(path, 'utf8').split(' ')[1]) / 1e6
+  } catch {
+    return NaN
+  }
+}
+const waitMark = () => [runDelayMs(MAIN_STAT), runDelayMs(SELF_STAT)]
+const waitSince = ([main0, self0]) => {
+  const [main1, self1] = waitMark()
+  const w = Math.max(main1 - main0, self1 - self0)
+  return Number.isFinite(w) ? w : 0
+}
+
+const { mode, origin, ca } = workerData
+if (!/^https:\/\/127\.0\.0\.1:\d+$/.test(origin)) throw new Error(`refusing to contact ${origin}`)
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+async function load() {
+  const { bodies, concurrency, maxMs, timeoutMs } = workerData
+  const agent = new Agent({
+    connect: { ca },
+    connections: concurrency,
+    pipelining: 1,
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+  })
+  const results = []
+  const started = performance.now()
+  let next = 0
+  const one = async (i) => {
+    const mark = waitMark()
+    const t0 = performance.now()
+    try {
+      const res = await request(`${origin}/authenticate`, {
+        method: 'POST',
+        dispatcher: agent,
+        headers: { 'content-type': 'application/json' },
+        body: bodies[i],
+        signal: AbortSignal.timeout(timeoutMs),
+      })
+      const text = await res.body.text()
+      let authenticated
+      let username
+      let reason
+      try {
+        const doc = JSON.parse(text)
+        authenticated = doc?.status?.authenticated
+        username = doc?.status?.user?.username
+        reason = typeof doc?.status?.error === 'string' ? doc.status.error.slice(0, 200) : undefined
+      } catch {
+        // not JSON (a malformed-request answer): status alone tells
+      }
+      results.push({ i, status: res.statusCode, ms: performance.now() - t0, waitMs: waitSince(mark), authenticated, username, reason })
+    } catch (err) {
+      results.push({ i, status: 0, ms: performance.now() - t0, waitMs: waitSince(mark), error: `${err?.name}: ${err?.code ?? ''} ${err?.message}` })
+    }
+  }
+  const loop = async () => {
+    while (next < bodies.length && performance.now() - started < maxMs) await one(next++)
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, bodies.length) }, loop))
+  const elapsedMs = performance.now() - started
+  await agent.close()
+  return { results, elapsedMs }
+}
+
+async function health() {
+  const { intervalMs, timeoutMs } = workerData
+  const agent = new Agent({ connect: { ca }, connections: 2, headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
+  let stop = false
+  parentPort.on('message', (m) => {
+    if (m === 'stop') stop = true
+  })
+  const samples = []
+  const t00 = performance.now()
+  while (!stop) {
+    const mark = waitMark()
+    const t0 = performance.now()
+    try {
+      const res = await request(`${origin}/healthz`, { dispatcher: agent, signal: AbortSignal.timeout(timeoutMs) })
+      await res.body.text()
+      samples.push({ at: t0 - t00, ms: performance.now() - t0, waitMs: waitSince(mark), status: res.statusCode })
+    } catch (err) {
+      samples.push({ at: t0 - t00, ms: performance.now() - t0, waitMs: waitSince(mark), status: 0, error: `${err?.name}: ${err?.message}` })
+    }
+    const wait = intervalMs - (performance.now() - t0)
+    if (wait > 0) await sleep(wait)
+  }
+  await agent.close()
+  return { samples }
+}
+
+const out = mode === 'load' ? await load() : await health()
+parentPort.postMessage(out)
