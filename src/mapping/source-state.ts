@@ -14,6 +14,8 @@ export class SourceState {
   #lastSuccess: Date | undefined
   #lastError: string | undefined
   #lastErrorTime: Date | undefined
+  /** True while the source cannot be read (API server away): the mapping in force may be stale. */
+  #failing = false
 
   constructor(name: BackendMode, metrics: Metrics) {
     this.#name = name
@@ -27,6 +29,7 @@ export class SourceState {
 
   applied(version: string): void {
     this.#version = version
+    this.#failing = false
     this.#lastSuccess = new Date()
     this.#lastError = undefined
     this.#lastErrorTime = undefined
@@ -34,6 +37,13 @@ export class SourceState {
     this.#metrics.sourceSynced.set({ source: this.#name }, 1)
     this.#metrics.sourceRejectedUpdate.set({ source: this.#name }, 0)
     this.#metrics.sourceLastSuccess.set({ source: this.#name }, this.#lastSuccess.getTime() / 1000)
+  }
+
+  /** The source answers again after failures. */
+  recovered(log?: Logger): void {
+    if (!this.#failing) return
+    this.#failing = false
+    log?.info({ source: this.#name }, 'mapping source reachable again')
   }
 
   /** An update that was not applied; the version in force does not change. */
@@ -46,6 +56,7 @@ export class SourceState {
 
   /** A failed read or watch; logged as an error once it keeps failing. */
   watchFailed(err: Error, attempt = 1, log?: Logger, what?: string): void {
+    this.#failing = true
     this.#lastError = err.message
     this.#lastErrorTime = new Date()
     log?.[attempt > 3 ? 'error' : 'warn']({ source: this.#name, attempt, err: err.message }, `${what ?? this.#name} watch failed; retrying with backoff`)
@@ -55,6 +66,7 @@ export class SourceState {
     return {
       name: this.#name,
       synced: this.#version !== undefined,
+      healthy: !this.#failing,
       version: this.#version,
       lastSuccess: this.#lastSuccess?.toISOString(),
       lastError: this.#lastError,

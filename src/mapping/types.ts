@@ -46,6 +46,8 @@ export interface Match {
 export interface SourceStatus {
   readonly name: BackendMode
   readonly synced: boolean
+  /** False while the source cannot be read; the last good mapping stays in force meanwhile. */
+  readonly healthy?: boolean
   /** The version of the mapping in force (resourceVersion, file mtime, config file). */
   readonly version?: string | undefined
   readonly lastSuccess?: string | undefined

@@ -168,7 +168,7 @@ function respond(
         'access granted',
       )
     }
-    res.status(200).json(allowedReview(apiVersion, decision.user))
+    sendJson(res, 200, allowedReview(apiVersion, decision.user))
     return
   }
   const err = decision.error
@@ -176,7 +176,7 @@ function respond(
     observe('sts_error')
     deps.metrics.reviews.inc({ decision: 'error', reason: 'internal' })
     deps.log.error({ audit: true, decision: 'error', err: { message: err.message, type: err.name }, ...who }, 'internal error')
-    res.status(500).json(failedReview(apiVersion, 'internal error'))
+    sendJson(res, 500, failedReview(apiVersion, 'internal error'))
     return
   }
   const outcome = outcomeOf(err)
@@ -198,7 +198,16 @@ function respond(
       outcome.status === 200 ? 'access denied' : 'could not decide',
     )
   }
-  res
-    .status(outcome.status)
-    .json(outcome.status === 200 ? deniedReview(apiVersion) : failedReview(apiVersion, err.message))
+  sendJson(res, outcome.status, outcome.status === 200 ? deniedReview(apiVersion) : failedReview(apiVersion, err.message))
+}
+
+/**
+ * Writes a JSON answer straight to the socket. The review path runs for every API request the
+ * cluster serves, and express's res.json (content negotiation, charset handling, ETag logic) was a
+ * measurable share of it.
+ */
+function sendJson(res: Response, status: number, body: object): void {
+  const text = JSON.stringify(body)
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) })
+  res.end(text)
 }

@@ -12,13 +12,22 @@ export class ConcurrencyLimiter {
   readonly #queueTimeoutMs: number
   readonly #maxQueue: number
   readonly #onChange: (active: number, queued: number) => void
+  readonly #onReject: () => void
 
-  constructor(opts: { max: number; queueTimeoutMs: number; maxQueue?: number; onChange?: (active: number, queued: number) => void }) {
+  constructor(opts: {
+    max: number
+    queueTimeoutMs: number
+    maxQueue?: number
+    onChange?: (active: number, queued: number) => void
+    /** Called for each caller refused (queue full, or waited too long). */
+    onReject?: () => void
+  }) {
     if (!Number.isInteger(opts.max) || opts.max < 1) throw new TypeError('"max" must be an integer >= 1')
     this.#max = opts.max
     this.#queueTimeoutMs = opts.queueTimeoutMs
     this.#maxQueue = opts.maxQueue ?? opts.max * 16
     this.#onChange = opts.onChange ?? (() => {})
+    this.#onReject = opts.onReject ?? (() => {})
   }
 
   get active(): number {
@@ -45,6 +54,7 @@ export class ConcurrencyLimiter {
       return
     }
     if (this.#queue.length >= this.#maxQueue) {
+      this.#onReject()
       throw new StsUnavailable(`too many STS requests waiting (${this.#queue.length}); try again later`)
     }
     await new Promise<void>((resolve, reject) => {
@@ -53,6 +63,7 @@ export class ConcurrencyLimiter {
         timer: setTimeout(() => {
           this.#queue.splice(this.#queue.indexOf(item), 1)
           this.#onChange(this.#active, this.#queue.length)
+          this.#onReject()
           reject(new StsUnavailable(`waited ${this.#queueTimeoutMs} ms for a free STS request slot; try again later`))
         }, this.#queueTimeoutMs),
       }

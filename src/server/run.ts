@@ -74,6 +74,7 @@ export async function startServer(config: ServerConfig, deps: RunDeps): Promise<
         max: config.stsMaxConcurrency,
         queueTimeoutMs: config.stsQueueTimeoutMs,
         onChange: (_active, queued) => metrics.stsQueued.set(queued),
+        onReject: () => metrics.stsQueueRejections.inc(),
       }),
       chain: () => chain,
       resolveDns: dns.resolve,
@@ -100,6 +101,8 @@ export async function startServer(config: ServerConfig, deps: RunDeps): Promise<
       cert: cert.certPem,
       key: cert.keyPem,
       minVersion: 'TLSv1.2',
+      // a client that never completes the TLS handshake is dropped as soon as a silent one would be
+      handshakeTimeout: headersTimeoutMs,
       // Node sweeps for expired headers/requests every 30 s by default, which would let a slowloris
       // client hold a 20 s headersTimeout connection for up to 50 s.
       connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(headersTimeoutMs / 4))),

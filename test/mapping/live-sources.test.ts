@@ -96,8 +96,11 @@ describe('EKSConfigMap: kube-system/aws-auth followed live', () => {
     kube.setConfigMap('kube-system', 'aws-auth', awsAuth('while-down:{{SessionName}}'))
     await new Promise((r) => setTimeout(r, 700))
     expect(await username(OPS)).toBe('fixed:olga')
+    const away = JSON.parse((await srv.get('/status')).body).sources[0]
+    expect(away).toMatchObject({ synced: true, healthy: false })
     kube.setDown(false)
     await within(8000, async () => (await username(OPS)) === 'while-down:olga')
+    expect(JSON.parse((await srv.get('/status')).body).sources[0]).toMatchObject({ synced: true, healthy: true })
     const metrics = (await srv.get('/metrics')).body
     expect(metrics).toMatch(/aws_iam_authenticator_configmap_watch_failures_total [1-9]/)
   })

@@ -65,6 +65,7 @@ export class ConfigMapMapper implements Mapper {
         this.#opts.metrics.configMapWatchFailures.inc()
         this.#state.watchFailed(err, attempt, this.#opts.log, 'aws-auth')
       },
+      onRecovered: () => this.#state.recovered(this.#opts.log),
       signal,
     })
   }

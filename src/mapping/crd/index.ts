@@ -71,6 +71,7 @@ export class CrdMapper implements Mapper {
         this.#rebuild(o.metadata?.resourceVersion ?? this.#lastVersion)
       },
       onFailure: (err, attempt) => this.#state.watchFailed(err, attempt, this.#opts.log, 'IAMIdentityMapping'),
+      onRecovered: () => this.#state.recovered(this.#opts.log),
       signal,
     })
   }

@@ -25,6 +25,8 @@ export interface ListWatchOptions<T extends KubeObject> {
   readonly onEvent: (type: WatchEventType, object: T) => void
   /** Called when a list or watch fails; `attempt` counts consecutive failures. */
   readonly onFailure: (err: Error, attempt: number) => void
+  /** Called when the API server answers again after failures (a list, or any watch event). */
+  readonly onRecovered?: () => void
   readonly signal: AbortSignal
   /** Re-watch if nothing (not even a bookmark) arrives for this long. Default 5 minutes. */
   readonly idleTimeoutMs?: number
@@ -58,13 +60,16 @@ export async function runListWatch<T extends KubeObject>(opts: ListWatchOptions<
         const listed = await opts.list()
         resourceVersion = listed.resourceVersion
         opts.onList(listed.items, listed.resourceVersion)
+        if (failures > 0) opts.onRecovered?.()
         if (firstSync) {
           firstSync = false
           opts.onFirstSync?.()
         }
       }
       const started = Date.now()
-      const { lastResourceVersion, eventsSeen } = await watchOnce(watch, resourceVersion, opts, idleTimeoutMs)
+      const recovering = failures > 0
+      const onFirstEvent = recovering ? () => opts.onRecovered?.() : undefined
+      const { lastResourceVersion, eventsSeen } = await watchOnce(watch, resourceVersion, opts, idleTimeoutMs, onFirstEvent)
       resourceVersion = lastResourceVersion
       if (eventsSeen) failures = 0
       // A watch that ends at once with nothing to say must not turn into a tight reconnect loop.
@@ -95,6 +100,7 @@ function watchOnce<T extends KubeObject>(
   fromVersion: string,
   opts: ListWatchOptions<T>,
   idleTimeoutMs: number,
+  onFirstEvent?: () => void,
 ): Promise<{ lastResourceVersion: string; eventsSeen: boolean }> {
   return new Promise((resolve, reject) => {
     let rv = fromVersion
@@ -131,6 +137,7 @@ function watchOnce<T extends KubeObject>(
         },
         (type: string, object: T & { code?: number; message?: string; reason?: string }) => {
           armIdle()
+          if (!eventsSeen && type !== 'ERROR') onFirstEvent?.()
           if (type === 'ERROR') {
             if (object?.code === 410 || object?.reason === 'Expired' || object?.reason === 'Gone') {
               finish(new Gone(object.message ?? 'resource version too old'))
