@@ -35,11 +35,14 @@ const { values: argv } = parseArgs({
     'aws-runs': { type: 'string', default: '5' },
     'phase-ms': { type: 'string', default: '7000' },
     'cpu-prof': { type: 'boolean', default: false },
+    'node-flags': { type: 'string', default: '' },
   },
 })
 const TOKEN_RUNS = Math.max(15, Number(argv.runs))
 const AWS_RUNS = Math.max(0, Number(argv['aws-runs']))
 const PHASE_MS = Math.min(8_000, Math.max(1_000, Number(argv['phase-ms'])))
+/** Extra flags for node running the servers under test (e.g. --node-flags=--max-semi-space-size=2). */
+const NODE_FLAGS = argv['node-flags'].split(' ').filter((f) => f !== '')
 const CONNECTIONS = 10
 const HIT_SET = 64
 const DISTINCT_TARGET = 50_000
@@ -244,7 +247,7 @@ async function benchServer(home: string): Promise<ServerResults> {
       identityCacheTTL: '15m',
       connections: CONNECTIONS,
       inspect: true,
-      nodeFlags: argv['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
+      nodeFlags: [...NODE_FLAGS, ...(argv['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [])],
     })
     if (argv['cpu-prof']) out.cpuProfileDir = profDir
     out.serverConfig = srv.settings
@@ -320,7 +323,7 @@ async function benchServer(home: string): Promise<ServerResults> {
     srv = undefined
 
     // d. baseline: the same server calling STS on every review (identityCacheSize: 0), STS 20 ms.
-    base = await startServer({ home, stsUrl: sts.url, identityCacheSize: 0, connections: CONNECTIONS })
+    base = await startServer({ home, stsUrl: sts.url, identityCacheSize: 0, connections: CONNECTIONS, nodeFlags: NODE_FLAGS })
     out.baselineServerConfig = base.settings
     log(`  baseline server ${base.url} (pid ${base.pid}), identityCacheSize 0`)
     // Warm-up as long as the cached server's (its STS path gets thousands of reviews before a. and b.).
