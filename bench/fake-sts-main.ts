@@ -7,6 +7,7 @@
 //   calls          the request counters
 //   reset          zero the counters
 //   errors         the last rejection messages
+//   fault <mode>   none | error500 | throttle | hang | reset
 // It exits when stdin closes (so it never outlives the benchmark) or on SIGTERM/SIGINT.
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
@@ -42,6 +43,9 @@ rl.on('line', (line) => {
     case 'reset':
       sts.resetCalls()
       return out({ ok: true })
+    case 'fault':
+      sts.setFault(arg as 'none' | 'error500' | 'throttle' | 'hang' | 'reset')
+      return out({ ok: true, fault: arg })
     case 'errors':
       return out({ ok: true, errors: sts.lastErrors })
     default:

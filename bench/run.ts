@@ -44,6 +44,7 @@ const PHASE_MS = Math.min(8_000, Math.max(1_000, Number(argv['phase-ms'])))
 /** Extra flags for node running the servers under test (e.g. --node-flags=--max-semi-space-size=2). */
 const NODE_FLAGS = argv['node-flags'].split(' ').filter((f) => f !== '')
 const CONNECTIONS = 10
+const FAULT_PHASE_MS = 3_000
 const HIT_SET = 64
 const DISTINCT_TARGET = 50_000
 /** Bound of the phase that tops the cache up to DISTINCT_TARGET identities. */
@@ -223,6 +224,7 @@ interface ServerResults {
     baselineAfterD?: MemSnapshot
   }
   phases: Record<string, PhaseRecord>
+  faults?: Array<{ fault: string; misses: LoadResult; hits: LoadResult; recovered: boolean }>
   tokensPresigned: number
   presignRateDuringRun: number
   cpuProfileDir?: string
@@ -339,6 +341,43 @@ async function benchServer(home: string): Promise<ServerResults> {
     out.memory.baselineAfterD = await snapshot(base)
     log(`  baseline after d: ${describeMem(out.memory.baselineAfterD)}`)
     expect('d. baseline called STS on every review', d.stsCalls >= d.requests, `${d.stsCalls} STS calls for ${d.requests} reviews`)
+    await base.stop()
+    removeDir(base.dir)
+    base = undefined
+
+    // f. the cost of STS faults, on a server with the identity cache on and short STS deadlines
+    // (stsTimeout 1s, stsQueueTimeout 500ms, 16 slots): for each fault, distinct tokens (which need
+    // STS) and then cached ones (which must not notice), then recovery with a fresh token.
+    await sts.setLatency(0)
+    base = await startServer({
+      home,
+      stsUrl: sts.url,
+      identityCacheSize: 10_000,
+      stsMaxConcurrency: 16,
+      extraConfig: ['stsTimeout: 1s', 'stsQueueTimeout: 500ms'],
+      connections: CONNECTIONS,
+      nodeFlags: NODE_FLAGS,
+    })
+    const faultHits = await tokens.freshBodies(HIT_SET)
+    await runLoad(base.pool, { concurrency: CONNECTIONS, maxMs: 10_000, maxRequests: HIT_SET, body: (i) => faultHits[i]! })
+    out.faults = []
+    for (const fault of ['error500', 'throttle', 'hang', 'reset'] as const) {
+      const fresh = await tokens.freshBodies(6_000)
+      await sts.setFault(fault)
+      const misses = await runLoad(base.pool, { concurrency: CONNECTIONS, maxMs: FAULT_PHASE_MS, maxRequests: fresh.length - 1, body: (i) => fresh[i]! })
+      const during = await runLoad(base.pool, { concurrency: CONNECTIONS, maxMs: FAULT_PHASE_MS, maxRequests: 100_000, body: (i) => faultHits[i % HIT_SET]! })
+      await sts.setFault('none')
+      const recovered = await runLoad(base.pool, { concurrency: 1, maxMs: 5_000, maxRequests: 1, body: () => fresh[fresh.length - 1]! })
+      out.faults.push({ fault, misses, hits: during, recovered: recovered.authenticated === 1 })
+      log(
+        `  f. STS ${fault}: misses ${fmt(misses.perSecond, 0)}/s p50 ${fmt(misses.p50Ms, 1)} ms p99 ${fmt(misses.p99Ms, 1)} ms ` +
+          `(${Object.entries(misses.failures).map(([k, v]) => `${k}:${v}`).join(' ') || 'no failures'}); ` +
+          `hits ${fmt(during.perSecond, 0)}/s p99 ${fmt(during.p99Ms, 1)} ms (auth ok ${during.authenticated}/${during.requests}); ` +
+          `recovered: ${recovered.authenticated === 1 ? 'yes' : 'NO'}`,
+      )
+      expect(`f. ${fault}: cached identities keep being answered`, during.authenticated === during.requests, JSON.stringify(during.failures))
+      expect(`f. ${fault}: recovers by itself`, recovered.authenticated === 1, JSON.stringify(recovered.failures))
+    }
     await base.stop()
     removeDir(base.dir)
     base = undefined
@@ -482,6 +521,24 @@ async function main(): Promise<number> {
       ],
     ),
   )
+  log('')
+  if (server.faults?.length) {
+    log(
+      markdownTable(
+        ['STS fault (stsTimeout 1s)', 'misses/s', 'miss p50 ms', 'miss p99 ms', 'miss answers', 'hits/s during', 'hit p99 ms', 'recovered'],
+        server.faults.map((f) => [
+          f.fault,
+          fmt(f.misses.perSecond, 0),
+          fmt(f.misses.p50Ms, 1),
+          fmt(f.misses.p99Ms, 1),
+          Object.entries(f.misses.failures).map(([k, v]) => `${k}:${v}`).join(' ') || `200:${f.misses.authenticated}`,
+          fmt(f.hits.perSecond, 0),
+          fmt(f.hits.p99Ms, 1),
+          f.recovered ? 'yes' : 'no',
+        ]),
+      ),
+    )
+  }
   log(
     `\nlive heap per cached identity: ~${mem.liveBytesPerCachedIdentity ?? '?'} bytes; ` +
       'the gap between V8 heap used and the after-GC figure is garbage V8 had not yet collected ' +

@@ -22,6 +22,7 @@ export interface StsProcess {
   readonly url: string
   readonly pid: number
   setLatency(ms: number): Promise<void>
+  setFault(mode: 'none' | 'error500' | 'throttle' | 'hang' | 'reset'): Promise<void>
   calls(): Promise<StsCalls>
   reset(): Promise<void>
   errors(): Promise<string[]>
@@ -78,6 +79,7 @@ export async function startSts(opts: { home: string; latencyMs?: number }): Prom
     url: hello.url,
     pid: child.pid!,
     setLatency: async (ms) => void (await command(`latency ${ms}`)),
+    setFault: async (mode) => void (await command(`fault ${mode}`)),
     calls: async () => (await command<{ calls: StsCalls }>('calls')).calls,
     reset: async () => void (await command('reset')),
     errors: async () => (await command<{ errors: string[] }>('errors')).errors,
@@ -94,6 +96,8 @@ export interface ServerOptions {
   readonly identityCacheSize: number
   readonly identityCacheTTL?: string
   readonly stsMaxConcurrency?: number
+  /** Further `server:` keys, e.g. `stsTimeout: 1s`. */
+  readonly extraConfig?: readonly string[]
   /** Extra node flags, e.g. --cpu-prof. */
   readonly nodeFlags?: readonly string[]
   /**
@@ -136,6 +140,7 @@ function configYaml(dir: string, o: ServerOptions): string {
     `  identityCacheTTL: ${o.identityCacheTTL ?? '15m'}`,
     `  stsMaxConcurrency: ${o.stsMaxConcurrency ?? 64}`,
     '  shutdownTimeout: 2s',
+    ...(o.extraConfig ?? []).map((line) => `  ${line}`),
     // The per-caller limit on STS verifications (default 200/s) would turn the miss phases into a
     // test of the limiter: every review here comes from one caller, as from one kube-apiserver.
     '  callerRateLimitPerSecond: 0',

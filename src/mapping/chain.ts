@@ -26,12 +26,14 @@ export async function mapIdentity(
   for (const mapper of chain) {
     const match = mapper.lookup(identity)
     if (match === undefined) continue
-    const rendered = await renderMapping(match.mapping, identity, resolveDns).catch((err: unknown) => {
-      if (err instanceof MappingFailed) {
-        throw new MappingFailed(`mapper ${mapper.name} ${match.rule}: ${err.message}`, { transient: err.transient, cause: err })
-      }
-      throw err
-    })
+    const rendered = !hasTemplate(match.mapping)
+      ? match.mapping
+      : await renderMapping(match.mapping, identity, resolveDns).catch((err: unknown) => {
+          if (err instanceof MappingFailed) {
+            throw new MappingFailed(`mapper ${mapper.name} ${match.rule}: ${err.message}`, { transient: err.transient, cause: err })
+          }
+          throw err
+        })
     if (rendered.username.trim() === '') {
       throw new MappingFailed(`mapper ${mapper.name} ${match.rule}: the username template rendered an empty username`)
     }
@@ -51,4 +53,8 @@ export async function mapIdentity(
     }
   }
   throw new NotMapped('identity is not mapped')
+}
+
+function hasTemplate(m: { username: string; groups: readonly string[] }): boolean {
+  return m.username.includes('{{') || m.groups.some((g) => g.includes('{{'))
 }

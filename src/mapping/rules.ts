@@ -129,19 +129,33 @@ export function compileRules(
 
 /** The explicit rule for an identity: user ARN, then role ARN, then SSO permission set. */
 export function lookupRules(rules: RuleSet, identity: Identity): Match | undefined {
-  const canonical = identity.canonicalArn.toLowerCase()
-  const user = rules.users.get(canonical)
+  const { userKey, roleKey } = lookupKeys(identity)
+  const user = rules.users.get(userKey)
   if (user !== undefined) return { ...user, kind: 'user' }
-  let roleKey = canonical
-  try {
-    roleKey = stripRolePath(canonical)
-  } catch {
-    // an ARN STS returned always parses; keep the canonical form if not
-  }
   const role = rules.roles.get(roleKey)
   if (role !== undefined) return { ...role, kind: 'role' }
   const sso = rules.sso.find((s) => s.pattern.test(roleKey))
   return sso === undefined ? undefined : { mapping: sso.mapping, rule: sso.rule, kind: 'sso' }
+}
+
+// An identity comes from the identity cache on most reviews, and every backend looks it up: derive
+// its keys once per identity object.
+const KEYS = new WeakMap<Identity, { userKey: string; roleKey: string }>()
+
+function lookupKeys(identity: Identity): { userKey: string; roleKey: string } {
+  let keys = KEYS.get(identity)
+  if (keys === undefined) {
+    const userKey = identity.canonicalArn.toLowerCase()
+    let roleKey = userKey
+    try {
+      roleKey = stripRolePath(userKey)
+    } catch {
+      // an ARN STS returned always parses; keep the canonical form if not
+    }
+    keys = { userKey, roleKey }
+    KEYS.set(identity, keys)
+  }
+  return keys
 }
 
 /**
