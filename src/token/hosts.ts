@@ -18,6 +18,9 @@ const HOST_SYNTAX = /^[a-z0-9-]+(\.[a-z0-9-]+)+$/
 export function checkStsHost(host: string, partitionId: string): StsHost {
   const partition = findPartition(partitionId)
   if (partition === undefined) throw new TypeError(`partition ${partitionId} not valid`)
+  if (/^[0-9.]+$/.test(host)) {
+    throw new TokenInvalid('host', `an IP address is not allowed as pre-signed URL host: "${clip(host)}"`)
+  }
   if (!HOST_SYNTAX.test(host)) {
     throw new TokenInvalid('host', `unexpected hostname "${clip(host)}" in pre-signed URL`)
   }
