@@ -34,7 +34,7 @@ export function checkStsHost(host: string, partitionId: string): StsHost {
   if (labels.length < 3) {
     throw new TokenInvalid(
       'host',
-      `could not parse region for pre-signed URL ${host}, invalid host format: ${host}`,
+      `could not parse region for pre-signed URL ${clip(host)}, invalid host format: ${clip(host)}`,
     )
   }
   const region = labels[1]!
@@ -43,10 +43,10 @@ export function checkStsHost(host: string, partitionId: string): StsHost {
     if (other !== undefined && other.id !== partition.id) {
       throw new TokenInvalid(
         'host',
-        `hostname "${host}" belongs to partition ${other.id}; this server accepts only partition ${partition.id}`,
+        `hostname "${clip(host)}" belongs to partition ${other.id}; this server accepts only partition ${partition.id}`,
       )
     }
-    throw new TokenInvalid('host', `unexpected hostname "${host}" in pre-signed URL: unknown region "${region}"`)
+    throw new TokenInvalid('host', `unexpected hostname "${clip(host)}" in pre-signed URL: unknown region "${clip(region)}"`)
   }
   for (const fips of [false, true]) {
     for (const dualStack of [false, true]) {
@@ -55,7 +55,7 @@ export function checkStsHost(host: string, partitionId: string): StsHost {
       }
     }
   }
-  throw new TokenInvalid('host', `partition {${partition.id}} does not support hostname ${host}`)
+  throw new TokenInvalid('host', `partition {${partition.id}} does not support hostname ${clip(host)}`)
 }
 
 function clip(s: string): string {
