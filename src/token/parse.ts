@@ -114,7 +114,7 @@ export function parsePresignedToken(token: string, opts: ParseOptions): Presigne
     )
   }
   const securityToken = params.get('X-Amz-Security-Token')
-  if (securityToken !== undefined && !/^[A-Za-z0-9+/=]+$/.test(securityToken)) {
+  if (securityToken !== undefined && !/^[A-Za-z0-9+/]+={0,2}$/.test(securityToken)) {
     throw new TokenInvalid('security-token', 'X-Amz-Security-Token must be non-empty base64')
   }
 
