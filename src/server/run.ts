@@ -5,26 +5,24 @@ import { buildChain } from '../mapping/build-chain.js'
 import { createPrivateDnsResolver } from '../mapping/ec2-private-dns.js'
 import type { PrivateDnsResolver } from '../mapping/template.js'
 import type { Mapper } from '../mapping/types.js'
-import { createStsTransport, type StsTransport } from '../sts/transport.js'
+import { createStsTransport } from '../sts/transport.js'
+import type { Request, Response } from 'express'
 import { createApp } from './app.js'
 import { createAuthenticator } from './authenticator.js'
+import { createCallerVerifier, ensureCallerKey, issueCallerToken, type CallerVerifier } from './caller-auth.js'
 import { IdentityCache } from './identity-cache.js'
 import { ConcurrencyLimiter } from './limiter.js'
 import type { Logger } from './logger.js'
 import { createMetrics, type Metrics } from './metrics.js'
+import { CallerRateLimiter } from './rate-limit.js'
 import { instrumentSts } from './sts-instrumented.js'
 import { loadOrCreateServingCert } from './tls.js'
 import { renderWebhookKubeconfig, webhookServerUrl, writeWebhookKubeconfig } from './webhook-kubeconfig.js'
-import { createCallerVerifier, ensureCallerKey, issueCallerToken, type CallerVerifier } from './caller-auth.js'
-import { CallerRateLimiter } from './rate-limit.js'
-import type { Request, Response } from 'express'
 
 export interface RunDeps {
   readonly log: Logger
   readonly env: Readonly<Record<string, string | undefined>>
   readonly now?: () => number
-  /** Replaces the real STS transport (benchmarks compare against an uncached baseline with it). */
-  readonly sts?: StsTransport
   readonly metrics?: Metrics
 }
 
@@ -40,10 +38,20 @@ export interface RunningServer {
 
 /** Starts the webhook: mapping sources, serving certificate, webhook kubeconfig, TLS listener. */
 export async function startServer(config: ServerConfig, deps: RunDeps): Promise<RunningServer> {
+  const lifetime = new AbortController()
+  try {
+    return await start(config, deps, lifetime)
+  } catch (err) {
+    // Stop the sources already watching, so a failed start-up does not leave the process hanging.
+    lifetime.abort()
+    throw err
+  }
+}
+
+async function start(config: ServerConfig, deps: RunDeps, lifetime: AbortController): Promise<RunningServer> {
   const now = deps.now ?? Date.now
   const { log } = deps
   const metrics = deps.metrics ?? createMetrics()
-  const lifetime = new AbortController()
 
   const chain = await buildChain(config, config.backendMode, { log, metrics, now, env: deps.env })
   await Promise.all(chain.map((m) => m.start(lifetime.signal)))
@@ -52,8 +60,8 @@ export async function startServer(config: ServerConfig, deps: RunDeps): Promise<
   for (const m of chain) log.info({ source: m.name, ...m.status().counts }, 'mapping source loaded')
 
   const cert = await loadOrCreateServingCert({ stateDir: config.stateDir, address: config.address, hostname: config.hostname })
-  const transport = deps.sts === undefined ? createStsTransport({ maxConnections: config.stsMaxConcurrency }) : undefined
-  const sts = instrumentSts(deps.sts ?? transport!.send, metrics)
+  const transport = createStsTransport({ maxConnections: config.stsMaxConcurrency })
+  const sts = instrumentSts(transport.send, metrics)
   const dns = lazyDnsResolver(config, deps.env, metrics)
   const rateLimiter = new CallerRateLimiter({ ...config.callerRateLimit, now })
   const callerKey = config.callerAuth ? await ensureCallerKey(config.stateDir) : undefined
@@ -117,6 +125,8 @@ export async function startServer(config: ServerConfig, deps: RunDeps): Promise<
   // from its first request on, Node's own request and keep-alive timeouts take over.
   server.on('secureConnection', (socket) => socket.setTimeout(headersTimeoutMs))
   server.on('request', (req) => req.socket.setTimeout(server.timeout))
+  // If start-up fails past this point, the listener must not keep the process alive.
+  lifetime.signal.addEventListener('abort', () => server.listening && server.close(), { once: true })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(config.port, config.address, () => {
@@ -161,7 +171,7 @@ export async function startServer(config: ServerConfig, deps: RunDeps): Promise<
         lifetime.abort()
         callers?.close()
         dns.close()
-        await transport?.close()
+        await transport.close()
         log.info('stopped')
       })()),
   }

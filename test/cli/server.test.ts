@@ -1,0 +1,54 @@
+// `kube-iam-auth server` as a process: start-up failures exit (never hang), SIGTERM shuts down cleanly.
+import { spawn } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { BIN, ROOT, cliEnv, ensureBuilt, runCli, tempDir } from '../support/cli.js'
+
+describe('kube-iam-auth server (process)', () => {
+  let dir: string
+  beforeAll(async () => {
+    await ensureBuilt()
+    dir = tempDir('kia-server-cli-')
+  }, 120_000)
+
+  const config = (name: string, body: string) => {
+    const file = join(dir, name)
+    writeFileSync(file, body)
+    return file
+  }
+
+  it('refuses an invalid config at start, naming the file, the entry and the field', async () => {
+    const file = config('bad.yaml', 'clusterID: c\nserver:\n  mapRoles:\n    - rolearn: nope\n      username: x\n')
+    const r = await runCli(['server', '--config', file], { env: cliEnv(dir), timeoutMs: 20_000 })
+    expect(r.timedOut).toBe(false)
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain(`invalid configuration in ${file}`)
+    expect(r.stderr).toContain('server.mapRoles[0].rolearn: error canonicalizing ARN')
+  })
+
+  it('exits (does not hang) when start-up fails after the sources started', async () => {
+    const file = config('unwritable.yaml', `clusterID: c\nserver:\n  port: 0\n  stateDir: ${join(dir, 'state1')}\n  generateKubeconfig: /etc/hostname/sub/kubeconfig.yaml\n`)
+    const r = await runCli(['server', '--config', file], { env: cliEnv(dir), timeoutMs: 20_000 })
+    expect(r.timedOut).toBe(false)
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/ENOTDIR/)
+  })
+
+  it('serves until SIGTERM, then stops cleanly with exit code 0', async () => {
+    const kubeconfig = join(dir, 'webhook.kubeconfig')
+    const file = config('ok.yaml', `clusterID: c\nserver:\n  port: 0\n  stateDir: ${join(dir, 'state2')}\n  generateKubeconfig: ${kubeconfig}\n`)
+    const child = spawn(process.execPath, [BIN, 'server', '--config', file], { cwd: ROOT, env: cliEnv(dir), stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()))
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+    const deadline = Date.now() + 20_000
+    while (!out.includes('"msg":"listening"') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    expect(out).toContain('"msg":"listening"')
+    child.kill('SIGTERM')
+    const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('timeout'), 10_000))])
+    if (code === 'timeout') child.kill('SIGKILL')
+    expect(code).toBe(0)
+    expect(out).toContain('"msg":"stopped"')
+  })
+})
