@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { cliEnv } from '../../test/support/cli.js'
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 export const BIN = join(ROOT, 'bin', 'kube-iam-auth.cjs')
@@ -81,21 +82,12 @@ export async function stopChild(child: ChildProcess, graceMs = 5_000): Promise<v
 }
 
 /**
- * A clean child environment that cannot reach AWS: nothing inherited but PATH, metadata disabled,
- * config and credentials files pointing nowhere, HOME in a temp dir, explicit region.
+ * A clean child environment that cannot reach AWS: the tests' cliEnv (nothing inherited but PATH,
+ * metadata disabled, config and credentials files pointing nowhere, HOME in a temp dir, explicit
+ * region), plus AWS_DEFAULT_REGION.
  */
 export function cleanEnv(home: string, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    HOME: home,
-    AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_CONFIG_FILE: join(home, 'no-such-aws-config'),
-    AWS_SHARED_CREDENTIALS_FILE: join(home, 'no-such-aws-credentials'),
-    AWS_REGION: 'us-west-2',
-    AWS_DEFAULT_REGION: 'us-west-2',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    ...extra,
-  }
+  return cliEnv(home, { AWS_DEFAULT_REGION: 'us-west-2', ...extra })
 }
 
 export interface MemStatus {

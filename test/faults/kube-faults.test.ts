@@ -9,32 +9,33 @@ import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { tempDir } from '../support/cli.js'
 import { startFakeKube, type FakeKube } from '../support/fake-kube.js'
-import { startFakeSts, type FakeSts } from '../support/fake-sts.js'
-import { ALICE, TEMP } from '../support/tokens.js'
+import type { FakeSts } from '../support/fake-sts.js'
+import { ALICE } from '../support/tokens.js'
 import {
   BOB,
   CAROL,
   DAVE,
   distinctTokens,
+  endLoadSuite,
+  expectHealthy,
+  MAPPED,
+  measureLoad,
   memory,
-  monitorPhase,
   ownMs,
-  printTable,
   reviewBody,
-  runLoad,
+  reviewFresh,
   sleep,
-  startHealthSampler,
+  startLoadSts,
   startServerUnderTest,
-  statsRow,
+  stsGauges,
   watchCrashes,
+  type CrashWatch,
   type HealthSample,
   type ReviewResult,
   type ServerUnderTest,
   type StatsRow,
 } from './support/harness.js'
 
-const MAPPED = [ALICE, CAROL, DAVE, TEMP]
-const HEALTH_BOUND_MS = 100
 /** STS answers at once here: a review is bounded by the queue wait plus scheduling slack. */
 const LATENCY_BOUND_MS = 300 + 700
 const CONCURRENCY = 12
@@ -52,16 +53,11 @@ describe('Kubernetes API faults under load (EKSConfigMap)', () => {
   let kube: FakeKube
   let sts: FakeSts
   let srv: ServerUnderTest
-  let crashes: ReturnType<typeof watchCrashes>
+  let crashes: CrashWatch
   let hits: string[]
 
   /** The mapping version a fresh token is answered with now. */
-  const currentVersion = async () => {
-    const [token] = await distinctTokens([CAROL], 1)
-    const res = await srv.review(token!)
-    expect(res.status).toBe(200)
-    return versionOf(res.json().status.user?.username)
-  }
+  const currentVersion = async () => versionOf((await reviewFresh(srv)).json().status.user?.username)
 
   /** Polls (bounded) until fresh tokens are answered with mapping version `v`; returns how long it took. */
   async function applies(v: string, withinMs: number): Promise<number> {
@@ -77,7 +73,7 @@ describe('Kubernetes API faults under load (EKSConfigMap)', () => {
     crashes = watchCrashes()
     kube = await startFakeKube({ bookmarkIntervalMs: 200 })
     kube.setConfigMap('kube-system', 'aws-auth', awsAuth('v0'))
-    sts = await startFakeSts({ principals: [ALICE, TEMP, CAROL, DAVE, BOB] })
+    sts = await startLoadSts()
     const kubeconfig = join(tempDir('kia-faults-kube-'), 'kubeconfig')
     writeFileSync(kubeconfig, kube.kubeconfigFor())
     srv = await startServerUnderTest({
@@ -97,15 +93,7 @@ describe('Kubernetes API faults under load (EKSConfigMap)', () => {
 
   afterEach(() => kube.setDown(false))
 
-  afterAll(async () => {
-    printTable(`Kubernetes API faults (EKSConfigMap; STS healthy; client concurrency ${CONCURRENCY})`, rows)
-    await srv?.close()
-    await sts?.close()
-    await kube?.close()
-    crashes?.dispose()
-    expect(crashes.seen).toEqual([])
-    expect(srv.errorLines.get('internal error')).toBeUndefined()
-  })
+  afterAll(() => endLoadSuite(`Kubernetes API faults (EKSConfigMap; STS healthy; client concurrency ${CONCURRENCY})`, rows, crashes, srv, [sts, kube]))
 
   /** 70 % distinct tokens, 20 % cached identities, 10 % the cached unmapped BOB. */
   async function plan(n: number): Promise<{ bodies: string[]; unmapped: Set<number> }> {
@@ -125,22 +113,13 @@ describe('Kubernetes API faults under load (EKSConfigMap)', () => {
   async function underLoad(scenario: string, during: () => Promise<void>): Promise<{ results: ReviewResult[]; samples: HealthSample[]; unmapped: Set<number> }> {
     // more bodies than 1.5 s can take on this machine: the load is bounded by time and spans the fault
     const { bodies, unmapped } = await plan(900)
-    const health = startHealthSampler(srv)
-    await sleep(150)
-    const phase = monitorPhase()
-    const load = runLoad(srv, bodies, { concurrency: CONCURRENCY, maxMs: 1500 })
-    await during()
-    const run = await load
-    const samples = await health.stop()
-    rows.push(statsRow(scenario, run, samples, phase.stop()))
+    const { run, samples, row } = await measureLoad(srv, scenario, bodies, { concurrency: CONCURRENCY, maxMs: 1500, during })
+    rows.push(row)
     expect(run.results.length).toBeGreaterThanOrEqual(50)
-    expect(samples.length).toBeGreaterThanOrEqual(5)
-    expect(samples.filter((s) => s.status !== 200)).toEqual([])
-    expect(Math.max(...samples.map(ownMs))).toBeLessThan(HEALTH_BOUND_MS)
+    expectHealthy(samples)
     const slow = run.results.filter((r) => ownMs(r) > LATENCY_BOUND_MS)
     expect(slow.map((r) => `#${r.i} took ${Math.round(r.ms)} ms (${Math.round(r.waitMs)} ms waiting for a CPU)`)).toEqual([])
-    expect(await srv.metric('kube_iam_auth_sts_inflight_requests')).toBe(0)
-    expect(await srv.metric('kube_iam_auth_sts_queued_requests')).toBe(0)
+    expect(await stsGauges(srv)).toEqual({ inflight: 0, queued: 0 })
     return { results: run.results, samples, unmapped }
   }
 

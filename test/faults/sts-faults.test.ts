@@ -6,34 +6,36 @@
 // cached identities must keep being answered (they need no STS), health must stay fast, the STS
 // gauges must drain, nothing may crash, and the very next token after the fault must be verified.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { startFakeSts, type FakeSts, type FakeStsFault } from '../support/fake-sts.js'
+import type { FakeSts, FakeStsFault } from '../support/fake-sts.js'
 import { ALICE, TEMP, presignedToken } from '../support/tokens.js'
 import {
   BOB,
   CAROL,
   DAVE,
   distinctTokens,
-  monitorPhase,
+  endLoadSuite,
+  expectHealthy,
+  gaugesDrain,
+  MAPPED,
+  measureLoad,
   ownMs,
   memory,
-  printTable,
   reviewBody,
+  reviewFresh,
   runLoad,
   sleep,
-  startHealthSampler,
+  startLoadSts,
   startServerUnderTest,
   startTcpGate,
-  statsRow,
   watchCrashes,
-  type HealthSample,
+  type CrashWatch,
   type ReviewResult,
   type ServerUnderTest,
   type StatsRow,
   type TcpGate,
 } from './support/harness.js'
 
-// BOB is known to STS and mapped nowhere: a cached definitive denial
-const MAPPED = [ALICE, CAROL, DAVE, TEMP]
+// BOB (see startLoadSts) is known to STS and mapped nowhere: a cached definitive denial
 const USERNAME = new Map<string, string>([
   [ALICE.accessKeyId, 'alice'],
   [CAROL.accessKeyId, 'carol'],
@@ -51,7 +53,6 @@ const LATENCY_BOUND_MS = STS_TIMEOUT_MS + QUEUE_TIMEOUT_MS + SLACK_MS
  * deadlines, a review waits its turn behind up to 127 others (a few hundred ms on 2 cores).
  */
 const BURST_LATENCY_BOUND_MS = STS_TIMEOUT_MS + QUEUE_TIMEOUT_MS + 1200
-const HEALTH_BOUND_MS = 100
 /** Client concurrency of the per-fault phases: 3x the STS slots (the queue is exercised), without saturating 2 cores. */
 const CONCURRENCY = 12
 /** What the concurrency limiter says when it sheds a review (queue full, or waited stsQueueTimeout). */
@@ -63,7 +64,7 @@ describe('STS faults under load', () => {
   let sts: FakeSts
   let gate: TcpGate
   let srv: ServerUnderTest
-  let crashes: ReturnType<typeof watchCrashes>
+  let crashes: CrashWatch
   /** Tokens verified before the faults: answered from the identity cache during them. */
   let hits: string[]
   let hitDenied: string
@@ -71,7 +72,7 @@ describe('STS faults under load', () => {
 
   beforeAll(async () => {
     crashes = watchCrashes()
-    sts = await startFakeSts({ principals: [ALICE, TEMP, CAROL, DAVE, BOB] })
+    sts = await startLoadSts()
     gate = await startTcpGate(sts.port)
     srv = await startServerUnderTest({
       stsUrl: gate.url,
@@ -105,15 +106,9 @@ describe('STS faults under load', () => {
     sts.setLatency(0)
   })
 
-  afterAll(async () => {
-    printTable(`STS faults (stsTimeout 500ms, stsQueueTimeout 300ms, stsMaxConcurrency 4; client concurrency ${CONCURRENCY} unless noted)`, rows)
-    await srv?.close()
-    await gate?.close()
-    await sts?.close()
-    crashes?.dispose()
-    expect(crashes.seen).toEqual([])
-    expect(srv.errorLines.get('internal error')).toBeUndefined()
-  })
+  afterAll(() =>
+    endLoadSuite(`STS faults (stsTimeout 500ms, stsQueueTimeout 300ms, stsMaxConcurrency 4; client concurrency ${CONCURRENCY} unless noted)`, rows, crashes, srv, [gate, sts]),
+  )
 
   type Kind = 'fresh' | 'hit' | 'hitDenied' | 'local'
   /** 60 % distinct tokens, 20 % cached mapped identities, 10 % a cached unmapped one, 10 % refused locally. */
@@ -134,25 +129,6 @@ describe('STS faults under load', () => {
       bodies.push(reviewBody(token))
     }
     return { bodies, kinds, tokens }
-  }
-
-  async function gaugesDrain(): Promise<void> {
-    const started = Date.now()
-    for (;;) {
-      const inflight = await srv.metric('kube_iam_auth_sts_inflight_requests')
-      const queued = await srv.metric('kube_iam_auth_sts_queued_requests')
-      if (inflight === 0 && queued === 0) return
-      if (Date.now() - started > 2000) expect({ inflight, queued }).toEqual({ inflight: 0, queued: 0 })
-      await sleep(50)
-    }
-  }
-
-  function expectHealthy(samples: readonly HealthSample[]): void {
-    expect(samples.length).toBeGreaterThanOrEqual(5)
-    expect(samples.filter((s) => s.status !== 200)).toEqual([])
-    // own latency: wall time minus the time the OS kept the server's or the sampler's thread off the
-    // CPU (the neighbours on a shared machine); everything the server does, GC included, counts
-    expect(Math.max(...samples.map(ownMs))).toBeLessThan(HEALTH_BOUND_MS)
   }
 
   function expectAnswers(results: readonly ReviewResult[], kinds: readonly Kind[], tokens: readonly string[], freshStatus: number): void {
@@ -177,33 +153,19 @@ describe('STS faults under load', () => {
   }
 
   async function expectRecovery(): Promise<void> {
-    const [token] = await distinctTokens([CAROL], 1)
-    const res = await srv.review(token!)
-    expect(res.status).toBe(200)
-    expect(res.json().status.user.username).toBe('carol')
+    expect((await reviewFresh(srv)).json().status.user.username).toBe('carol')
   }
 
   async function faultUnderLoad(scenario: string, freshStatus: number, start: () => Promise<void> | void, stop: () => Promise<void> | void): Promise<void> {
     const { bodies, kinds, tokens } = await plan(400)
     const cachedBefore = await srv.metric('kube_iam_auth_identity_cache_entries')
     const callsBefore = sts.calls.getCallerIdentity
-    const health = startHealthSampler(srv)
-    await sleep(150)
-    await start()
-    const phase = monitorPhase()
-    let run: Awaited<ReturnType<typeof runLoad>>
-    let samples: HealthSample[]
-    try {
-      run = await runLoad(srv, bodies, { concurrency: CONCURRENCY, maxMs: 1500 })
-    } finally {
-      samples = await health.stop()
-      await stop()
-    }
-    rows.push(statsRow(scenario, run, samples, phase.stop()))
+    const { run, samples, row } = await measureLoad(srv, scenario, bodies, { concurrency: CONCURRENCY, maxMs: 1500, start, stop })
+    rows.push(row)
     expect(run.results.length).toBeGreaterThanOrEqual(50)
     expectAnswers(run.results, kinds, tokens, freshStatus)
     expectHealthy(samples)
-    await gaugesDrain()
+    await gaugesDrain(srv)
     // failures are never cached; cached identities stay
     expect(await srv.metric('kube_iam_auth_identity_cache_entries')).toBe(cachedBefore)
     // cache hits and local refusals never reached STS
@@ -250,24 +212,20 @@ describe('STS faults under load', () => {
     } finally {
       await gate.open()
     }
-    await gaugesDrain()
+    await gaugesDrain(srv)
     await expectRecovery()
   })
 
   it('slow STS (latency 200 ms, no errors): every review verified, the queue absorbs the burst', async () => {
     sts.setLatency(200)
     const tokens = await distinctTokens(MAPPED, 40)
-    const health = startHealthSampler(srv)
-    await sleep(150)
-    const phase = monitorPhase()
     // 8 at a time against 4 STS slots: waiting in the queue stays under its 300 ms timeout
-    const run = await runLoad(srv, tokens.map((t) => reviewBody(t)), { concurrency: 8, maxMs: 5000 })
-    const samples = await health.stop()
-    rows.push(statsRow('slow (200 ms), conc. 8', run, samples, phase.stop()))
+    const { run, samples, row } = await measureLoad(srv, 'slow (200 ms), conc. 8', tokens.map((t) => reviewBody(t)), { concurrency: 8, maxMs: 5000 })
+    rows.push(row)
     expect(run.results.length).toBe(40)
     expect(run.results.filter((r) => r.status !== 200 || r.authenticated !== true)).toEqual([])
     expectHealthy(samples)
-    await gaugesDrain()
+    await gaugesDrain(srv)
   })
 
   it('memory stays bounded over a 2000-request burst while STS hangs, and the limiter drains', async () => {
@@ -277,17 +235,14 @@ describe('STS faults under load', () => {
     sts.setFault('hang')
     // a first burst so that one-time allocations (TLS sessions, JIT code, pools) are not counted
     await runLoad(srv, warm.map((t) => reviewBody(t)), { concurrency: 128, maxMs: 8000 })
-    await gaugesDrain()
+    await gaugesDrain(srv)
     const before = await memory()
-    const health = startHealthSampler(srv)
-    const phase = monitorPhase()
-    const run = await runLoad(srv, tokens.map((t) => reviewBody(t)), { concurrency: 128, maxMs: 15_000 })
-    const samples = await health.stop()
-    rows.push(statsRow('hang, 2000 burst, conc. 128', run, samples, phase.stop()))
+    const { run, samples, row } = await measureLoad(srv, 'hang, 2000 burst, conc. 128', tokens.map((t) => reviewBody(t)), { concurrency: 128, maxMs: 15_000, settleMs: 0 })
+    rows.push(row)
     expect(run.results.length).toBe(2000)
     expect(run.results.filter((r) => r.status !== 503)).toEqual([])
     expect(run.results.filter((r) => ownMs(r) > BURST_LATENCY_BOUND_MS).map((r) => `${Math.round(r.ms)} ms (${Math.round(r.waitMs)} waiting)`)).toEqual([])
-    await gaugesDrain()
+    await gaugesDrain(srv)
     expect(await srv.metric('kube_iam_auth_identity_cache_entries')).toBe(cachedBefore)
     const after = await memory()
     const mib = (n: number) => Math.round((n / 2 ** 20) * 10) / 10

@@ -6,10 +6,9 @@
 // fake-sts's independent verifier. Answers are EC2's XML; errors use EC2's `<Response><Errors>` shape.
 // Like EC2, one unknown instance ID fails the whole call with InvalidInstanceID.NotFound.
 
-import { randomUUID } from 'node:crypto'
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { AddressInfo, Socket } from 'node:net'
+import type { IncomingMessage } from 'node:http'
 import { type FakeStsPrincipal, verifySigV4Request } from './fake-sts.js'
+import { startStandInServer, type ConnectionFault } from './standin-server.js'
 
 export type FakeEc2Fault = 'none' | 'throttle' | 'error500' | 'hang' | 'reset'
 
@@ -53,7 +52,6 @@ export interface FakeEc2Options {
 
 const EC2_VERSION = '2016-11-15'
 const XMLNS = `http://ec2.amazonaws.com/doc/${EC2_VERSION}/`
-const MAX_BODY_BYTES = 1 << 20
 
 const xmlEscape = (s: string): string =>
   s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!)
@@ -82,16 +80,11 @@ export async function startFakeEc2(opts: FakeEc2Options = {}): Promise<FakeEc2> 
   const instances = new Map<string, string>(Object.entries(opts.instances ?? {}))
   const pageSize = opts.pageSize ?? Infinity
 
-  let fault: FakeEc2Fault = 'none'
-  let latencyMs = Math.max(0, opts.latencyMs ?? 0)
   let calls = 0
   let rejected = 0
   const idsPerCall: string[][] = []
   const callTimes: number[] = []
   const lastErrors: string[] = []
-  const sockets = new Set<Socket>()
-  const timers = new Set<NodeJS.Timeout>()
-  let closed = false
 
   const errorReply = (requestId: string, status: number, code: string, message: string): Reply => {
     lastErrors.push(`${code}: ${message}`)
@@ -139,19 +132,14 @@ export async function startFakeEc2(opts: FakeEc2Options = {}): Promise<FakeEc2> 
     return { status: 200, body }
   }
 
-  /** Answers one fully received request; `undefined` means: do not answer. */
+  /** Answers one fully received request (hang and reset are the stand-in server's). */
   const handle = (
     req: IncomingMessage,
     body: string,
-    activeFault: FakeEc2Fault,
+    activeFault: Exclude<FakeEc2Fault, ConnectionFault>,
     requestId: string,
-  ): Reply | undefined => {
+  ): Reply => {
     switch (activeFault) {
-      case 'reset':
-        req.socket.destroy()
-        return undefined
-      case 'hang':
-        return undefined // the socket is destroyed by close()
       case 'error500':
         return errorReply(requestId, 500, 'InternalError', 'An internal error has occurred')
       case 'throttle':
@@ -189,70 +177,24 @@ export async function startFakeEc2(opts: FakeEc2Options = {}): Promise<FakeEc2> 
     return describeInstances(params, requestId)
   }
 
-  const respond = (
-    req: IncomingMessage,
-    res: ServerResponse,
-    body: string,
-    activeFault: FakeEc2Fault,
-  ): void => {
-    const requestId = randomUUID()
-    const reply = handle(req, body, activeFault, requestId)
-    if (reply === undefined || res.destroyed) return
-    res.writeHead(reply.status, {
-      'x-amzn-requestid': requestId,
-      'content-type': 'text/xml;charset=UTF-8',
-      'content-length': Buffer.byteLength(reply.body),
-    })
-    res.end(reply.body)
-  }
-
-  const server = createServer({ keepAlive: true }, (req, res) => {
-    req.on('error', () => {})
-    res.on('error', () => {})
-    const chunks: Buffer[] = []
-    let size = 0
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length
-      if (size > MAX_BODY_BYTES) req.socket.destroy()
-      else chunks.push(chunk)
-    })
-    req.on('end', () => {
-      if (closed) return
-      const body = chunks.length === 0 ? '' : Buffer.concat(chunks).toString('utf8')
+  const server = await startStandInServer<FakeEc2Fault>({
+    latencyMs: opts.latencyMs,
+    received(_req, body) {
       const form = new URLSearchParams(body)
       if (form.get('Action') === 'DescribeInstances') {
         calls++
         idsPerCall.push(instanceIds(form))
         callTimes.push(Date.now())
       }
-      const activeFault = fault
-      if (latencyMs === 0) return respond(req, res, body, activeFault)
-      const timer = setTimeout(() => {
-        timers.delete(timer)
-        respond(req, res, body, activeFault)
-      }, latencyMs)
-      timers.add(timer)
-    })
+    },
+    respond: (req, body, fault, requestId) => ({
+      contentType: 'text/xml;charset=UTF-8',
+      ...handle(req, body, fault, requestId),
+    }),
   })
-  server.keepAliveTimeout = 60_000
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket)
-    socket.once('close', () => sockets.delete(socket))
-  })
-  server.on('clientError', (_err, socket: Socket) => socket.destroy())
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject)
-      resolve()
-    })
-  })
-  const port = (server.address() as AddressInfo).port
-
-  let closing: Promise<void> | undefined
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: server.url,
     get calls(): number {
       return calls
     },
@@ -266,7 +208,7 @@ export async function startFakeEc2(opts: FakeEc2Options = {}): Promise<FakeEc2> 
       return rejected
     },
     get connections(): number {
-      return sockets.size
+      return server.connections
     },
     get lastErrors(): string[] {
       return [...lastErrors]
@@ -281,10 +223,10 @@ export async function startFakeEc2(opts: FakeEc2Options = {}): Promise<FakeEc2> 
       instances.delete(id)
     },
     setFault(f: FakeEc2Fault): void {
-      fault = f
+      server.setFault(f)
     },
     setLatency(ms: number): void {
-      latencyMs = Math.max(0, ms)
+      server.setLatency(ms)
     },
     resetCalls(): void {
       calls = 0
@@ -294,15 +236,7 @@ export async function startFakeEc2(opts: FakeEc2Options = {}): Promise<FakeEc2> 
       lastErrors.length = 0
     },
     close(): Promise<void> {
-      closing ??= new Promise<void>((resolve) => {
-        closed = true
-        for (const t of timers) clearTimeout(t)
-        timers.clear()
-        server.close(() => resolve())
-        for (const s of sockets) s.destroy()
-        sockets.clear()
-      })
-      return closing
+      return server.close()
     },
   }
 }

@@ -11,9 +11,9 @@
 // - header-signed (Authorization header) requests, e.g. form-encoded POSTs by @aws-sdk/client-sts.
 // Actions: GetCallerIdentity and AssumeRole.
 
-import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { AddressInfo, Socket } from 'node:net'
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
+import { startStandInServer, type ConnectionFault, type StandInReply } from './standin-server.js'
 
 export interface FakeStsPrincipal {
   accessKeyId: string
@@ -95,7 +95,6 @@ const MAX_SKEW_MS = 15 * 60 * 1000
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
 const AMZ_DATE_RE = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/
 const SESSION_NAME_RE = /^[\w+=,.@-]{2,64}$/
-const MAX_BODY_BYTES = 1 << 20
 
 const MSG_INVALID_TOKEN = 'The security token included in the request is invalid.'
 const MSG_EXPIRED_TOKEN = 'The security token included in the request is expired'
@@ -499,11 +498,7 @@ const validationError = (value: string | null, field: string, constraint: string
   `1 validation error detected: Value ${value === null ? 'null' : `'${value}'`} at '${field}' ` +
   `failed to satisfy constraint: Member ${constraint}`
 
-interface Reply {
-  status: number
-  contentType: string
-  body: string
-}
+type Reply = StandInReply
 
 export async function startFakeSts(
   opts: {
@@ -521,14 +516,9 @@ export async function startFakeSts(
   for (const p of opts.principals ?? []) principals.set(p.accessKeyId, p)
   for (const r of opts.roles ?? []) roles.set(r.roleArn, r)
 
-  let fault: FakeStsFault = 'none'
-  let latencyMs = Math.max(0, opts.latencyMs ?? 0)
   let lastAssumeRole: FakeStsAssumeRoleCall | undefined
   const counters: FakeStsCalls = { getCallerIdentity: 0, assumeRole: 0, rejected: 0, total: 0 }
   const lastErrors: string[] = []
-  const sockets = new Set<Socket>()
-  const timers = new Set<NodeJS.Timeout>()
-  let closed = false
 
   const errorReply = (
     json: boolean,
@@ -637,20 +627,15 @@ export async function startFakeSts(
     return { status: 200, contentType: 'text/xml', body }
   }
 
-  /** Answers one fully received request; `undefined` means: do not answer. */
+  /** Answers one fully received request (hang and reset are the stand-in server's). */
   const handle = (
     req: IncomingMessage,
     body: string,
-    activeFault: FakeStsFault,
+    activeFault: Exclude<FakeStsFault, ConnectionFault>,
     requestId: string,
-  ): Reply | undefined => {
+  ): Reply => {
     const json = req.headers.accept?.includes('application/json') ?? false
     switch (activeFault) {
-      case 'reset':
-        req.socket.destroy()
-        return undefined
-      case 'hang':
-        return undefined // the socket is destroyed by close()
       case 'error500': {
         const message =
           'The request processing has failed because of an unknown error, exception or failure.'
@@ -691,70 +676,20 @@ export async function startFakeSts(
     }
   }
 
-  const respond = (
-    req: IncomingMessage,
-    res: ServerResponse,
-    body: string,
-    activeFault: FakeStsFault,
-  ): void => {
-    const requestId = randomUUID()
-    const reply = handle(req, body, activeFault, requestId)
-    if (reply === undefined || res.destroyed) return
-    res.writeHead(reply.status, {
-      'x-amzn-requestid': requestId,
-      'content-type': reply.contentType,
-      'content-length': Buffer.byteLength(reply.body),
-    })
-    res.end(reply.body)
-  }
-
-  const server = createServer({ keepAlive: true }, (req, res) => {
-    req.on('error', () => {})
-    res.on('error', () => {})
-    const chunks: Buffer[] = []
-    let size = 0
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length
-      if (size > MAX_BODY_BYTES) req.socket.destroy()
-      else chunks.push(chunk)
-    })
-    req.on('end', () => {
-      if (closed) return
-      const body = chunks.length === 0 ? '' : Buffer.concat(chunks).toString('utf8')
+  const server = await startStandInServer<FakeStsFault>({
+    latencyMs: opts.latencyMs,
+    received(req, body) {
       counters.total++
       const action = extractAction(req.url ?? '/', body, req.headers)
       if (action === 'GetCallerIdentity') counters.getCallerIdentity++
       else if (action === 'AssumeRole') counters.assumeRole++
-      const activeFault = fault
-      if (latencyMs === 0) return respond(req, res, body, activeFault)
-      const timer = setTimeout(() => {
-        timers.delete(timer)
-        respond(req, res, body, activeFault)
-      }, latencyMs)
-      timers.add(timer)
-    })
+    },
+    respond: handle,
   })
-  // Pooled client connections may sit idle for a while: do not close them under the client.
-  server.keepAliveTimeout = 60_000
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket)
-    socket.once('close', () => sockets.delete(socket))
-  })
-  server.on('clientError', (_err, socket: Socket) => socket.destroy())
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject)
-      resolve()
-    })
-  })
-  const port = (server.address() as AddressInfo).port
-
-  let closing: Promise<void> | undefined
   return {
-    url: `http://127.0.0.1:${port}`,
-    port,
+    url: server.url,
+    port: server.port,
     get calls(): FakeStsCalls {
       return { ...counters }
     },
@@ -771,10 +706,10 @@ export async function startFakeSts(
       roles.set(r.roleArn, r)
     },
     setFault(f: FakeStsFault): void {
-      fault = f
+      server.setFault(f)
     },
     setLatency(ms: number): void {
-      latencyMs = Math.max(0, ms)
+      server.setLatency(ms)
     },
     resetCalls(): void {
       counters.getCallerIdentity = 0
@@ -784,15 +719,7 @@ export async function startFakeSts(
       lastErrors.length = 0
     },
     close(): Promise<void> {
-      closing ??= new Promise<void>((resolve) => {
-        closed = true
-        for (const t of timers) clearTimeout(t)
-        timers.clear()
-        server.close(() => resolve())
-        for (const s of sockets) s.destroy()
-        sockets.clear()
-      })
-      return closing
+      return server.close()
     },
   }
 }

@@ -23,6 +23,47 @@ export interface TestServer {
   close(): Promise<void>
 }
 
+export interface HttpsReply {
+  readonly status: number
+  readonly body: string
+  json(): any
+}
+
+export interface ServerClient {
+  /** One request to the server; the content type is JSON unless `headers` says otherwise. */
+  send(path: string, method: string, body?: string, headers?: Record<string, string>): Promise<HttpsReply>
+  close(): Promise<void>
+}
+
+/** An HTTPS keep-alive client for the server under test, trusting its CA. */
+export function serverClient(origin: string, ca: string, opts: { connections: number; timeoutMs?: number }): ServerClient {
+  const agent = new Agent({ connect: { ca }, connections: opts.connections })
+  return {
+    send: async (path, method, body, headers = {}) => {
+      const res = await request(`${origin}${path}`, {
+        method: method as 'POST',
+        dispatcher: agent,
+        headers: { 'content-type': 'application/json', ...headers },
+        ...(opts.timeoutMs === undefined ? {} : { signal: AbortSignal.timeout(opts.timeoutMs) }),
+        ...(body === undefined ? {} : { body }),
+      })
+      const text = await res.body.text()
+      return { status: res.statusCode, body: text, json: () => JSON.parse(text) }
+    },
+    close: () => agent.close(),
+  }
+}
+
+/** A destination for the server's log: every non-blank line written is parsed as JSON and handed to `onLine`. */
+export function jsonLogSink(onLine: (doc: Record<string, unknown>) => void): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n')) if (line.trim() !== '') onLine(JSON.parse(line) as Record<string, unknown>)
+      done()
+    },
+  })
+}
+
 export function tokenReview(token: string, apiVersion = 'authentication.k8s.io/v1'): object {
   return { apiVersion, kind: 'TokenReview', spec: { token } }
 }
@@ -49,29 +90,14 @@ export async function startTestServer(opts: {
   if (config === undefined) throw new Error(`bad test config: ${JSON.stringify(problems)}`)
   // port 0 is not a valid config value; listen on a free port instead
   const logs: Record<string, unknown>[] = []
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split('\n')) if (line.trim() !== '') logs.push(JSON.parse(line))
-      done()
-    },
-  })
   const server = await startServer(config, {
-    log: createLogger({ level: 'debug', destination: sink }),
+    log: createLogger({ level: 'debug', destination: jsonLogSink((doc) => logs.push(doc)) }),
     env: { KUBE_IAM_AUTH_STS_ENDPOINT: opts.stsUrl, ...opts.env },
     metrics: createMetrics(undefined, { defaultMetrics: false }),
     ...(opts.now === undefined ? {} : { now: opts.now }),
   })
-  const agent = new Agent({ connect: { ca: server.caPem }, connections: 64 })
-  const send = async (path: string, method: string, body?: string, headers: Record<string, string> = {}) => {
-    const res = await request(`https://127.0.0.1:${server.port}${path}`, {
-      method: method as 'POST',
-      dispatcher: agent,
-      headers: { 'content-type': 'application/json', ...headers },
-      ...(body === undefined ? {} : { body }),
-    })
-    const text = await res.body.text()
-    return { status: res.statusCode, body: text, json: () => JSON.parse(text) }
-  }
+  const client = serverClient(`https://127.0.0.1:${server.port}`, server.caPem, { connections: 64 })
+  const send = client.send
   return {
     server,
     config,
@@ -81,7 +107,7 @@ export async function startTestServer(opts: {
     get: (path) => send(path, 'GET'),
     review: (token, apiVersion) => send('/authenticate', 'POST', JSON.stringify(tokenReview(token, apiVersion))),
     close: async () => {
-      await agent.close()
+      await client.close()
       await server.close()
     },
   }

@@ -8,18 +8,18 @@ import { mkdtempSync, readFileSync } from 'node:fs'
 import { createServer as createTcpServer, connect as tcpConnect, type Server as TcpServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Writable } from 'node:stream'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { Worker } from 'node:worker_threads'
-import { Agent, request } from 'undici'
+import { expect } from 'vitest'
 import { decodeServerConfig, type ServerConfig } from '../../../src/config/server-config.js'
 import { createLogger } from '../../../src/server/logger.js'
 import { createMetrics } from '../../../src/server/metrics.js'
 import { startServer, type RunningServer } from '../../../src/server/run.js'
-import type { FakeStsPrincipal } from '../../support/fake-sts.js'
-import { presignedToken } from '../../support/tokens.js'
+import { startFakeSts, type FakeSts, type FakeStsPrincipal } from '../../support/fake-sts.js'
+import { ALICE, TEMP, presignedToken } from '../../support/tokens.js'
+import { jsonLogSink, serverClient } from '../../support/webhook.js'
 
 const WORKER = new URL('./client-worker.mjs', import.meta.url)
 
@@ -61,17 +61,10 @@ export async function startServerUnderTest(opts: { stsUrl: string; server?: Reco
   if (unknown.length > 0) throw new Error(`test config warnings: ${JSON.stringify(unknown)}`)
   const logTail: Record<string, unknown>[] = []
   const errorLines = new Map<string, number>()
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split('\n')) {
-        if (line.trim() === '') continue
-        const doc = JSON.parse(line) as Record<string, unknown>
-        logTail.push(doc)
-        if (logTail.length > 300) logTail.shift()
-        if (typeof doc.level === 'number' && doc.level >= 50) errorLines.set(String(doc.msg), (errorLines.get(String(doc.msg)) ?? 0) + 1)
-      }
-      done()
-    },
+  const sink = jsonLogSink((doc) => {
+    logTail.push(doc)
+    if (logTail.length > 300) logTail.shift()
+    if (typeof doc.level === 'number' && doc.level >= 50) errorLines.set(String(doc.msg), (errorLines.get(String(doc.msg)) ?? 0) + 1)
   })
   const server = await startServer(config, {
     log: createLogger({ level: 'info', destination: sink }),
@@ -79,18 +72,8 @@ export async function startServerUnderTest(opts: { stsUrl: string; server?: Reco
     metrics: createMetrics(undefined, { defaultMetrics: false }),
   })
   const origin = `https://127.0.0.1:${server.port}`
-  const agent = new Agent({ connect: { ca: server.caPem }, connections: 8 })
-  const send = async (path: string, method: string, body?: string, headers: Record<string, string> = {}): Promise<Reply> => {
-    const res = await request(`${origin}${path}`, {
-      method: method as 'POST',
-      dispatcher: agent,
-      headers: { 'content-type': 'application/json', ...headers },
-      signal: AbortSignal.timeout(10_000),
-      ...(body === undefined ? {} : { body }),
-    })
-    const text = await res.body.text()
-    return { status: res.statusCode, body: text, json: () => JSON.parse(text) }
-  }
+  const client = serverClient(origin, server.caPem, { connections: 8, timeoutMs: 10_000 })
+  const send = client.send
   return {
     server,
     config,
@@ -104,7 +87,7 @@ export async function startServerUnderTest(opts: { stsUrl: string; server?: Reco
     get: (path) => send(path, 'GET'),
     metric: async (name) => metricValue((await send('/metrics', 'GET')).body, name),
     close: async () => {
-      await agent.close()
+      await client.close()
       await server.close()
     },
   }
@@ -118,6 +101,32 @@ export function reviewBody(token: string, apiVersion = 'authentication.k8s.io/v1
 export function metricValue(text: string, name: string): number {
   const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text)
   return m === null ? 0 : Number(m[1])
+}
+
+/** The STS limiter's gauges: reviews waiting for STS now, and reviews queued for a slot. */
+export async function stsGauges(srv: Pick<ServerUnderTest, 'metric'>): Promise<{ inflight: number; queued: number }> {
+  const inflight = await srv.metric('kube_iam_auth_sts_inflight_requests')
+  const queued = await srv.metric('kube_iam_auth_sts_queued_requests')
+  return { inflight, queued }
+}
+
+/** Polls (bounded by `withinMs`) until the STS gauges are back to 0; fails with their values if not. */
+export async function gaugesDrain(srv: Pick<ServerUnderTest, 'metric'>, withinMs = 2000): Promise<void> {
+  const started = Date.now()
+  for (;;) {
+    const gauges = await stsGauges(srv)
+    if (gauges.inflight === 0 && gauges.queued === 0) return
+    if (Date.now() - started > withinMs) expect(gauges).toEqual({ inflight: 0, queued: 0 })
+    await sleep(50)
+  }
+}
+
+/** Reviews a token of CAROL never used before (so verified through STS) and expects a 200 answer. */
+export async function reviewFresh(srv: Pick<ServerUnderTest, 'review'>): Promise<Reply> {
+  const [token] = await distinctTokens([CAROL], 1)
+  const res = await srv.review(token!)
+  expect(res.status).toBe(200)
+  return res
 }
 
 export interface ReviewResult {
@@ -192,6 +201,59 @@ export function startHealthSampler(srv: { origin: string; ca: string }, interval
       return (await done).samples
     },
   }
+}
+
+export interface MeasuredLoad {
+  readonly run: { results: ReviewResult[]; elapsedMs: number }
+  readonly samples: HealthSample[]
+  /** The run's line for printTable. */
+  readonly row: StatsRow
+}
+
+/**
+ * runLoad with /healthz sampled throughout and the main thread watched: the sampler starts
+ * `settleMs` (default 150) before `start()`, the watch right after it; `during()` runs alongside the
+ * load; `stop()` runs once the load and the sampler are done, even when the load failed.
+ */
+export async function measureLoad(
+  srv: { origin: string; ca: string },
+  scenario: string,
+  bodies: readonly string[],
+  opts: {
+    concurrency: number
+    maxMs: number
+    settleMs?: number
+    start?: () => Promise<void> | void
+    during?: () => Promise<void>
+    stop?: () => Promise<void> | void
+  },
+): Promise<MeasuredLoad> {
+  const health = startHealthSampler(srv)
+  if ((opts.settleMs ?? 150) > 0) await sleep(opts.settleMs ?? 150)
+  await opts.start?.()
+  const phase = monitorPhase()
+  let run: Awaited<ReturnType<typeof runLoad>>
+  let samples: HealthSample[]
+  try {
+    const load = runLoad(srv, bodies, { concurrency: opts.concurrency, maxMs: opts.maxMs })
+    await opts.during?.()
+    run = await load
+  } finally {
+    samples = await health.stop()
+    await opts.stop?.()
+  }
+  return { run, samples, row: statsRow(scenario, run, samples, phase.stop()) }
+}
+
+/** What the load suites ask of /healthz: sampled, always 200 and always fast (own latency). */
+export const HEALTH_BOUND_MS = 100
+
+export function expectHealthy(samples: readonly HealthSample[]): void {
+  expect(samples.length).toBeGreaterThanOrEqual(5)
+  expect(samples.filter((s) => s.status !== 200)).toEqual([])
+  // own latency: wall time minus the time the OS kept the server's or the sampler's thread off the
+  // CPU (the neighbours on a shared machine); everything the server does, GC included, counts
+  expect(Math.max(...samples.map(ownMs))).toBeLessThan(HEALTH_BOUND_MS)
 }
 
 /** Latency the server and client code are answerable for: wall time minus time the OS kept them off the CPU. */
@@ -329,6 +391,28 @@ export function watchCrashes(): { readonly seen: unknown[]; dispose(): void } {
   }
 }
 
+export type CrashWatch = ReturnType<typeof watchCrashes>
+
+/**
+ * The end of a load suite: prints its table, closes the server under test and then `others` in
+ * order (any of them missing when beforeAll failed early), and checks that nothing crashed and that
+ * no review met an internal error.
+ */
+export async function endLoadSuite(
+  title: string,
+  rows: readonly StatsRow[],
+  crashes: CrashWatch | undefined,
+  srv: ServerUnderTest | undefined,
+  others: readonly ({ close(): Promise<void> } | undefined)[],
+): Promise<void> {
+  printTable(title, rows)
+  await srv?.close()
+  for (const o of others) await o?.close()
+  crashes?.dispose()
+  expect(crashes!.seen).toEqual([])
+  expect(srv!.errorLines.get('internal error')).toBeUndefined()
+}
+
 export interface TcpGate {
   /** The port clients are pointed at. */
   readonly port: number
@@ -399,6 +483,14 @@ const principal = (name: string, n: number): FakeStsPrincipal => ({
 export const CAROL = principal('carol', 1)
 export const DAVE = principal('dave', 2)
 export const BOB = principal('bob', 3)
+
+/** The identities the load suites map. */
+export const MAPPED: readonly FakeStsPrincipal[] = [ALICE, CAROL, DAVE, TEMP]
+
+/** The STS stand-in of the load suites: it knows MAPPED and BOB (whom no mapping knows: a cached definitive denial). */
+export function startLoadSts(): Promise<FakeSts> {
+  return startFakeSts({ principals: [ALICE, TEMP, CAROL, DAVE, BOB] })
+}
 
 /**
  * Distinct, genuinely valid tokens (each a cache miss, never returned twice in a process):
