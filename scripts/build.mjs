@@ -42,6 +42,9 @@ await build({
   plugins: [requireInstead({ '../client/get-token.js': '../client/get-token.cjs' })],
   // program.js and everything behind it stay ES modules, loaded with import() when a command needs them.
   external: [...sdkExternals, './program.js'],
+  // Less to parse before the cached token is printed.
+  minify: true,
+  keepNames: true,
 })
 // The signer and the env-credentials provider are bundled (tree-shaken) into the cold path: loading
 // the whole @smithy/core package from node_modules cost more than everything else together.
