@@ -146,8 +146,6 @@ export class RateLimited extends KiaError {
   readonly code = 'ERR_RATE_LIMITED'
 }
 
-export type StsError = StsRejected | StsThrottled | StsUnavailable
-
 export function isKiaError(err: unknown): err is KiaError {
   return err instanceof KiaError
 }

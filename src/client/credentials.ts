@@ -1,5 +1,6 @@
 import { CredentialsError } from '../errors.js'
 import type { SigningCredentials } from '../token/presign.js'
+import { requestedRegion } from './fast-path.js'
 
 type Env = Readonly<Record<string, string | undefined>>
 
@@ -94,9 +95,4 @@ export async function resolveRegion(flag: string | undefined, env: Env): Promise
     // no region configured anywhere
   }
   return 'us-east-1'
-}
-
-/** The region named by flag or environment, without reading any file ('' when none). */
-export function requestedRegion(flag: string | undefined, env: Env): string {
-  return flag || env.AWS_REGION || env.AWS_DEFAULT_REGION || ''
 }

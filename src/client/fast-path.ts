@@ -25,7 +25,7 @@ export function cacheKeyFor(req: TokenRequest, env: Env): CacheKey {
     clusterId: req.clusterId,
     profile: env.AWS_PROFILE || 'default',
     roleArn: req.roleArn ?? '',
-    region: req.region || env.AWS_REGION || env.AWS_DEFAULT_REGION || '',
+    region: requestedRegion(req.region, env),
     externalId: req.externalId ?? '',
     sessionName: req.sessionName ?? '',
     forwardSessionName: req.forwardSessionName ?? false,
@@ -57,4 +57,9 @@ export function endpointVariant(env: Env): { fips: boolean; dualStack: boolean }
     fips: env.AWS_USE_FIPS_ENDPOINT?.toLowerCase() === 'true',
     dualStack: env.AWS_USE_DUALSTACK_ENDPOINT?.toLowerCase() === 'true',
   }
+}
+
+/** The region named by flag or environment, without reading any file ('' when none). */
+export function requestedRegion(flag: string | undefined, env: Env): string {
+  return flag || env.AWS_REGION || env.AWS_DEFAULT_REGION || ''
 }

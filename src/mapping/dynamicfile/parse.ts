@@ -1,23 +1,17 @@
 import { caseInsensitive } from '../../config/reader.js'
 import { roleMapping, userMapping } from '../../config/server-config.js'
 import { canonicalizeArn, stripRolePath } from '../../sts/arn.js'
-import { checkedMapping, compileRules, EMPTY_RULES, lookupRules, type Problem, type RuleSet } from '../rules.js'
-import type { Identity, Mapping, Match } from '../types.js'
+import { checkedMapping, compileRules, EMPTY_RULES, type Problem } from '../rules.js'
+import { snapshotOf, type Snapshot } from '../static.js'
+import type { Mapping } from '../types.js'
 
 /** A DynamicFile snapshot: by ARN (like the other backends) or, in strict mode, by principal ID. */
-export interface DynamicRules {
-  readonly lookup: (identity: Identity) => Match | undefined
-  readonly accounts: ReadonlyMap<string, string>
-  readonly counts: RuleSet['counts']
+export interface DynamicRules extends Snapshot {
   /** LastUpdatedDateTime (unix seconds) if the file has one. */
   readonly lastUpdated?: number | undefined
 }
 
-export const EMPTY_DYNAMIC: DynamicRules = {
-  lookup: () => undefined,
-  accounts: EMPTY_RULES.accounts,
-  counts: EMPTY_RULES.counts,
-}
+export const EMPTY_DYNAMIC: DynamicRules = snapshotOf(EMPTY_RULES)
 
 /**
  * Parses the DynamicFile JSON (spec 3.3): `{Version, LastUpdatedDateTime, mapRoles, mapUsers,
@@ -51,7 +45,7 @@ export function parseDynamicFile(text: string, opts: { userIdStrict: boolean }):
     const { rules, problems: ruleProblems } = compileRules(doc)
     problems.push(...ruleProblems.filter((p) => !alreadyReported(p)))
     if (problems.some((p) => p.severity === 'error')) return { problems }
-    return { rules: { lookup: (id) => lookupRules(rules, id), accounts: rules.accounts, counts: rules.counts, lastUpdated }, problems }
+    return { rules: { ...snapshotOf(rules), lastUpdated }, problems }
   }
 
   // Strict mode: entries are keyed by principal ID (AROA.../AIDA...), which survives a role being
