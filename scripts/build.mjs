@@ -33,7 +33,7 @@ const requireInstead = (map) => ({
   },
 })
 
-const common = { bundle: true, platform: 'node', format: 'cjs', target: 'node20', logLevel: 'warning', external: sdkExternals }
+const common = { bundle: true, platform: 'node', format: 'cjs', target: 'node22', logLevel: 'warning', external: sdkExternals }
 
 await build({
   ...common,

@@ -434,7 +434,6 @@ describe('getToken with the cache', () => {
       AWS_USE_FIPS_ENDPOINT: undefined,
       AWS_USE_DUALSTACK_ENDPOINT: undefined,
       DEFAULT_ROLE: undefined,
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       HTTPS_PROXY: '',
       https_proxy: '',
       HTTP_PROXY: '',

@@ -7,10 +7,12 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { dump } from 'js-yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { BIN, ensureBuilt, onPath, runProcess, tempDir } from '../support/cli.js'
+import { BIN, ensureBuilt, tool, runProcess, tempDir } from '../support/cli.js'
 import { startFakeApiserver, type FakeApiserver } from '../support/fake-apiserver.js'
 import { startFakeSts, type FakeSts, type FakeStsPrincipal } from '../support/fake-sts.js'
 import { startTestServer, type TestServer } from '../support/webhook.js'
+
+const KUBECTL = tool('kubectl')
 
 const CLUSTER = 'e2e-cluster'
 const DEV: FakeStsPrincipal = {
@@ -28,7 +30,7 @@ const STRANGER: FakeStsPrincipal = {
   userId: 'AIDAKIAE2ESTRANGER01',
 }
 
-describe.skipIf(!onPath('kubectl'))('kubectl auth whoami through the exec plugin and the webhook', () => {
+describe.skipIf(KUBECTL.missing)(`kubectl auth whoami through the exec plugin and the webhook${KUBECTL.skipNote}`, () => {
   let sts: FakeSts
   let webhook: TestServer
   let apiserver: FakeApiserver

@@ -12,11 +12,11 @@ import {
   servingCertProblems,
   servingCertSans,
 } from '../../src/server/tls.js'
-import { onPath, tempDir } from '../support/cli.js'
+import { tool, tempDir } from '../support/cli.js'
 
 const NOW = new Date('2025-06-01T12:00:00Z')
 
-const HAVE_OPENSSL = onPath('openssl')
+const OPENSSL = tool('openssl')
 
 /** The SANs as Node reports them, IPv6 in canonical form ("IP Address:2001:DB8:0:0:0:0:1:0" -> 2001:db8::1:0). */
 function certSans(certPem: string): { ips: string[]; dns: string[] } {
@@ -142,7 +142,7 @@ describe('generateServingCert', () => {
     expect(new X509Certificate(other.certPem).fingerprint256).not.toBe(node.fingerprint256)
   })
 
-  it.skipIf(!HAVE_OPENSSL)('has the extensions and criticality openssl expects of a server certificate', async () => {
+  it.skipIf(OPENSSL.missing)(`has the extensions and criticality openssl expects of a server certificate${OPENSSL.skipNote}`, async () => {
     const { certPem } = await generateServingCert({ address: '127.0.0.1', hostname: 'localhost', now: new Date() })
     const text = openssl(['x509', '-noout', '-text'], certPem)
     expect(text).toContain('Signature Algorithm: ecdsa-with-SHA256')
@@ -292,7 +292,7 @@ describe('loadOrCreateServingCert', () => {
     expect((err as Error).message).toContain(`could not read ${join(dir, 'cert.pem')}`)
   })
 
-  it.skipIf(!HAVE_OPENSSL)('accepts an upstream-style RSA PKCS#1 pair on reuse', async () => {
+  it.skipIf(OPENSSL.missing)(`accepts an upstream-style RSA PKCS#1 pair on reuse${OPENSSL.skipNote}`, async () => {
     const { certPem, keyPem } = upstreamRsaPair(dir)
     expect(keyPem.startsWith('-----BEGIN RSA PRIVATE KEY-----\n')).toBe(true)
     writeFileSync(join(dir, 'cert.pem'), certPem)

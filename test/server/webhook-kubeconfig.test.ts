@@ -10,7 +10,9 @@ import {
   webhookServerUrl,
   writeWebhookKubeconfig,
 } from '../../src/server/webhook-kubeconfig.js'
-import { onPath, tempDir } from '../support/cli.js'
+import { tool, tempDir } from '../support/cli.js'
+
+const KUBECTL = tool('kubectl')
 
 const CERT_PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n'
 
@@ -99,7 +101,7 @@ describe('writeWebhookKubeconfig', () => {
     expect(statSync(path).mode & 0o777).toBe(0o600)
   })
 
-  it.skipIf(!onPath('kubectl'))('is read by kubectl', async () => {
+  it.skipIf(KUBECTL.missing)(`is read by kubectl${KUBECTL.skipNote}`, async () => {
     const { certPem } = await generateServingCert({ address: '127.0.0.1', hostname: 'localhost', now: new Date() })
     const path = join(dir, 'webhook.kubeconfig')
     writeWebhookKubeconfig(path, renderWebhookKubeconfig({ certPem, hostname: 'localhost', port: 21362, bearerToken: 'tok' }))

@@ -54,10 +54,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
  * files run in parallel, so the build is serialised with a lock directory; a waiter re-checks
  * freshness once it has the lock and usually finds nothing left to do.
  *
- * If a rebuild fails while a previous build exists (typically someone's half-finished edit in
- * src/ that does not type-check), the tests go on with the existing build after a warning, and
- * the same src/ state is not rebuilt again by the other test files. With no build at all, the
- * failure is thrown.
+ * A failed build fails every test that needs it: testing a stale dist/ would report results for
+ * code that is not the code under review. The failure is recorded next to the lock, so the other
+ * test files report it too instead of each rebuilding the same broken src/.
  */
 export async function ensureBuilt(timeoutMs = 90_000): Promise<void> {
   if (distIsFresh()) return
@@ -84,7 +83,8 @@ export async function ensureBuilt(timeoutMs = 90_000): Promise<void> {
   try {
     if (distIsFresh()) return
     const srcState = String(newestMtime(join(ROOT, 'src')))
-    if (outputsExist() && existsSync(failedMarker) && readFileSync(failedMarker, 'utf8') === srcState) return
+    const failed = existsSync(failedMarker) ? (JSON.parse(readFileSync(failedMarker, 'utf8')) as { src: string; error: string }) : undefined
+    if (failed?.src === srcState) throw new Error(failed.error)
     try {
       await new Promise<void>((resolve, reject) => {
         execFile(
@@ -97,9 +97,8 @@ export async function ensureBuilt(timeoutMs = 90_000): Promise<void> {
       })
       rmSync(failedMarker, { force: true })
     } catch (err) {
-      if (!outputsExist()) throw err
-      writeFileSync(failedMarker, srcState)
-      console.warn(`ensureBuilt: rebuild failed, testing the previous build in dist/.\n${(err as Error).message.slice(0, 2_000)}`)
+      writeFileSync(failedMarker, JSON.stringify({ src: srcState, error: (err as Error).message.slice(0, 4_000) }))
+      throw err
     }
   } finally {
     rmSync(lock, { recursive: true, force: true })
@@ -125,9 +124,6 @@ export function cliEnv(home: string, extra: ChildEnv = {}): Record<string, strin
     AWS_CONFIG_FILE: join(home, 'no-such-aws-config'),
     AWS_SHARED_CREDENTIALS_FILE: join(home, 'no-such-aws-credentials'),
     AWS_REGION: 'us-west-2',
-    // The AWS SDK (loaded for -r, SSO, ...) warns on stderr that its 2027 releases need Node 22;
-    // silenced so tests can pin stderr exactly. Users on Node 20 do see it (see the test report).
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     ...extra,
   }
   const out: Record<string, string> = {}
@@ -200,6 +196,23 @@ export function onPath(name: string): boolean {
     }
   }
   return false
+}
+
+export interface Tool {
+  readonly name: string
+  readonly missing: boolean
+  /** Appended to a test title: empty when the tool is there, else why the test is skipped. */
+  readonly skipNote: string
+}
+
+/**
+ * A program some tests need from the machine (kubectl, the AWS CLI, openssl, docker). Tests that
+ * need a missing one are skipped, and their title says which tool was missing, so the CI summary
+ * (scripts/test-summary.mjs lists skipped tests) shows why.
+ */
+export function tool(name: string, available: () => boolean = () => onPath(name)): Tool {
+  const missing = !available()
+  return { name, missing, skipNote: missing ? ` [skipped: ${name} is not available on this machine]` : '' }
 }
 
 /** The presigned URL inside a `k8s-aws-v1.` token. */

@@ -1,13 +1,14 @@
 import { execFile } from 'node:child_process'
-import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { Agent, type IncomingHttpHeaders, request } from 'node:http'
 import { tmpdir } from 'node:os'
-import { delimiter, join } from 'node:path'
+import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts'
 import { Hash } from '@smithy/hash-node'
 import { SignatureV4 } from '@smithy/signature-v4'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { tool } from './cli.js'
 import {
   type FakeSts,
   type FakeStsPrincipal,
@@ -15,6 +16,8 @@ import {
   startFakeSts,
   verifySigV4Request,
 } from './fake-sts.js'
+
+const AWS_CLI = tool('aws')
 
 const Sha256 = Hash.bind(null, 'sha256')
 
@@ -188,17 +191,6 @@ function send(
   })
 }
 
-function onPath(cmd: string): boolean {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    try {
-      accessSync(join(dir, cmd), constants.X_OK)
-      return true
-    } catch {
-      // keep looking
-    }
-  }
-  return false
-}
 
 describe('verifySigV4Request', () => {
   const lookup = lookupOf(KAV_PRINCIPAL)
@@ -479,7 +471,7 @@ describe('startFakeSts over sockets', () => {
     expect(fake.lastErrors[0]).toMatch(/^SignatureDoesNotMatch: /)
   })
 
-  it.skipIf(!onPath('aws'))('accepts tokens made by the real AWS CLI', async () => {
+  it.skipIf(AWS_CLI.missing)(`accepts tokens made by the real AWS CLI${AWS_CLI.skipNote}`, async () => {
     const home = mkdtempSync(join(tmpdir(), 'fake-sts-aws-'))
     const cliUser: FakeStsPrincipal = {
       accessKeyId: 'AKIAFAKESTSCLI000001',

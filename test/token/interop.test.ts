@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { StsRejected } from '../../src/errors.js'
 import { createStsTransport } from '../../src/sts/transport.js'
 import { verifyToken } from '../../src/token/verify.js'
-import { cliEnv, decodeTokenUrl, ensureBuilt, onPath, runCli, runProcess, tempDir, type CliResult } from '../support/cli.js'
+import { cliEnv, decodeTokenUrl, ensureBuilt, tool, runCli, runProcess, tempDir, type CliResult } from '../support/cli.js'
 import { startFakeSts, type FakeSts, type FakeStsPrincipal } from '../support/fake-sts.js'
 
 const ALICE: FakeStsPrincipal = {
@@ -33,7 +33,7 @@ const BAD_SIGNATURE =
   'The request signature we calculated does not match the signature you provided. ' +
   'Check your AWS Secret Access Key and signing method. Consult the service documentation for details.'
 
-const HAS_AWS = onPath('aws')
+const AWS_CLI = tool('aws')
 
 describe('token interop through verifyToken and the STS stand-in', () => {
   let fake: FakeSts
@@ -75,7 +75,7 @@ describe('token interop through verifyToken and the STS stand-in', () => {
     return r.stdout.trim()
   }
 
-  it.skipIf(!HAS_AWS)('(a) tokens from `aws eks get-token` verify; for another cluster STS rejects them', async () => {
+  it.skipIf(AWS_CLI.missing)(`(a) tokens from \`aws eks get-token\` verify; for another cluster STS rejects them${AWS_CLI.skipNote}`, async () => {
     const awsToken = async (p: FakeStsPrincipal) => {
       const r = await runProcess('aws', ['eks', 'get-token', '--cluster-name', CLUSTER, '--output', 'json'], {
         env: credsEnv(p, { AWS_REGION: 'us-east-1', AWS_PAGER: '' }),

@@ -8,8 +8,10 @@
 //     Sends POST /authenticate for each body (in order, `concurrency` at a time) until every body was
 //     sent or maxMs passed, and posts { results: [{ i, status, ms, waitMs, authenticated, username, reason, error }], elapsedMs }
 //     (reason: the TokenReview's status.error; error: a transport failure, with status 0).
-//   { mode: 'health', origin, ca, intervalMs, timeoutMs }
-//     GETs /healthz every intervalMs until it receives 'stop', then posts { samples: [{ at, ms, waitMs, status, error }] }.
+//   { mode: 'health', origin, ca, intervalMs, timeoutMs, minSamples }
+//     GETs /healthz every intervalMs until it receives 'stop' and has at least minSamples samples (a
+//     load that finishes quickly still gets its health checked that many times), then posts
+//     { samples: [{ at, ms, waitMs, status, error }] }.
 // Only 127.0.0.1 is ever contacted (the origin is checked).
 //
 // Every result also carries `waitMs`: how long, during that request, the OS kept runnable threads
@@ -92,7 +94,7 @@ async function load() {
 }
 
 async function health() {
-  const { intervalMs, timeoutMs } = workerData
+  const { intervalMs, timeoutMs, minSamples = 0 } = workerData
   const agent = new Agent({ connect: { ca }, connections: 2, headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
   let stop = false
   parentPort.on('message', (m) => {
@@ -100,7 +102,7 @@ async function health() {
   })
   const samples = []
   const t00 = performance.now()
-  while (!stop) {
+  while (!stop || samples.length < minSamples) {
     const mark = waitMark()
     const t0 = performance.now()
     try {
