@@ -15,9 +15,15 @@ import { startFakeSts } from '../test/support/fake-sts.js'
 import { benchPrincipals, PRINCIPAL_COUNT } from './lib/principals.js'
 
 const { values } = parseArgs({
-  options: { latency: { type: 'string', default: '0' }, principals: { type: 'string', default: String(PRINCIPAL_COUNT) } },
+  options: {
+    latency: { type: 'string', default: '0' },
+    principals: { type: 'string', default: String(PRINCIPAL_COUNT) },
+  },
 })
-const sts = await startFakeSts({ principals: benchPrincipals(Number(values.principals)), latencyMs: Number(values.latency) })
+const sts = await startFakeSts({
+  principals: benchPrincipals(Number(values.principals)),
+  latencyMs: Number(values.latency),
+})
 const out = (obj: unknown) => process.stdout.write(`${JSON.stringify(obj)}\n`)
 out({ url: sts.url, pid: process.pid })
 

@@ -23,7 +23,19 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { runLoad, type LoadResult } from './lib/load.js'
 import { benchMicro, type MicroResult } from './lib/micro.js'
-import { cleanup, cpuSeconds, machineBusySeconds, memStatus, removeDir, ROOT, round, startReaper, stopReaper, tempDir, type MemStatus } from './lib/procs.js'
+import {
+  cleanup,
+  cpuSeconds,
+  machineBusySeconds,
+  memStatus,
+  removeDir,
+  ROOT,
+  round,
+  startReaper,
+  stopReaper,
+  tempDir,
+  type MemStatus,
+} from './lib/procs.js'
 import { startServer, startSts, type ServerProcess, type StsProcess } from './lib/services.js'
 import { fmt, markdownTable } from './lib/stats.js'
 import { benchTokenCommand, type TokenCommandResult } from './lib/token-cmd.js'
@@ -78,7 +90,12 @@ interface PhaseRecord extends LoadResult {
   readonly stsCalls: number
   readonly stsRejected: number
   /** CPU seconds used during the phase; `others` is every other process on the machine (noise). */
-  readonly cpu: { readonly server: number; readonly sts: number; readonly loadGenerator: number; readonly others: number }
+  readonly cpu: {
+    readonly server: number
+    readonly sts: number
+    readonly loadGenerator: number
+    readonly others: number
+  }
   /** Server CPU milliseconds per review. */
   readonly serverCpuMsPerReview: number
   /** Reviews per second of server CPU: what one core could do; less sensitive to other processes than reviews/s. */
@@ -115,7 +132,14 @@ function machine() {
 
 /** Builds when a dist/ output is missing or older than anything it is built from. */
 function ensureBuilt(): { rebuilt: boolean; note?: string } {
-  const outputs = ['dist/cli/bin.cjs', 'dist/client/get-token.cjs', 'dist/cli/program.js', 'dist/cli/server.js', 'dist/server/run.js', 'dist/token/verify.js'].map((f) => join(ROOT, f))
+  const outputs = [
+    'dist/cli/bin.cjs',
+    'dist/client/get-token.cjs',
+    'dist/cli/program.js',
+    'dist/cli/server.js',
+    'dist/server/run.js',
+    'dist/token/verify.js',
+  ].map((f) => join(ROOT, f))
   const newest = (p: string): number => {
     const st = statSync(p)
     if (!st.isDirectory()) return st.mtimeMs
@@ -129,13 +153,17 @@ function ensureBuilt(): { rebuilt: boolean; note?: string } {
     }
     return n
   }
-  const inputs = Math.max(newest(join(ROOT, 'src')), ...['scripts/build.mjs', 'tsconfig.json', 'tsconfig.build.json', 'package.json'].map((f) => newest(join(ROOT, f))))
+  const inputs = Math.max(
+    newest(join(ROOT, 'src')),
+    ...['scripts/build.mjs', 'tsconfig.json', 'tsconfig.build.json', 'package.json'].map((f) => newest(join(ROOT, f))),
+  )
   const missing = outputs.filter((f) => !existsSync(f))
   if (missing.length === 0 && Math.min(...outputs.map((f) => statSync(f).mtimeMs)) >= inputs) return { rebuilt: false }
   log(`dist/ is ${missing.length > 0 ? 'missing files' : 'older than its sources'}: npm run build`)
   const r = spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit', timeout: 180_000 })
   if (r.status === 0) return { rebuilt: true }
-  if (outputs.some((f) => !existsSync(f))) throw new Error('npm run build failed and there is no previous build to measure')
+  if (outputs.some((f) => !existsSync(f)))
+    throw new Error('npm run build failed and there is no previous build to measure')
   const note = `npm run build failed (status ${r.status ?? r.signal}); measuring the previous build in dist/`
   log(`WARNING: ${note}`)
   return { rebuilt: false, note }
@@ -149,14 +177,24 @@ async function phase(
   opts: { maxMs: number; maxRequests: number; body: (i: number) => string },
 ): Promise<PhaseRecord> {
   const before = await sts.calls()
-  const cpu0 = { server: cpuSeconds(srv.pid), sts: cpuSeconds(sts.pid), self: process.cpuUsage(), machine: machineBusySeconds() }
+  const cpu0 = {
+    server: cpuSeconds(srv.pid),
+    sts: cpuSeconds(sts.pid),
+    self: process.cpuUsage(),
+    machine: machineBusySeconds(),
+  }
   const r = await runLoad(srv.pool, { concurrency: CONNECTIONS, ...opts })
   const self = process.cpuUsage(cpu0.self)
   const server = cpuSeconds(srv.pid) - cpu0.server
   const stsCpu = cpuSeconds(sts.pid) - cpu0.sts
   const loadGenerator = (self.user + self.system) / 1e6
   const others = Math.max(0, machineBusySeconds() - cpu0.machine - server - stsCpu - loadGenerator)
-  const cpu = { server: round(server, 2), sts: round(stsCpu, 2), loadGenerator: round(loadGenerator, 2), others: round(others, 2) }
+  const cpu = {
+    server: round(server, 2),
+    sts: round(stsCpu, 2),
+    loadGenerator: round(loadGenerator, 2),
+    others: round(others, 2),
+  }
   const after = await sts.calls()
   const rec: PhaseRecord = {
     name,
@@ -169,7 +207,10 @@ async function phase(
     reviewsPerServerCpuSecond: server === 0 ? NaN : r.requests / server,
     memAfter: memStatus(srv.pid),
   }
-  const fails = Object.entries(r.failures).map(([k, v]) => `${k}:${v}`).join(' ') || 'none'
+  const fails =
+    Object.entries(r.failures)
+      .map(([k, v]) => `${k}:${v}`)
+      .join(' ') || 'none'
   log(
     `  ${name}: ${fmt(r.perSecond, 0)} reviews/s, p50 ${fmt(r.p50Ms, 2)} ms, p99 ${fmt(r.p99Ms, 2)} ms ` +
       `(${r.requests} in ${fmt(r.seconds, 2)} s, stopped by ${r.stoppedBy}; authenticated ${r.authenticated}, failures ${fails}; ` +
@@ -179,7 +220,11 @@ async function phase(
     noise.push(`${name}: other processes used ${cpu.others} CPU s of ${round(cpus().length * r.seconds, 1)} available`)
   }
   expect(`${name}: at least 100 reviews`, r.requests >= 100, `${r.requests}`)
-  expect(`${name}: >= 99% answered 200 authenticated:true`, r.authenticated >= 0.99 * r.requests, `${r.authenticated}/${r.requests}; failures ${fails}`)
+  expect(
+    `${name}: >= 99% answered 200 authenticated:true`,
+    r.authenticated >= 0.99 * r.requests,
+    `${r.authenticated}/${r.requests}; failures ${fails}`,
+  )
   expect(`${name}: the STS stand-in rejected nothing`, rec.stsRejected === 0, `${rec.stsRejected} rejected`)
   return rec
 }
@@ -263,10 +308,24 @@ async function benchServer(home: string): Promise<ServerResults> {
 
     // c. cache hits: a small set of tokens, verified once, then repeated. STS at 20 ms, as in d.
     const hitBodies = await tokens.freshBodies(HIT_SET)
-    const prime = await runLoad(srv.pool, { concurrency: CONNECTIONS, maxMs: 10_000, maxRequests: HIT_SET, body: (i) => hitBodies[i]! })
-    expect('hit set verified', prime.authenticated === HIT_SET, `${prime.authenticated}/${HIT_SET}; ${JSON.stringify(prime.failures)}; STS errors: ${(await sts.errors()).slice(-3).join(' | ')}`)
+    const prime = await runLoad(srv.pool, {
+      concurrency: CONNECTIONS,
+      maxMs: 10_000,
+      maxRequests: HIT_SET,
+      body: (i) => hitBodies[i]!,
+    })
+    expect(
+      'hit set verified',
+      prime.authenticated === HIT_SET,
+      `${prime.authenticated}/${HIT_SET}; ${JSON.stringify(prime.failures)}; STS errors: ${(await sts.errors()).slice(-3).join(' | ')}`,
+    )
     await sts.setLatency(20)
-    await runLoad(srv.pool, { concurrency: CONNECTIONS, maxMs: 3_000, maxRequests: 20_000, body: (i) => hitBodies[i % HIT_SET]! }) // warm-up
+    await runLoad(srv.pool, {
+      concurrency: CONNECTIONS,
+      maxMs: 3_000,
+      maxRequests: 20_000,
+      body: (i) => hitBodies[i % HIT_SET]!,
+    }) // warm-up
     const c = await phase('c. cache hits', `${HIT_SET} verified tokens repeated, STS 20 ms (unused)`, srv, sts, {
       maxMs: PHASE_MS,
       maxRequests: 200_000,
@@ -285,62 +344,115 @@ async function benchServer(home: string): Promise<ServerResults> {
     log(`  ${cached} identities cached; presigning ${topUp} distinct tokens [${elapsed()}]`)
     let bodies = await tokens.freshBodies(topUp)
     log(`  presigned at ${fmt(tokens.signRate, 0)}/s [${elapsed()}]`)
-    const e = await phase('e. distinct tokens, STS 0 ms', `distinct tokens until >= ${DISTINCT_TARGET} are cached`, srv, sts, {
-      maxMs: TOP_UP_MAX_MS,
-      maxRequests: bodies.length,
-      body: (i) => bodies[i]!,
-    })
+    const e = await phase(
+      'e. distinct tokens, STS 0 ms',
+      `distinct tokens until >= ${DISTINCT_TARGET} are cached`,
+      srv,
+      sts,
+      {
+        maxMs: TOP_UP_MAX_MS,
+        maxRequests: bodies.length,
+        body: (i) => bodies[i]!,
+      },
+    )
     out.phases.distinctTopUp = e
     bodies = []
     await sleep(500)
     const after = await snapshot(srv)
     out.memory.afterDistinct = { ...after, distinctVerified: HIT_SET + e.requests }
     log(`  after e: ${describeMem(after)} [${elapsed()}]`)
-    expect(`>= ${DISTINCT_TARGET} identities cached (/metrics)`, (after.cacheEntries ?? 0) >= DISTINCT_TARGET, `${after.cacheEntries}`)
+    expect(
+      `>= ${DISTINCT_TARGET} identities cached (/metrics)`,
+      (after.cacheEntries ?? 0) >= DISTINCT_TARGET,
+      `${after.cacheEntries}`,
+    )
     await srv.forceGc()
     const afterGc = await snapshot(srv)
     out.memory.afterDistinctAfterGc = afterGc
     log(`  after e, after a forced full GC: ${describeMem(afterGc)}`)
-    if (afterGc.heapUsedMiB !== undefined && out.memory.idleAfterGc?.heapUsedMiB !== undefined && afterGc.cacheEntries) {
-      out.memory.liveBytesPerCachedIdentity = Math.round(((afterGc.heapUsedMiB - out.memory.idleAfterGc.heapUsedMiB) * 2 ** 20) / afterGc.cacheEntries)
+    if (
+      afterGc.heapUsedMiB !== undefined &&
+      out.memory.idleAfterGc?.heapUsedMiB !== undefined &&
+      afterGc.cacheEntries
+    ) {
+      out.memory.liveBytesPerCachedIdentity = Math.round(
+        ((afterGc.heapUsedMiB - out.memory.idleAfterGc.heapUsedMiB) * 2 ** 20) / afterGc.cacheEntries,
+      )
     }
 
     // a. cache misses, STS 0 ms, each review a new token; e.'s rate sizes the token supply.
     const missNeed = Math.min(40_000, Math.max(3_000, Math.ceil(e.perSecond * (PHASE_MS / 1000) * 1.6)))
     bodies = await tokens.freshBodies(missNeed)
-    const a = await phase('a. misses, STS 0 ms', 'each review a distinct valid token', srv, sts, { maxMs: PHASE_MS, maxRequests: bodies.length, body: (i) => bodies[i]! })
+    const a = await phase('a. misses, STS 0 ms', 'each review a distinct valid token', srv, sts, {
+      maxMs: PHASE_MS,
+      maxRequests: bodies.length,
+      body: (i) => bodies[i]!,
+    })
     out.phases.missesSts0 = a
-    expect('a. every miss called STS once', a.stsCalls === a.requests, `${a.stsCalls} STS calls for ${a.requests} reviews`)
+    expect(
+      'a. every miss called STS once',
+      a.stsCalls === a.requests,
+      `${a.stsCalls} STS calls for ${a.requests} reviews`,
+    )
     if (a.stoppedBy === 'count') notes.push(`a. ran out of its ${missNeed} presigned tokens before ${PHASE_MS} ms`)
 
     // b. cache misses, STS 20 ms: at most CONNECTIONS / 20 ms = 500/s.
     await sts.setLatency(20)
     bodies = await tokens.freshBodies(Math.ceil((CONNECTIONS / 0.02) * (PHASE_MS / 1000) * 1.1))
-    const b = await phase('b. misses, STS 20 ms', 'each review a distinct valid token', srv, sts, { maxMs: PHASE_MS, maxRequests: bodies.length, body: (i) => bodies[i]! })
+    const b = await phase('b. misses, STS 20 ms', 'each review a distinct valid token', srv, sts, {
+      maxMs: PHASE_MS,
+      maxRequests: bodies.length,
+      body: (i) => bodies[i]!,
+    })
     out.phases.missesSts20 = b
-    expect('b. every miss called STS once', b.stsCalls === b.requests, `${b.stsCalls} STS calls for ${b.requests} reviews`)
+    expect(
+      'b. every miss called STS once',
+      b.stsCalls === b.requests,
+      `${b.stsCalls} STS calls for ${b.requests} reviews`,
+    )
     bodies = []
     await srv.stop()
     removeDir(srv.dir)
     srv = undefined
 
     // d. baseline: the same server calling STS on every review (identityCacheSize: 0), STS 20 ms.
-    base = await startServer({ home, stsUrl: sts.url, identityCacheSize: 0, connections: CONNECTIONS, nodeFlags: NODE_FLAGS })
+    base = await startServer({
+      home,
+      stsUrl: sts.url,
+      identityCacheSize: 0,
+      connections: CONNECTIONS,
+      nodeFlags: NODE_FLAGS,
+    })
     out.baselineServerConfig = base.settings
     log(`  baseline server ${base.url} (pid ${base.pid}), identityCacheSize 0`)
     // Warm-up as long as the cached server's (its STS path gets thousands of reviews before a. and b.).
     await sts.setLatency(0)
-    await runLoad(base.pool, { concurrency: CONNECTIONS, maxMs: 3_000, maxRequests: 10_000, body: (i) => hitBodies[i % HIT_SET]! })
-    await sts.setLatency(20)
-    const d = await phase('d. baseline, no cache, STS 20 ms', `${HIT_SET} tokens repeated, identityCacheSize 0`, base, sts, {
-      maxMs: PHASE_MS,
-      maxRequests: 20_000,
+    await runLoad(base.pool, {
+      concurrency: CONNECTIONS,
+      maxMs: 3_000,
+      maxRequests: 10_000,
       body: (i) => hitBodies[i % HIT_SET]!,
     })
+    await sts.setLatency(20)
+    const d = await phase(
+      'd. baseline, no cache, STS 20 ms',
+      `${HIT_SET} tokens repeated, identityCacheSize 0`,
+      base,
+      sts,
+      {
+        maxMs: PHASE_MS,
+        maxRequests: 20_000,
+        body: (i) => hitBodies[i % HIT_SET]!,
+      },
+    )
     out.phases.baselineNoCache = d
     out.memory.baselineAfterD = await snapshot(base)
     log(`  baseline after d: ${describeMem(out.memory.baselineAfterD)}`)
-    expect('d. baseline called STS on every review', d.stsCalls >= d.requests, `${d.stsCalls} STS calls for ${d.requests} reviews`)
+    expect(
+      'd. baseline called STS on every review',
+      d.stsCalls >= d.requests,
+      `${d.stsCalls} STS calls for ${d.requests} reviews`,
+    )
     await base.stop()
     removeDir(base.dir)
     base = undefined
@@ -359,23 +471,51 @@ async function benchServer(home: string): Promise<ServerResults> {
       nodeFlags: NODE_FLAGS,
     })
     const faultHits = await tokens.freshBodies(HIT_SET)
-    await runLoad(base.pool, { concurrency: CONNECTIONS, maxMs: 10_000, maxRequests: HIT_SET, body: (i) => faultHits[i]! })
+    await runLoad(base.pool, {
+      concurrency: CONNECTIONS,
+      maxMs: 10_000,
+      maxRequests: HIT_SET,
+      body: (i) => faultHits[i]!,
+    })
     out.faults = []
     for (const fault of ['error500', 'throttle', 'hang', 'reset'] as const) {
       const fresh = await tokens.freshBodies(6_000)
       await sts.setFault(fault)
-      const misses = await runLoad(base.pool, { concurrency: CONNECTIONS, maxMs: FAULT_PHASE_MS, maxRequests: fresh.length - 1, body: (i) => fresh[i]! })
-      const during = await runLoad(base.pool, { concurrency: CONNECTIONS, maxMs: FAULT_PHASE_MS, maxRequests: 100_000, body: (i) => faultHits[i % HIT_SET]! })
+      const misses = await runLoad(base.pool, {
+        concurrency: CONNECTIONS,
+        maxMs: FAULT_PHASE_MS,
+        maxRequests: fresh.length - 1,
+        body: (i) => fresh[i]!,
+      })
+      const during = await runLoad(base.pool, {
+        concurrency: CONNECTIONS,
+        maxMs: FAULT_PHASE_MS,
+        maxRequests: 100_000,
+        body: (i) => faultHits[i % HIT_SET]!,
+      })
       await sts.setFault('none')
-      const recovered = await runLoad(base.pool, { concurrency: 1, maxMs: 5_000, maxRequests: 1, body: () => fresh[fresh.length - 1]! })
+      const recovered = await runLoad(base.pool, {
+        concurrency: 1,
+        maxMs: 5_000,
+        maxRequests: 1,
+        body: () => fresh[fresh.length - 1]!,
+      })
       out.faults.push({ fault, misses, hits: during, recovered: recovered.authenticated === 1 })
       log(
         `  f. STS ${fault}: misses ${fmt(misses.perSecond, 0)}/s p50 ${fmt(misses.p50Ms, 1)} ms p99 ${fmt(misses.p99Ms, 1)} ms ` +
-          `(${Object.entries(misses.failures).map(([k, v]) => `${k}:${v}`).join(' ') || 'no failures'}); ` +
+          `(${
+            Object.entries(misses.failures)
+              .map(([k, v]) => `${k}:${v}`)
+              .join(' ') || 'no failures'
+          }); ` +
           `hits ${fmt(during.perSecond, 0)}/s p99 ${fmt(during.p99Ms, 1)} ms (auth ok ${during.authenticated}/${during.requests}); ` +
           `recovered: ${recovered.authenticated === 1 ? 'yes' : 'NO'}`,
       )
-      expect(`f. ${fault}: cached identities keep being answered`, during.authenticated === during.requests, JSON.stringify(during.failures))
+      expect(
+        `f. ${fault}: cached identities keep being answered`,
+        during.authenticated === during.requests,
+        JSON.stringify(during.failures),
+      )
       expect(`f. ${fault}: recovers by itself`, recovered.authenticated === 1, JSON.stringify(recovered.failures))
     }
     await base.stop()
@@ -402,7 +542,9 @@ async function main(): Promise<number> {
   const date = new Date().toISOString()
   const m = machine()
   log(`# kube-iam-auth benchmark, ${date}`)
-  log(`machine: ${m.cores} cores, ${m.cpuModel}, ${m.ramMiB} MiB RAM (${m.freeRamMiB} free), node ${m.node}, Linux ${m.kernel}, load ${m.loadAverage.join(' ')}`)
+  log(
+    `machine: ${m.cores} cores, ${m.cpuModel}, ${m.ramMiB} MiB RAM (${m.freeRamMiB} free), node ${m.node}, Linux ${m.kernel}, load ${m.loadAverage.join(' ')}`,
+  )
   const build = ensureBuilt()
   const home = tempDir('home')
   if (build.note) notes.push(build.note)
@@ -411,7 +553,10 @@ async function main(): Promise<number> {
   const cacheDir = join(tempDir('cache'), 'token-cache')
   const tokenCmd: TokenCommandResult = benchTokenCommand(home, cacheDir, TOKEN_RUNS, AWS_RUNS)
   notes.push(...tokenCmd.notes)
-  for (const c of tokenCmd.commands) log(`  ${c.name.padEnd(24)} median ${fmt(c.medianMs)} ms, p90 ${fmt(c.p90Ms)} ms, min ${fmt(c.minMs)} ms (${c.runs} runs)`)
+  for (const c of tokenCmd.commands)
+    log(
+      `  ${c.name.padEnd(24)} median ${fmt(c.medianMs)} ms, p90 ${fmt(c.p90Ms)} ms, min ${fmt(c.minMs)} ms (${c.runs} runs)`,
+    )
   for (const n of tokenCmd.notes) log(`  note: ${n}`)
   const byName = (n: string) => tokenCmd.commands.find((c) => c.name === n)
   const nodeMs = byName('node -e 0')!.medianMs
@@ -423,7 +568,9 @@ async function main(): Promise<number> {
   let micro: MicroResult | undefined
   try {
     micro = await benchMicro(2_000)
-    log(`  checkToken (local checks): ${fmt(micro.checkTokenPerSecond, 0)} ops/s; presignToken: ${fmt(micro.presignPerSecond, 0)} ops/s`)
+    log(
+      `  checkToken (local checks): ${fmt(micro.checkTokenPerSecond, 0)} ops/s; presignToken: ${fmt(micro.presignPerSecond, 0)} ops/s`,
+    )
   } catch (err) {
     notes.push(`in-process micro-benchmarks failed: ${(err as Error).message}`)
     expect('in-process micro-benchmarks ran', false, (err as Error).message)
@@ -437,15 +584,33 @@ async function main(): Promise<number> {
 
   // ------------------------------------------------------------------------------- report
   const targets = {
-    tokenCachedOverNode: { value: round(cachedRatio, 3), target: TARGETS.cachedOverNode, pass: cachedRatio <= TARGETS.cachedOverNode },
-    tokenColdOverNode: { value: round(coldRatio, 3), target: TARGETS.coldOverNode, pass: coldRatio <= TARGETS.coldOverNode },
-    hitsOverBaseline: { value: round(hitRatio, 2), target: TARGETS.hitsOverBaseline, pass: hitRatio >= TARGETS.hitsOverBaseline },
+    tokenCachedOverNode: {
+      value: round(cachedRatio, 3),
+      target: TARGETS.cachedOverNode,
+      pass: cachedRatio <= TARGETS.cachedOverNode,
+    },
+    tokenColdOverNode: {
+      value: round(coldRatio, 3),
+      target: TARGETS.coldOverNode,
+      pass: coldRatio <= TARGETS.coldOverNode,
+    },
+    hitsOverBaseline: {
+      value: round(hitRatio, 2),
+      target: TARGETS.hitsOverBaseline,
+      pass: hitRatio >= TARGETS.hitsOverBaseline,
+    },
   }
   log(`\n## Results (${date}; ${m.cores} x ${m.cpuModel}, ${m.ramMiB} MiB, node ${m.node})\n`)
   log(
     markdownTable(
       ['token command', 'median ms', 'p90 ms', 'runs', 'vs node -e 0'],
-      tokenCmd.commands.map((c) => [c.name, fmt(c.medianMs), fmt(c.p90Ms), String(c.runs), `${fmt(c.medianMs / nodeMs, 2)}x`]),
+      tokenCmd.commands.map((c) => [
+        c.name,
+        fmt(c.medianMs),
+        fmt(c.p90Ms),
+        String(c.runs),
+        `${fmt(c.medianMs / nodeMs, 2)}x`,
+      ]),
     ),
   )
   log('')
@@ -453,10 +618,27 @@ async function main(): Promise<number> {
     markdownTable(
       ['target', 'measured', 'target', 'result'],
       [
-        ['token cached / node -e 0', `${fmt(cachedRatio, 2)}x`, `<= ${TARGETS.cachedOverNode}x`, passFail(targets.tokenCachedOverNode.pass)],
-        ['token cold / node -e 0', `${fmt(coldRatio, 2)}x`, `<= ${TARGETS.coldOverNode}x`, passFail(targets.tokenColdOverNode.pass)],
-        ['cache hits / uncached baseline (reviews/s)', `${fmt(hitRatio, 2)}x`, `>= ${TARGETS.hitsOverBaseline}x`, passFail(targets.hitsOverBaseline.pass)],
-        ...(awsMs === undefined ? [] : [['aws eks get-token / token cold', `${fmt(awsMs / byName('token (cold)')!.medianMs, 2)}x`, '(info)', '']]),
+        [
+          'token cached / node -e 0',
+          `${fmt(cachedRatio, 2)}x`,
+          `<= ${TARGETS.cachedOverNode}x`,
+          passFail(targets.tokenCachedOverNode.pass),
+        ],
+        [
+          'token cold / node -e 0',
+          `${fmt(coldRatio, 2)}x`,
+          `<= ${TARGETS.coldOverNode}x`,
+          passFail(targets.tokenColdOverNode.pass),
+        ],
+        [
+          'cache hits / uncached baseline (reviews/s)',
+          `${fmt(hitRatio, 2)}x`,
+          `>= ${TARGETS.hitsOverBaseline}x`,
+          passFail(targets.hitsOverBaseline.pass),
+        ],
+        ...(awsMs === undefined
+          ? []
+          : [['aws eks get-token / token cold', `${fmt(awsMs / byName('token (cold)')!.medianMs, 2)}x`, '(info)', '']]),
       ],
     ),
   )
@@ -476,7 +658,20 @@ async function main(): Promise<number> {
   const order = ['missesSts0', 'missesSts20', 'hits', 'baselineNoCache', 'distinctTopUp']
   log(
     markdownTable(
-      ['phase', 'reviews/s', 'p50 ms', 'p99 ms', 'reviews', 'auth ok', 'failures', 'STS calls', 'server CPU ms/review', 'reviews per server CPU s', 'other procs CPU %', 'RSS after MiB'],
+      [
+        'phase',
+        'reviews/s',
+        'p50 ms',
+        'p99 ms',
+        'reviews',
+        'auth ok',
+        'failures',
+        'STS calls',
+        'server CPU ms/review',
+        'reviews per server CPU s',
+        'other procs CPU %',
+        'RSS after MiB',
+      ],
       order
         .map((k) => server.phases[k])
         .filter((p): p is PhaseRecord => p !== undefined)
@@ -487,7 +682,9 @@ async function main(): Promise<number> {
           fmt(p.p99Ms, 2),
           String(p.requests),
           String(p.authenticated),
-          Object.entries(p.failures).map(([k, v]) => `${k}:${v}`).join(' ') || '0',
+          Object.entries(p.failures)
+            .map(([k, v]) => `${k}:${v}`)
+            .join(' ') || '0',
           String(p.stsCalls),
           fmt(p.serverCpuMsPerReview, 3),
           fmt(p.reviewsPerServerCpuSecond, 0),
@@ -509,7 +706,15 @@ async function main(): Promise<number> {
   ]
   log(
     markdownTable(
-      ['server memory', 'VmRSS MiB', 'VmHWM (peak) MiB', 'V8 heap used MiB', 'V8 heap total MiB', 'external MiB', 'cached identities'],
+      [
+        'server memory',
+        'VmRSS MiB',
+        'VmHWM (peak) MiB',
+        'V8 heap used MiB',
+        'V8 heap total MiB',
+        'external MiB',
+        'cached identities',
+      ],
       [
         memRow('idle after start-up', mem.idle),
         memRow('  idle, after a forced full GC', mem.idleAfterGc),
@@ -525,13 +730,24 @@ async function main(): Promise<number> {
   if (server.faults?.length) {
     log(
       markdownTable(
-        ['STS fault (stsTimeout 1s)', 'misses/s', 'miss p50 ms', 'miss p99 ms', 'miss answers', 'hits/s during', 'hit p99 ms', 'recovered'],
+        [
+          'STS fault (stsTimeout 1s)',
+          'misses/s',
+          'miss p50 ms',
+          'miss p99 ms',
+          'miss answers',
+          'hits/s during',
+          'hit p99 ms',
+          'recovered',
+        ],
         server.faults.map((f) => [
           f.fault,
           fmt(f.misses.perSecond, 0),
           fmt(f.misses.p50Ms, 1),
           fmt(f.misses.p99Ms, 1),
-          Object.entries(f.misses.failures).map(([k, v]) => `${k}:${v}`).join(' ') || `200:${f.misses.authenticated}`,
+          Object.entries(f.misses.failures)
+            .map(([k, v]) => `${k}:${v}`)
+            .join(' ') || `200:${f.misses.authenticated}`,
           fmt(f.hits.perSecond, 0),
           fmt(f.hits.p99Ms, 1),
           f.recovered ? 'yes' : 'no',
@@ -557,7 +773,9 @@ async function main(): Promise<number> {
   }
 
   const failed = sanity.filter((s) => !s.ok)
-  log(`\nsanity checks: ${sanity.length - failed.length}/${sanity.length} passed${failed.length ? `; FAILED: ${failed.map((f) => f.check).join('; ')}` : ''}`)
+  log(
+    `\nsanity checks: ${sanity.length - failed.length}/${sanity.length} passed${failed.length ? `; FAILED: ${failed.map((f) => f.check).join('; ')}` : ''}`,
+  )
 
   mkdirSync(RESULTS, { recursive: true })
   const json = {
@@ -565,8 +783,22 @@ async function main(): Promise<number> {
     machine: m,
     durationSeconds: round((Date.now() - started) / 1000, 1),
     build,
-    options: { tokenRuns: TOKEN_RUNS, awsRuns: AWS_RUNS, phaseMs: PHASE_MS, connections: CONNECTIONS, hitSet: HIT_SET, cpuProf: argv['cpu-prof'] },
-    tokenCommand: { ...tokenCmd, ratios: { cachedOverNode: cachedRatio, coldOverNode: coldRatio, awsOverCold: awsMs === undefined ? null : awsMs / byName('token (cold)')!.medianMs } },
+    options: {
+      tokenRuns: TOKEN_RUNS,
+      awsRuns: AWS_RUNS,
+      phaseMs: PHASE_MS,
+      connections: CONNECTIONS,
+      hitSet: HIT_SET,
+      cpuProf: argv['cpu-prof'],
+    },
+    tokenCommand: {
+      ...tokenCmd,
+      ratios: {
+        cachedOverNode: cachedRatio,
+        coldOverNode: coldRatio,
+        awsOverCold: awsMs === undefined ? null : awsMs / byName('token (cold)')!.medianMs,
+      },
+    },
     inProcess: micro ?? null,
     server: { ...server, goUpstreamRssReferenceMiB: GO_UPSTREAM_RSS },
     loadAverageAtEnd: loadavg().map((x) => round(x, 2)),

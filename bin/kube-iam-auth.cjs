@@ -8,8 +8,13 @@ var MINIMUM = [22, 19]
 var parts = process.versions.node.split('.').map(Number)
 if (parts[0] < MINIMUM[0] || (parts[0] === MINIMUM[0] && parts[1] < MINIMUM[1])) {
   process.stderr.write(
-    'kube-iam-auth: Node.js ' + MINIMUM.join('.') + ' or later is required, but ' + process.execPath +
-      ' is ' + process.version + ' (install Node.js 24 LTS, or point kubectl at it: see the README)\n',
+    'kube-iam-auth: Node.js ' +
+      MINIMUM.join('.') +
+      ' or later is required, but ' +
+      process.execPath +
+      ' is ' +
+      process.version +
+      ' (install Node.js 24 LTS, or point kubectl at it: see the README)\n',
   )
   process.exit(1)
 }

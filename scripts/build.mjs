@@ -33,7 +33,14 @@ const requireInstead = (map) => ({
   },
 })
 
-const common = { bundle: true, platform: 'node', format: 'cjs', target: 'node22', logLevel: 'warning', external: sdkExternals }
+const common = {
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node22',
+  logLevel: 'warning',
+  external: sdkExternals,
+}
 
 await build({
   ...common,

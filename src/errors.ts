@@ -90,7 +90,10 @@ export class StsUnavailable extends KiaError {
   readonly code = 'ERR_STS_UNAVAILABLE'
   readonly status: number | undefined
   constructor(message: string, details: { status?: number; cause?: unknown } = {}) {
-    super(`sts getCallerIdentity failed: ${message}`, details.cause === undefined ? undefined : { cause: details.cause })
+    super(
+      `sts getCallerIdentity failed: ${message}`,
+      details.cause === undefined ? undefined : { cause: details.cause },
+    )
     this.status = details.status
   }
 }

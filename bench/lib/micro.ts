@@ -12,7 +12,12 @@ export interface MicroResult {
 }
 
 /** Runs the synchronous `fn` in batches until `ms` have passed (or maxIterations); returns ops/s. */
-function syncOpsPerSecond(fn: () => unknown, ms: number, maxIterations: number, batch = 100): { perSecond: number; iterations: number } {
+function syncOpsPerSecond(
+  fn: () => unknown,
+  ms: number,
+  maxIterations: number,
+  batch = 100,
+): { perSecond: number; iterations: number } {
   for (let i = 0; i < batch * 5; i++) fn()
   let n = 0
   const t0 = performance.now()
@@ -26,7 +31,12 @@ function syncOpsPerSecond(fn: () => unknown, ms: number, maxIterations: number, 
 }
 
 /** Runs the asynchronous `fn` in batches, one at a time, until `ms` have passed (or maxIterations); returns ops/s. */
-async function opsPerSecond(fn: () => unknown, ms: number, maxIterations: number, batch = 100): Promise<{ perSecond: number; iterations: number }> {
+async function opsPerSecond(
+  fn: () => unknown,
+  ms: number,
+  maxIterations: number,
+  batch = 100,
+): Promise<{ perSecond: number; iterations: number }> {
   // warm-up
   for (let i = 0; i < batch * 5; i++) await fn()
   let n = 0

@@ -33,7 +33,15 @@ export async function startSts(opts: { home: string; latencyMs?: number }): Prom
   const child = track(
     spawn(
       process.execPath,
-      ['--import', 'tsx', join(ROOT, 'bench/fake-sts-main.ts'), '--latency', String(opts.latencyMs ?? 0), '--principals', String(PRINCIPAL_COUNT)],
+      [
+        '--import',
+        'tsx',
+        join(ROOT, 'bench/fake-sts-main.ts'),
+        '--latency',
+        String(opts.latencyMs ?? 0),
+        '--principals',
+        String(PRINCIPAL_COUNT),
+      ],
       { cwd: ROOT, env: cleanEnv(opts.home), stdio: ['pipe', 'pipe', 'pipe'] },
     ),
   )
@@ -52,7 +60,10 @@ export async function startSts(opts: { home: string; latencyMs?: number }): Prom
     new Promise<string>((resolve, reject) => {
       const e = early.shift()
       if (e !== undefined) return resolve(e)
-      const timer = setTimeout(() => reject(new Error(`STS stand-in did not answer within ${timeoutMs} ms; stderr: ${stderr}`)), timeoutMs)
+      const timer = setTimeout(
+        () => reject(new Error(`STS stand-in did not answer within ${timeoutMs} ms; stderr: ${stderr}`)),
+        timeoutMs,
+      )
       const onExit = () => reject(new Error(`STS stand-in exited (code ${child.exitCode}); stderr: ${stderr}`))
       child.once('exit', onExit)
       waiting.push((line) => {
@@ -158,11 +169,15 @@ export async function startServer(o: ServerOptions): Promise<ServerProcess> {
   let child: ChildProcess
   try {
     child = track(
-      spawn(process.execPath, [...(o.nodeFlags ?? []), ...(o.inspect ? ['--inspect=127.0.0.1:0'] : []), BIN, 'server', '--config', cfg], {
-        cwd: ROOT,
-        env: cleanEnv(o.home, { KUBE_IAM_AUTH_STS_ENDPOINT: o.stsUrl }),
-        stdio: ['ignore', logFd, logFd],
-      }),
+      spawn(
+        process.execPath,
+        [...(o.nodeFlags ?? []), ...(o.inspect ? ['--inspect=127.0.0.1:0'] : []), BIN, 'server', '--config', cfg],
+        {
+          cwd: ROOT,
+          env: cleanEnv(o.home, { KUBE_IAM_AUTH_STS_ENDPOINT: o.stsUrl }),
+          stdio: ['ignore', logFd, logFd],
+        },
+      ),
     )
   } finally {
     closeSync(logFd)
@@ -218,7 +233,10 @@ export async function startServer(o: ServerOptions): Promise<ServerProcess> {
       const ws = new WebSocket(inspector)
       try {
         await new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error('inspector: no answer to HeapProfiler.collectGarbage in 20 s')), 20_000)
+          const timer = setTimeout(
+            () => reject(new Error('inspector: no answer to HeapProfiler.collectGarbage in 20 s')),
+            20_000,
+          )
           ws.addEventListener('error', () => reject(new Error('inspector connection failed')))
           ws.addEventListener('open', () => ws.send(JSON.stringify({ id: 1, method: 'HeapProfiler.collectGarbage' })))
           ws.addEventListener('message', (ev) => {

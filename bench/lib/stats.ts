@@ -17,7 +17,9 @@ export function median(xs: ArrayLike<number>): number {
 }
 
 export const fmt = (x: number | undefined, digits = 1): string =>
-  x === undefined || Number.isNaN(x) ? 'n/a' : x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+  x === undefined || Number.isNaN(x)
+    ? 'n/a'
+    : x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
 
 export function markdownTable(head: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))

@@ -76,7 +76,13 @@ function execCredentialToken(stdout: string): string {
 
 function timeOnce(c: Cmd): number {
   const t0 = process.hrtime.bigint()
-  const r = spawnSync(c.file, c.args, { cwd: ROOT, env: c.env, encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] })
+  const r = spawnSync(c.file, c.args, {
+    cwd: ROOT,
+    env: c.env,
+    encoding: 'utf8',
+    timeout: 30_000,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   const ms = Number(process.hrtime.bigint() - t0) / 1e6
   if (r.error) throw new Error(`${c.name}: ${r.error.message}`)
   if (r.status !== 0) throw new Error(`${c.name} exited ${r.status ?? r.signal}: ${r.stderr.slice(0, 500)}`)
@@ -95,13 +101,25 @@ export function benchTokenCommand(home: string, cacheDir: string, runs: number, 
   const tokenArgs = [BIN, 'token', '-i', BENCH_CLUSTER]
 
   // Warm-up run that fills the cache; the cached runs must print exactly this token.
-  const warm = spawnSync(process.execPath, [...tokenArgs, '--cache'], { cwd: ROOT, env: cachedEnv, encoding: 'utf8', timeout: 30_000 })
+  const warm = spawnSync(process.execPath, [...tokenArgs, '--cache'], {
+    cwd: ROOT,
+    env: cachedEnv,
+    encoding: 'utf8',
+    timeout: 30_000,
+  })
   if (warm.status !== 0) throw new Error(`token --cache warm-up failed: ${warm.stderr}`)
   const cachedTokenValue = execCredentialToken(warm.stdout)
 
   const cmds: Cmd[] = [
     { name: 'node -e 0', file: process.execPath, args: ['-e', '0'], env, runs, check: () => {} },
-    { name: 'token (cold)', file: process.execPath, args: tokenArgs, env, runs, check: (s) => void execCredentialToken(s) },
+    {
+      name: 'token (cold)',
+      file: process.execPath,
+      args: tokenArgs,
+      env,
+      runs,
+      check: (s) => void execCredentialToken(s),
+    },
     {
       name: 'token --cache (cached)',
       file: process.execPath,
@@ -136,7 +154,14 @@ export function benchTokenCommand(home: string, cacheDir: string, runs: number, 
     commands: cmds.map((c) => {
       const s = samples.get(c.name)!
       const asc = sorted(s)
-      return { name: c.name, runs: s.length, medianMs: median(s), p90Ms: percentile(asc, 90), minMs: asc[0]!, samplesMs: s }
+      return {
+        name: c.name,
+        runs: s.length,
+        medianMs: median(s),
+        p90Ms: percentile(asc, 90),
+        minMs: asc[0]!,
+        samplesMs: s,
+      }
     }),
     awsCli: aws,
     notes,

@@ -36,7 +36,12 @@ export async function runAdd(flags: AddFlags, io: Io): Promise<number> {
       return 0
     }
   }
-  const kubeConfig = loadKubeConfig({ kubeconfig: flags.kubeconfig, master: flags.masterUrl, context: flags.kubeconfigContext, fallback: 'default' })
+  const kubeConfig = loadKubeConfig({
+    kubeconfig: flags.kubeconfig,
+    master: flags.masterUrl,
+    context: flags.kubeconfigContext,
+    fallback: 'default',
+  })
   const api = kubeConfig.makeApiClient(CoreV1Api)
   for (let attempt = 1; ; attempt++) {
     let current: V1ConfigMap
@@ -57,7 +62,9 @@ export async function runAdd(flags: AddFlags, io: Io): Promise<number> {
       return 0
     } catch (err) {
       if (statusOf(err) !== 409 || attempt >= MAX_CONFLICT_RETRIES) throw err
-      io.stderr.write(`aws-auth changed meanwhile (conflict); retrying on the new version (${attempt}/${MAX_CONFLICT_RETRIES})\n`)
+      io.stderr.write(
+        `aws-auth changed meanwhile (conflict); retrying on the new version (${attempt}/${MAX_CONFLICT_RETRIES})\n`,
+      )
     }
   }
 }
@@ -75,7 +82,10 @@ function additionOf(flags: AddFlags): AwsAuthAddition {
     throw new UsageError(`invalid empty value in rolearn "${flags.rolearn ?? ''}" or --sso, username "${username}"`)
   }
   if (flags.rolearn && flags.sso) throw new UsageError('give either --rolearn or --sso, not both')
-  return { kind: 'role', entry: flags.sso ? { sso: parseSso(flags.sso), username, groups } : { rolearn: flags.rolearn, username, groups } }
+  return {
+    kind: 'role',
+    entry: flags.sso ? { sso: parseSso(flags.sso), username, groups } : { rolearn: flags.rolearn, username, groups },
+  }
 }
 
 /** `permissionSetName=ViewOnly,accountID=012345678912[,partition=aws]` */
@@ -87,8 +97,10 @@ export function parseSso(value: string): { permissionSetName: string; accountID:
     fields[part.slice(0, eq).trim().toLowerCase()] = part.slice(eq + 1).trim()
   }
   const unknown = Object.keys(fields).filter((k) => !['permissionsetname', 'accountid', 'partition'].includes(k))
-  if (unknown.length > 0) throw new UsageError(`--sso: unknown field ${unknown.join(', ')} (use permissionSetName, accountID, partition)`)
-  if (!fields.permissionsetname || !fields.accountid) throw new UsageError('--sso needs permissionSetName=... and accountID=...')
+  if (unknown.length > 0)
+    throw new UsageError(`--sso: unknown field ${unknown.join(', ')} (use permissionSetName, accountID, partition)`)
+  if (!fields.permissionsetname || !fields.accountid)
+    throw new UsageError('--sso needs permissionSetName=... and accountID=...')
   return {
     permissionSetName: fields.permissionsetname,
     accountID: fields.accountid,
@@ -99,7 +111,9 @@ export function parseSso(value: string): { permissionSetName: string; accountID:
 function describe(a: AwsAuthAddition): string {
   const groups = `groups=[${a.entry.groups.join(',')}]`
   if (a.kind === 'user') return `user ${a.entry.userarn} as ${a.entry.username} ${groups}`
-  const who = a.entry.sso ? `SSO permission set ${a.entry.sso.permissionSetName} in ${a.entry.sso.accountID}` : `role ${a.entry.rolearn}`
+  const who = a.entry.sso
+    ? `SSO permission set ${a.entry.sso.permissionSetName} in ${a.entry.sso.accountID}`
+    : `role ${a.entry.rolearn}`
   return `${who} as ${a.entry.username} ${groups}`
 }
 
@@ -108,9 +122,22 @@ function statusOf(err: unknown): number | undefined {
 }
 
 function configMapYaml(cm: V1ConfigMap): string {
-  const lines = [`apiVersion: v1`, `kind: ConfigMap`, `metadata:`, `  name: ${cm.metadata?.name}`, `  namespace: ${cm.metadata?.namespace}`, `data:`]
+  const lines = [
+    `apiVersion: v1`,
+    `kind: ConfigMap`,
+    `metadata:`,
+    `  name: ${cm.metadata?.name}`,
+    `  namespace: ${cm.metadata?.namespace}`,
+    `data:`,
+  ]
   for (const [k, v] of Object.entries(cm.data ?? {})) {
-    lines.push(`  ${k}: |`, ...v.replace(/\n$/, '').split('\n').map((l) => `    ${l}`))
+    lines.push(
+      `  ${k}: |`,
+      ...v
+        .replace(/\n$/, '')
+        .split('\n')
+        .map((l) => `    ${l}`),
+    )
   }
   return `${lines.join('\n')}\n`
 }

@@ -17,10 +17,17 @@ export interface ExplainFlags extends OfflineFlags {
  * or why nothing did. Exit 0 when the identity would be authenticated, 1 when it would be denied.
  */
 export async function runExplain(flags: ExplainFlags, io: Io, readStdin: () => string): Promise<number> {
-  if (!flags.arn) throw new UsageError('--arn is required (the ARN STS reports, e.g. arn:aws:sts::111122223333:assumed-role/Admin/alice)')
+  if (!flags.arn)
+    throw new UsageError(
+      '--arn is required (the ARN STS reports, e.g. arn:aws:sts::111122223333:assumed-role/Admin/alice)',
+    )
   let identity
   try {
-    identity = identityFromArn(flags.arn, { sessionName: flags.sessionName, userId: flags.userId, accessKeyId: flags.accessKeyId })
+    identity = identityFromArn(flags.arn, {
+      sessionName: flags.sessionName,
+      userId: flags.userId,
+      accessKeyId: flags.accessKeyId,
+    })
   } catch (err) {
     throw new UsageError(`--arn: ${(err as Error).message}`)
   }
@@ -41,13 +48,17 @@ export async function runExplain(flags: ExplainFlags, io: Io, readStdin: () => s
   if (explanation.result) {
     const r = explanation.result
     w(`result: AUTHENTICATED as "${r.username}", groups [${r.groups.join(', ')}]`)
-    w(`  matched ${r.source} ${r.rule} (${r.kind === 'account' ? 'account allow-list: username is the canonical ARN' : `${r.kind} rule`})`)
+    w(
+      `  matched ${r.source} ${r.rule} (${r.kind === 'account' ? 'account allow-list: username is the canonical ARN' : `${r.kind} rule`})`,
+    )
   } else {
     w(`result: DENIED: ${explanation.denial}`)
   }
   for (const h of explanation.hints) w(`hint: ${h}`)
   for (const f of invalid) {
-    w(`warning: ${f} has errors (run kube-iam-auth validate); the server would not apply it, only its valid entries were used here`)
+    w(
+      `warning: ${f} has errors (run kube-iam-auth validate); the server would not apply it, only its valid entries were used here`,
+    )
   }
   return explanation.result ? 0 : 1
 }

@@ -21,7 +21,17 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
 }
 
 /** Global flags that take a value; skipped when looking for the command (`-i C verify ...`). */
-const GLOBAL_VALUE_FLAGS = new Set(['-c', '--config', '-i', '--cluster-id', '-l', '--log-format', '-v', '--log-verbosity', '--feature-gates'])
+const GLOBAL_VALUE_FLAGS = new Set([
+  '-c',
+  '--config',
+  '-i',
+  '--cluster-id',
+  '-l',
+  '--log-format',
+  '-v',
+  '--log-verbosity',
+  '--feature-gates',
+])
 
 function commandName(argv: readonly string[]): string | undefined {
   for (let i = 0; i < argv.length; i++) {

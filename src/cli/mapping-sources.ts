@@ -60,22 +60,44 @@ export function readOfflineSources(flags: OfflineFlags, readStdin: () => string)
   if (awsAuth) files.push(awsAuth.checked)
   const dynamicPath = flags.dynamicFile ?? config?.dynamicFile?.path
   const dynamic = dynamicPath
-    ? checkDynamicFile(dynamicPath, flags.userIdStrict ?? config?.dynamicFile?.userIdStrict ?? false, !flags.dynamicFile)
+    ? checkDynamicFile(
+        dynamicPath,
+        flags.userIdStrict ?? config?.dynamicFile?.userIdStrict ?? false,
+        !flags.dynamicFile,
+      )
     : undefined
   if (dynamic) files.push(dynamic.checked)
 
-  const modes = config?.backendMode ?? [...(awsAuth ? (['EKSConfigMap'] as const) : []), ...(dynamic ? (['DynamicFile'] as const) : [])]
+  const modes = config?.backendMode ?? [
+    ...(awsAuth ? (['EKSConfigMap'] as const) : []),
+    ...(dynamic ? (['DynamicFile'] as const) : []),
+  ]
   for (const mode of modes) {
     const reservedPrefixes = config?.reservedPrefixes[mode] ?? []
     if (mode === 'MountedFile' && config) {
       const { rules } = compileRules(config.mappings, 'server.')
-      sources.push({ mapper: new StaticMapper(mode, snapshotOf(rules), { reservedPrefixes }), origin: flags.config!, rules })
+      sources.push({
+        mapper: new StaticMapper(mode, snapshotOf(rules), { reservedPrefixes }),
+        origin: flags.config!,
+        rules,
+      })
     } else if (mode === 'EKSConfigMap' && awsAuth) {
-      sources.push({ mapper: new StaticMapper(mode, snapshotOf(awsAuth.rules), { reservedPrefixes }), origin: awsAuth.checked.file, rules: awsAuth.rules })
+      sources.push({
+        mapper: new StaticMapper(mode, snapshotOf(awsAuth.rules), { reservedPrefixes }),
+        origin: awsAuth.checked.file,
+        rules: awsAuth.rules,
+      })
     } else if (mode === 'DynamicFile' && dynamic?.snapshot) {
-      sources.push({ mapper: new StaticMapper(mode, dynamic.snapshot, { reservedPrefixes }), origin: dynamic.checked.file })
+      sources.push({
+        mapper: new StaticMapper(mode, dynamic.snapshot, { reservedPrefixes }),
+        origin: dynamic.checked.file,
+      })
     } else {
-      skipped.push(mode === 'CRD' ? 'CRD (IAMIdentityMapping objects live only in the cluster)' : `${mode} (not given: pass ${mode === 'EKSConfigMap' ? '--aws-auth' : '--dynamic-file'})`)
+      skipped.push(
+        mode === 'CRD'
+          ? 'CRD (IAMIdentityMapping objects live only in the cluster)'
+          : `${mode} (not given: pass ${mode === 'EKSConfigMap' ? '--aws-auth' : '--dynamic-file'})`,
+      )
     }
   }
   return { files, config, sources, skipped }
@@ -101,7 +123,12 @@ function checkDynamicFile(file: string, userIdStrict: boolean, fromConfig: boole
     text = readFileSync(file, 'utf8')
   } catch (err) {
     const message = `could not read${fromConfig ? ' (named by server.dynamicfilepath; pass --dynamic-file to check a local copy)' : ''}: ${(err as Error).message}`
-    return { checked: { file, problems: [{ path: '(file)', message, severity: fromConfig ? ('warning' as const) : ('error' as const) }] } }
+    return {
+      checked: {
+        file,
+        problems: [{ path: '(file)', message, severity: fromConfig ? ('warning' as const) : ('error' as const) }],
+      },
+    }
   }
   const { rules, problems } = parseDynamicFile(text, { userIdStrict })
   return { checked: { file, problems }, snapshot: rules }

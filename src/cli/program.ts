@@ -46,9 +46,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .action(async (opts: { token?: string; output?: string; partition: string; timeout?: number }) => {
       const { runVerify } = await import('./verify.js')
       const clusterId = globals().clusterId ?? io.env.KUBERNETES_AWS_AUTHENTICATOR_CLUSTER_ID
-      setExit(
-        await runVerify({ ...opts, clusterId, timeoutMs: opts.timeout }, io, () => readAll(process.stdin)),
-      )
+      setExit(await runVerify({ ...opts, clusterId, timeoutMs: opts.timeout }, io, () => readAll(process.stdin)))
     })
 
   program
@@ -64,10 +62,15 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .option('--kubeconfig <file>', 'kubeconfig for the EKSConfigMap and CRD backends (default in-cluster)')
     .option('--master <url>', 'Kubernetes API server URL for the EKSConfigMap and CRD backends')
     .option('--backend-mode <modes>', 'comma-separated mapping backends, in order (default MountedFile)', (v) =>
-      v.split(',').map((s) => s.trim()).filter((s) => s !== ''),
+      v
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== ''),
     )
     .option('--ec2-describeInstances-qps <qps>', 'EC2 DescribeInstances calls per second (default 15)', Number)
-    .option('--ec2-describeInstances-burst <n>', 'EC2 DescribeInstances burst (default 5)', (v) => positiveInt(v, '--ec2-describeInstances-burst'))
+    .option('--ec2-describeInstances-burst <n>', 'EC2 DescribeInstances burst (default 5)', (v) =>
+      positiveInt(v, '--ec2-describeInstances-burst'),
+    )
     .action(async (opts: Record<string, unknown>) => {
       const { runServer } = await import('./server.js')
       const g = program.opts<{ config?: string; clusterId?: string; logVerbosity?: string }>()
@@ -100,19 +103,37 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .description('pre-generate the serving certificate, key and kube-apiserver webhook kubeconfig')
     .option('--hostname <host>', 'name kube-apiserver uses to reach the server (default: server.hostname, localhost)')
     .option('--address <ip>', 'IP address the server listens on (default: server.address, 127.0.0.1)')
-    .option('--port <port>', 'port the server listens on (default: server.port, 21362)', (v) => positiveInt(v, '--port'))
+    .option('--port <port>', 'port the server listens on (default: server.port, 21362)', (v) =>
+      positiveInt(v, '--port'),
+    )
     .option('--state-dir <dir>', 'write cert.pem and key.pem here (default: .)')
-    .option('--generate-kubeconfig <file>', 'write the webhook kubeconfig here (default: ./aws-iam-authenticator.kubeconfig)')
-    .action(async (opts: { hostname?: string; address?: string; port?: number; stateDir?: string; generateKubeconfig?: string }) => {
-      const { resolveInitFlags, runInit } = await import('./init.js')
-      const g = program.opts<{ config?: string; clusterId?: string; featureGates?: string }>()
-      let file
-      if (g.config !== undefined) {
-        const { loadServerConfig } = await import('../config/server-config.js')
-        file = loadServerConfig(g.config, { clusterId: g.clusterId }, io.env).config
-      }
-      setExit(await runInit(resolveInitFlags({ ...opts, clusterId: g.clusterId, featureGates: g.featureGates }, io.env, file), io))
-    })
+    .option(
+      '--generate-kubeconfig <file>',
+      'write the webhook kubeconfig here (default: ./aws-iam-authenticator.kubeconfig)',
+    )
+    .action(
+      async (opts: {
+        hostname?: string
+        address?: string
+        port?: number
+        stateDir?: string
+        generateKubeconfig?: string
+      }) => {
+        const { resolveInitFlags, runInit } = await import('./init.js')
+        const g = program.opts<{ config?: string; clusterId?: string; featureGates?: string }>()
+        let file
+        if (g.config !== undefined) {
+          const { loadServerConfig } = await import('../config/server-config.js')
+          file = loadServerConfig(g.config, { clusterId: g.clusterId }, io.env).config
+        }
+        setExit(
+          await runInit(
+            resolveInitFlags({ ...opts, clusterId: g.clusterId, featureGates: g.featureGates }, io.env, file),
+            io,
+          ),
+        )
+      },
+    )
 
   const offlineOptions = (cmd: Command) =>
     cmd
@@ -133,15 +154,28 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
   offlineOptions(
     program
       .command('explain')
-      .description('dry-run the mapping chain for an ARN: the username and groups, and which rule matched or why none did')
+      .description(
+        'dry-run the mapping chain for an ARN: the username and groups, and which rule matched or why none did',
+      )
       .option('--arn <arn>', 'the ARN STS reports for the caller (assumed-role ARNs carry the session name)')
       .option('--session-name <name>', 'session name, for {{SessionName}} templates')
       .option('--user-id <id>', 'principal ID (AROA.../AIDA...), for DynamicFile strict mode')
       .option('--access-key-id <id>', 'access key ID, for {{AccessKeyID}} templates'),
-  ).action(async (opts: { arn?: string; sessionName?: string; userId?: string; accessKeyId?: string; awsAuth?: string; dynamicFile?: string; userIdStrict?: boolean; output: string }) => {
-    const { runExplain } = await import('./explain.js')
-    setExit(await runExplain({ ...opts, config: globals().config }, io, readStdinSync))
-  })
+  ).action(
+    async (opts: {
+      arn?: string
+      sessionName?: string
+      userId?: string
+      accessKeyId?: string
+      awsAuth?: string
+      dynamicFile?: string
+      userIdStrict?: boolean
+      output: string
+    }) => {
+      const { runExplain } = await import('./explain.js')
+      setExit(await runExplain({ ...opts, config: globals().config }, io, readStdinSync))
+    },
+  )
 
   const add = program
     .command('add')
@@ -168,7 +202,11 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       ),
     )
   }
-  const groupsOption = (v: string) => v.split(',').map((g) => g.trim()).filter((g) => g !== '')
+  const groupsOption = (v: string) =>
+    v
+      .split(',')
+      .map((g) => g.trim())
+      .filter((g) => g !== '')
   add
     .command('user')
     .description('map an IAM user')
@@ -196,7 +234,13 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       const g = globals()
       setExit(
         await runRotateCallerKey(
-          { config: g.config, clusterId: g.clusterId, stateDir: opts.stateDir, generateKubeconfig: opts.generateKubeconfig, retire: opts.retire ?? false },
+          {
+            config: g.config,
+            clusterId: g.clusterId,
+            stateDir: opts.stateDir,
+            generateKubeconfig: opts.generateKubeconfig,
+            retire: opts.retire ?? false,
+          },
           io,
         ),
       )

@@ -29,7 +29,11 @@ export async function runRotateCallerKey(flags: RotateFlags, io: Io): Promise<nu
     return 0
   }
   const key = await addCallerKey(config.stateDir)
-  const cert = await loadOrCreateServingCert({ stateDir: config.stateDir, address: config.address, hostname: config.hostname })
+  const cert = await loadOrCreateServingCert({
+    stateDir: config.stateDir,
+    address: config.address,
+    hostname: config.hostname,
+  })
   writeWebhookKubeconfig(
     config.generateKubeconfig,
     renderWebhookKubeconfig({

@@ -99,6 +99,8 @@ export async function runToken(argv: readonly string[], io: Io): Promise<number>
     const { getToken } = await import('../client/get-token.js')
     issued = await getToken(flags, { env: io.env, now: io.now, prompt: io.prompt, warn })
   }
-  io.stdout.write(version === undefined ? `${issued.token}\n` : formatExecCredential(version, issued.token, issued.expiresAt))
+  io.stdout.write(
+    version === undefined ? `${issued.token}\n` : formatExecCredential(version, issued.token, issued.expiresAt),
+  )
   return 0
 }

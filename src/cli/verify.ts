@@ -32,7 +32,9 @@ export async function runVerify(flags: VerifyFlags, io: Io, readStdin: () => Pro
       },
       { now: io.now, sts: transport.send },
     )
-    io.stdout.write(flags.output === 'json' ? `${JSON.stringify(identityJson(identity), null, 4)}\n` : formatGo(identity))
+    io.stdout.write(
+      flags.output === 'json' ? `${JSON.stringify(identityJson(identity), null, 4)}\n` : formatGo(identity),
+    )
     return 0
   } finally {
     await transport.close()

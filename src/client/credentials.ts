@@ -85,9 +85,8 @@ export async function assumeRole(base: SigningCredentials, input: AssumeRoleInpu
 export async function resolveRegion(flag: string | undefined, env: Env): Promise<string> {
   const explicit = requestedRegion(flag, env)
   if (explicit) return explicit
-  const { loadConfig, NODE_REGION_CONFIG_OPTIONS, NODE_REGION_CONFIG_FILE_OPTIONS } = await import(
-    '@smithy/core/config'
-  )
+  const { loadConfig, NODE_REGION_CONFIG_OPTIONS, NODE_REGION_CONFIG_FILE_OPTIONS } =
+    await import('@smithy/core/config')
   try {
     const region = await loadConfig(NODE_REGION_CONFIG_OPTIONS, NODE_REGION_CONFIG_FILE_OPTIONS)()
     if (region) return region

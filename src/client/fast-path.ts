@@ -39,7 +39,12 @@ export function cacheKeyFor(req: TokenRequest, env: Env): CacheKey {
  * The cached token for this request if it has more than a minute left. Reads one small file and
  * loads nothing of the AWS SDK: this is what every kubectl call pays when the cache is on.
  */
-export function cachedToken(req: TokenRequest, env: Env, now: Date, warn: (m: string) => void): IssuedToken | undefined {
+export function cachedToken(
+  req: TokenRequest,
+  env: Env,
+  now: Date,
+  warn: (m: string) => void,
+): IssuedToken | undefined {
   try {
     const key = cacheKeyFor(req, env)
     const entry = readCacheEntry(cacheFile(cacheDirectory(env), key), cacheKeyString(key))

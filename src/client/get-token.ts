@@ -3,7 +3,14 @@ import { presignToken, type SigningCredentials } from '../token/presign.js'
 import { dirname } from 'node:path'
 import { assumeRole, resolveBaseCredentials, resolveRegion, type Prompt } from './credentials.js'
 import { cacheKeyFor, endpointVariant, type IssuedToken, type TokenRequest } from './fast-path.js'
-import { cacheDirectory, cacheFile, cacheKeyString, readCacheEntry, usableCredentials, usableToken } from './token-cache.js'
+import {
+  cacheDirectory,
+  cacheFile,
+  cacheKeyString,
+  readCacheEntry,
+  usableCredentials,
+  usableToken,
+} from './token-cache.js'
 import { ensurePrivateDirectory, withCacheLock, writeCacheEntry } from './token-cache-write.js'
 
 export type { IssuedToken, TokenRequest }
@@ -67,7 +74,8 @@ function withoutCredentials({ token, expiresAt, fromCache }: IssuedToken): Issue
 async function sign(
   req: TokenRequest,
   deps: TokenDeps,
-  cached: { accessKeyId: string; secretAccessKey: string; sessionToken?: string | undefined; expiration: number } | undefined,
+  cached:
+    { accessKeyId: string; secretAccessKey: string; sessionToken?: string | undefined; expiration: number } | undefined,
 ): Promise<IssuedToken & { credentials: SigningCredentials }> {
   const region = await resolveRegion(req.region, deps.env)
   let credentials: SigningCredentials

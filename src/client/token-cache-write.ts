@@ -61,4 +61,3 @@ export async function withCacheLock<T>(
     if (held) rmSync(lock, { force: true })
   }
 }
-

@@ -82,7 +82,10 @@ function fnv1a64(s: string): string {
 }
 
 /** The cached token if it still has more than a minute to live. */
-export function usableToken(entry: CacheEntry | undefined, now: number): { value: string; expiresAt: Date } | undefined {
+export function usableToken(
+  entry: CacheEntry | undefined,
+  now: number,
+): { value: string; expiresAt: Date } | undefined {
   const t = entry?.token
   if (t === undefined || t.expiresAt - now <= TOKEN_REUSE_MARGIN_MS) return undefined
   return { value: t.value, expiresAt: new Date(t.expiresAt) }
@@ -121,7 +124,8 @@ export function checkPrivate(path: string, what: 'file' | 'directory'): void {
   const kindOk = what === 'file' ? st.isFile() : st.isDirectory()
   const uid = process.getuid?.()
   if (!kindOk) throw new CacheError(`cache ${what} ${path} is not a regular ${what}`)
-  if (uid !== undefined && st.uid !== uid) throw new CacheError(`cache ${what} ${path} is not owned by the current user`)
+  if (uid !== undefined && st.uid !== uid)
+    throw new CacheError(`cache ${what} ${path} is not owned by the current user`)
   if ((st.mode & 0o077) !== 0) {
     throw new CacheError(
       `cache ${what} ${path} is not private (mode ${(st.mode & 0o777).toString(8)}); ` +

@@ -43,7 +43,8 @@ export function caseInsensitive(value: unknown, path: string, problems: Problem[
       for (const [k, v] of Object.entries(value)) {
         const lower = k.toLowerCase()
         const earlier = entries.get(lower)
-        if (earlier !== undefined) error(k, `duplicate key (also written as "${earlier[0]}"; keys are case-insensitive)`)
+        if (earlier !== undefined)
+          error(k, `duplicate key (also written as "${earlier[0]}"; keys are case-insensitive)`)
         else entries.set(lower, [k, v])
       }
     }
@@ -115,7 +116,10 @@ export function caseInsensitive(value: unknown, path: string, problems: Problem[
       const n = typed(key, (v): v is number => typeof v === 'number', 'an integer')
       if (n === undefined) return undefined
       if (!Number.isInteger(n) || n < min || n > max) {
-        error(key, `must be an integer${min > -Infinity ? ` >= ${min}` : ''}${max < Infinity ? ` and <= ${max}` : ''}, got ${n}`)
+        error(
+          key,
+          `must be an integer${min > -Infinity ? ` >= ${min}` : ''}${max < Infinity ? ` and <= ${max}` : ''}, got ${n}`,
+        )
         return undefined
       }
       return n

@@ -95,13 +95,20 @@ export interface LoadedConfig {
 }
 
 /** Reads, decodes, defaults and validates; every error names the file, the entry and the field. */
-export function loadServerConfig(file: string | undefined, flags: ServerFlags = {}, env: Readonly<Record<string, string | undefined>> = {}): LoadedConfig {
+export function loadServerConfig(
+  file: string | undefined,
+  flags: ServerFlags = {},
+  env: Readonly<Record<string, string | undefined>> = {},
+): LoadedConfig {
   const where = file ?? '(no config file)'
   const doc = file === undefined ? {} : readConfigDocument(file)
   const { config, problems } = decodeServerConfig(doc, flags, env)
   const errors = problems.filter((p) => p.severity === 'error')
   if (errors.length > 0 || config === undefined) {
-    throw new ConfigInvalid(`invalid configuration in ${where}`, errors.map((p) => `${p.path}: ${p.message}`))
+    throw new ConfigInvalid(
+      `invalid configuration in ${where}`,
+      errors.map((p) => `${p.path}: ${p.message}`),
+    )
   }
   return { config, warnings: problems.filter((p) => p.severity === 'warning') }
 }
@@ -151,7 +158,10 @@ export function decodeServerConfig(
     const list = entry.stringList('usernamePrefixReserveList') ?? []
     const resolved = mode === undefined ? undefined : (ALIASES[mode] ?? mode)
     if (resolved === undefined || !(BACKEND_MODES as readonly string[]).includes(resolved)) {
-      server.error(`reservedPrefixConfig[${i}].backendMode`, `invalid reserved prefix config: backend mode '${mode ?? ''}' is not valid`)
+      server.error(
+        `reservedPrefixConfig[${i}].backendMode`,
+        `invalid reserved prefix config: backend mode '${mode ?? ''}' is not valid`,
+      )
       return
     }
     reservedPrefixes[resolved as BackendMode] = list
@@ -166,7 +176,8 @@ export function decodeServerConfig(
     // The MountedFile rules are checked here too, so their errors name this file and duplicate rules
     // reach the start-up warnings; a rule problem under a path already reported above is not repeated.
     const flagged = problems.filter((p) => p.severity === 'error').map((p) => p.path)
-    const under = (path: string) => flagged.some((f) => path === f || path.startsWith(`${f}.`) || path.startsWith(`${f}[`))
+    const under = (path: string) =>
+      flagged.some((f) => path === f || path.startsWith(`${f}.`) || path.startsWith(`${f}[`))
     for (const p of compileRules(mappings, 'server.').problems) if (!under(p.path)) problems.push(p)
   }
 
@@ -224,7 +235,10 @@ export function decodeServerConfig(
     auditLog: server.boolean('auditLog') ?? true,
   }
   if (config.dynamicBackendModePath !== undefined) {
-    server.warn('dynamicBackendModePath', 'not supported by kube-iam-auth (ignored): the backend chain is fixed at start-up')
+    server.warn(
+      'dynamicBackendModePath',
+      'not supported by kube-iam-auth (ignored): the backend chain is fixed at start-up',
+    )
   }
   for (const key of ['ec2DescribeInstancesRoleARN', 'sourceARN'] as const) {
     const arn = server.string(key)
@@ -232,18 +246,59 @@ export function decodeServerConfig(
       server.error(key, `'${arn}' is not a valid ARN`)
     }
   }
-  root.warnUnknown(['clusterid', 'server', 'region', 'role', 'externalid', 'sessionname', 'tokenonly', 'forwardsessionname', 'cache', 'defaultrole'])
+  root.warnUnknown([
+    'clusterid',
+    'server',
+    'region',
+    'role',
+    'externalid',
+    'sessionname',
+    'tokenonly',
+    'forwardsessionname',
+    'cache',
+    'defaultrole',
+  ])
   server.warnUnknown(SERVER_KEYS)
   return problems.some((p) => p.severity === 'error') ? { problems } : { config, problems }
 }
 
 const SERVER_KEYS = [
-  'port', 'address', 'hostname', 'statedir', 'generatekubeconfig', 'kubeconfigpregenerated', 'kubeconfig', 'master',
-  'partition', 'backendmode', 'maproles', 'mapusers', 'mapaccounts', 'scrubbedaccounts', 'reservedprefixconfig',
-  'ec2describeinstancesrolearn', 'sourcearn', 'ec2describeinstancesqps', 'ec2describeinstancesburst', 'dynamicfilepath',
-  'dynamicfileuseridstrict', 'dynamicbackendmodepath', 'identitycachettl', 'identitycachesize', 'ststimeout',
-  'stsmaxconcurrency', 'stsqueuetimeout', 'maxrequestbytes', 'shutdowntimeout', 'headerstimeout', 'callerauth', 'callerratelimitpersecond',
-  'callerratelimitburst', 'auditlog', 'healthport', 'featuregates',
+  'port',
+  'address',
+  'hostname',
+  'statedir',
+  'generatekubeconfig',
+  'kubeconfigpregenerated',
+  'kubeconfig',
+  'master',
+  'partition',
+  'backendmode',
+  'maproles',
+  'mapusers',
+  'mapaccounts',
+  'scrubbedaccounts',
+  'reservedprefixconfig',
+  'ec2describeinstancesrolearn',
+  'sourcearn',
+  'ec2describeinstancesqps',
+  'ec2describeinstancesburst',
+  'dynamicfilepath',
+  'dynamicfileuseridstrict',
+  'dynamicbackendmodepath',
+  'identitycachettl',
+  'identitycachesize',
+  'ststimeout',
+  'stsmaxconcurrency',
+  'stsqueuetimeout',
+  'maxrequestbytes',
+  'shutdowntimeout',
+  'headerstimeout',
+  'callerauth',
+  'callerratelimitpersecond',
+  'callerratelimitburst',
+  'auditlog',
+  'healthport',
+  'featuregates',
 ]
 
 function decodeBackendMode(value: readonly string[] | undefined, server: Reader): BackendMode[] {
@@ -255,10 +310,14 @@ function decodeBackendMode(value: readonly string[] | undefined, server: Reader)
   const out: BackendMode[] = []
   modes.forEach((raw, i) => {
     const alias = ALIASES[raw]
-    if (alias !== undefined) server.warn(`backendMode[${i}]`, `backend-mode "${raw}" is deprecated, use "${alias}" instead`)
+    if (alias !== undefined)
+      server.warn(`backendMode[${i}]`, `backend-mode "${raw}" is deprecated, use "${alias}" instead`)
     const mode = alias ?? raw
     if (!(BACKEND_MODES as readonly string[]).includes(mode)) {
-      server.error(`backendMode[${i}]`, `backend-mode "${raw}" is not a valid mode (valid: ${BACKEND_MODES.join(', ')})`)
+      server.error(
+        `backendMode[${i}]`,
+        `backend-mode "${raw}" is not a valid mode (valid: ${BACKEND_MODES.join(', ')})`,
+      )
     } else if (out.includes(mode as BackendMode)) {
       server.error(`backendMode[${i}]`, `backend-mode [${modes.join(' ')}] has duplicates`)
     } else {

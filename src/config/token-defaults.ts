@@ -13,7 +13,13 @@ export interface TokenDefaults {
   cache?: boolean
 }
 
-const STRING_KEYS = { clusterid: 'clusterId', region: 'region', role: 'role', externalid: 'externalId', sessionname: 'sessionName' } as const
+const STRING_KEYS = {
+  clusterid: 'clusterId',
+  region: 'region',
+  role: 'role',
+  externalid: 'externalId',
+  sessionname: 'sessionName',
+} as const
 const BOOLEAN_KEYS = { tokenonly: 'tokenOnly', forwardsessionname: 'forwardSessionName', cache: 'cache' } as const
 
 /** The top-level client keys of an aws-iam-authenticator config file (keys case-insensitive, as viper reads them). */
@@ -28,7 +34,8 @@ export async function readTokenDefaults(file: string): Promise<TokenDefaults> {
     throw new ConfigInvalid(`could not read config file ${file}: ${(err as Error).message}`)
   }
   if (doc === null || doc === undefined) return {}
-  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigInvalid(`config file ${file}: top level must be a mapping`)
+  if (typeof doc !== 'object' || Array.isArray(doc))
+    throw new ConfigInvalid(`config file ${file}: top level must be a mapping`)
   const out: TokenDefaults = {}
   for (const [rawKey, value] of Object.entries(doc)) {
     const key = rawKey.toLowerCase()

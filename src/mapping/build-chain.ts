@@ -16,7 +16,11 @@ export interface ChainDeps {
  * One mapper per configured backend mode, in order. The Kubernetes client (tens of MiB of memory
  * and most of a second of start-up) is loaded only when a backend needs it.
  */
-export async function buildChain(config: ServerConfig, modes: readonly BackendMode[], deps: ChainDeps): Promise<Mapper[]> {
+export async function buildChain(
+  config: ServerConfig,
+  modes: readonly BackendMode[],
+  deps: ChainDeps,
+): Promise<Mapper[]> {
   const needsKube = modes.includes('EKSConfigMap') || modes.includes('CRD')
   const kube = needsKube ? await loadKubeBackends(config) : undefined
   return modes.map((mode) => {

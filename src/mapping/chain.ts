@@ -30,7 +30,10 @@ export async function mapIdentity(
       ? match.mapping
       : await renderMapping(match.mapping, identity, resolveDns).catch((err: unknown) => {
           if (err instanceof MappingFailed) {
-            throw new MappingFailed(`mapper ${mapper.name} ${match.rule}: ${err.message}`, { transient: err.transient, cause: err })
+            throw new MappingFailed(`mapper ${mapper.name} ${match.rule}: ${err.message}`, {
+              transient: err.transient,
+              cause: err,
+            })
           }
           throw err
         })

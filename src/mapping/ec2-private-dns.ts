@@ -266,10 +266,7 @@ export function createPrivateDnsResolver(opts: PrivateDnsOptions, deps: PrivateD
         const missing = todo.filter((id) => named.has(id))
         if (missing.length === 0) {
           const half = Math.ceil(todo.length / 2)
-          const parts = await Promise.all([
-            settle(todo.slice(0, half), deadline),
-            settle(todo.slice(half), deadline),
-          ])
+          const parts = await Promise.all([settle(todo.slice(0, half), deadline), settle(todo.slice(half), deadline)])
           for (const part of parts) for (const [id, result] of part) out.set(id, result)
           return out
         }
@@ -334,10 +331,8 @@ export function createPrivateDnsResolver(opts: PrivateDnsOptions, deps: PrivateD
   }
 
   const resolve = async (instanceId: string): Promise<string> => {
-    if (lifetime.signal.aborted)
-      throw new MappingFailed('EC2 private DNS lookup is closed', { transient: true })
-    if (!INSTANCE_ID.test(instanceId))
-      throw new MappingFailed(`failed to find node ${instanceId}: not an instance id`)
+    if (lifetime.signal.aborted) throw new MappingFailed('EC2 private DNS lookup is closed', { transient: true })
+    if (!INSTANCE_ID.test(instanceId)) throw new MappingFailed(`failed to find node ${instanceId}: not an instance id`)
     const entry = cacheGet(instanceId)
     if (entry !== undefined) {
       if (entry.dnsName === undefined) throw notFound(instanceId)
@@ -394,8 +389,7 @@ export interface TokenBucket {
 /** qps 0 = unlimited. Tokens may go negative: waiters queue up in order of reservation. */
 export function createTokenBucket(qps: number, burst: number, now: () => number): TokenBucket {
   if (!(Number.isFinite(qps) && qps >= 0)) throw new TypeError(`qps must be a number >= 0, got ${qps}`)
-  if (!(Number.isInteger(burst) && burst >= 1))
-    throw new TypeError(`burst must be an integer >= 1, got ${burst}`)
+  if (!(Number.isInteger(burst) && burst >= 1)) throw new TypeError(`burst must be an integer >= 1, got ${burst}`)
   if (qps === 0) return { reserve: () => 0 }
   let tokens = burst
   let last = now()
@@ -531,11 +525,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /** Runs `fn` with a signal aborted after `ms` or when `lifetime` aborts, and rejects at that moment. */
-async function withTimeout<T>(
-  fn: (signal: AbortSignal) => Promise<T>,
-  ms: number,
-  lifetime: AbortSignal,
-): Promise<T> {
+async function withTimeout<T>(fn: (signal: AbortSignal) => Promise<T>, ms: number, lifetime: AbortSignal): Promise<T> {
   if (lifetime.aborted) throw closedError()
   const controller = new AbortController()
   let onStop!: () => void
@@ -558,8 +548,7 @@ async function withTimeout<T>(
 const timedOut = (ms: number): MappingFailed =>
   new MappingFailed(`EC2 DescribeInstances timed out after ${ms} ms`, { transient: true })
 
-const closedError = (): MappingFailed =>
-  new MappingFailed('EC2 private DNS lookup is closed', { transient: true })
+const closedError = (): MappingFailed => new MappingFailed('EC2 private DNS lookup is closed', { transient: true })
 
 function positive(n: number, name: string): number {
   if (!(Number.isFinite(n) && n > 0)) throw new TypeError(`${name} must be a number > 0, got ${n}`)
@@ -572,7 +561,6 @@ function nonNegative(n: number, name: string): number {
 }
 
 function integerAtLeast(n: number, min: number, name: string): number {
-  if (!(Number.isInteger(n) && n >= min))
-    throw new TypeError(`${name} must be an integer >= ${min}, got ${n}`)
+  if (!(Number.isInteger(n) && n >= min)) throw new TypeError(`${name} must be an integer >= ${min}, got ${n}`)
   return n
 }

@@ -57,9 +57,13 @@ export async function explainIdentity(
     const match = s.mapper.lookup(identity)
     if (match !== undefined && !explicitSeen) {
       explicitSeen = true
-      trace.push(`${s.mapper.name} (${s.origin}): ${match.kind} rule ${match.rule} matches -> username "${match.mapping.username}", groups [${match.mapping.groups.join(', ')}]`)
+      trace.push(
+        `${s.mapper.name} (${s.origin}): ${match.kind} rule ${match.rule} matches -> username "${match.mapping.username}", groups [${match.mapping.groups.join(', ')}]`,
+      )
     } else if (match !== undefined) {
-      trace.push(`${s.mapper.name} (${s.origin}): ${match.kind} rule ${match.rule} also matches, but an earlier backend already did`)
+      trace.push(
+        `${s.mapper.name} (${s.origin}): ${match.kind} rule ${match.rule} also matches, but an earlier backend already did`,
+      )
     } else {
       const account = s.mapper.accountRule(identity.accountId)
       trace.push(
@@ -71,7 +75,11 @@ export async function explainIdentity(
   const hints = sources.flatMap((s) => (s.rules === undefined ? [] : nearMisses(s, identity)))
   const dns: PrivateDnsResolver = resolveDns ?? (async (id) => `{{EC2PrivateDNSName of ${id}}}`)
   try {
-    const result = await mapIdentity(sources.map((s) => s.mapper), identity, dns)
+    const result = await mapIdentity(
+      sources.map((s) => s.mapper),
+      identity,
+      dns,
+    )
     return { identity, result, trace, hints }
   } catch (err) {
     if (!isKiaError(err)) throw err
@@ -94,7 +102,9 @@ function nearMisses(source: ExplainSource, identity: Identity): string[] {
       // keep wantKey
     }
     if (key === roleKey) return
-    out.push(`${source.mapper.name} ${rule} maps ${key} (${kind}): same name as ${identity.canonicalArn}, but a different ARN`)
+    out.push(
+      `${source.mapper.name} ${rule} maps ${key} (${kind}): same name as ${identity.canonicalArn}, but a different ARN`,
+    )
   }
   for (const [key, r] of source.rules!.users) check(key, r.rule, 'user')
   for (const [key, r] of source.rules!.roles) check(key, r.rule, 'role')

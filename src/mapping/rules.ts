@@ -122,7 +122,13 @@ export function compileRules(
   })
 
   return {
-    rules: { users, roles, sso, accounts, counts: { roles: roles.size + sso.length, users: users.size, accounts: accounts.size } },
+    rules: {
+      users,
+      roles,
+      sso,
+      accounts,
+      counts: { roles: roles.size + sso.length, users: users.size, accounts: accounts.size },
+    },
     problems,
   }
 }
@@ -201,14 +207,18 @@ function ssoPattern(
 ): RegExp | undefined {
   const { permissionSetName, accountID } = sso
   // Upstream treats an empty partition as aws, like an absent one.
-  const partition = sso.partition === undefined || sso.partition === null || sso.partition === '' ? 'aws' : sso.partition
+  const partition =
+    sso.partition === undefined || sso.partition === null || sso.partition === '' ? 'aws' : sso.partition
   let ok = true
   if (typeof accountID !== 'string' || !ACCOUNT_ID.test(accountID)) {
     err(`${path}.accountID`, `AccountID '${String(accountID)}' is not a valid AWS Account ID`)
     ok = false
   }
   if (typeof permissionSetName !== 'string' || !PERMISSION_SET.test(permissionSetName)) {
-    err(`${path}.permissionSetName`, `PermissionSetName '${String(permissionSetName)}' is not a valid AWS SSO PermissionSet Name`)
+    err(
+      `${path}.permissionSetName`,
+      `PermissionSetName '${String(permissionSetName)}' is not a valid AWS SSO PermissionSet Name`,
+    )
     ok = false
   }
   if (typeof partition !== 'string' || !PARTITION_IDS.includes(partition)) {
@@ -217,7 +227,9 @@ function ssoPattern(
   }
   if (!ok) return undefined
   const set = (permissionSetName as string).toLowerCase().replace(/[.+]/g, '\\$&')
-  return new RegExp(`^arn:${escape(partition as string)}:iam::${accountID as string}:role/awsreservedsso_${set}_[a-z0-9]+$`)
+  return new RegExp(
+    `^arn:${escape(partition as string)}:iam::${accountID as string}:role/awsreservedsso_${set}_[a-z0-9]+$`,
+  )
 }
 
 function escape(s: string): string {

@@ -59,7 +59,10 @@ export class SourceState {
     this.#failing = true
     this.#lastError = err.message
     this.#lastErrorTime = new Date()
-    log?.[attempt > 3 ? 'error' : 'warn']({ source: this.#name, attempt, err: err.message }, `${what ?? this.#name} watch failed; retrying with backoff`)
+    log?.[attempt > 3 ? 'error' : 'warn'](
+      { source: this.#name, attempt, err: err.message },
+      `${what ?? this.#name} watch failed; retrying with backoff`,
+    )
   }
 
   status(counts: SourceStatus['counts']): SourceStatus {

@@ -20,7 +20,11 @@ export class StaticMapper implements Mapper {
   readonly #version: string
   readonly #loadedAt = new Date().toISOString()
 
-  constructor(name: BackendMode, snapshot: Snapshot, opts: { reservedPrefixes?: readonly string[]; version?: string } = {}) {
+  constructor(
+    name: BackendMode,
+    snapshot: Snapshot,
+    opts: { reservedPrefixes?: readonly string[]; version?: string } = {},
+  ) {
     this.name = name
     this.#snapshot = snapshot
     this.reservedPrefixes = opts.reservedPrefixes ?? []
@@ -38,6 +42,12 @@ export class StaticMapper implements Mapper {
   }
 
   status(): SourceStatus {
-    return { name: this.name, synced: true, version: this.#version, lastSuccess: this.#loadedAt, counts: this.#snapshot.counts }
+    return {
+      name: this.name,
+      synced: true,
+      version: this.#version,
+      lastSuccess: this.#loadedAt,
+      counts: this.#snapshot.counts,
+    }
   }
 }

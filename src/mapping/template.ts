@@ -1,7 +1,13 @@
 import { MappingFailed } from '../errors.js'
 import type { Identity, Mapping } from './types.js'
 
-export const TEMPLATE_VARIABLES = ['EC2PrivateDNSName', 'AccountID', 'SessionName', 'SessionNameRaw', 'AccessKeyID'] as const
+export const TEMPLATE_VARIABLES = [
+  'EC2PrivateDNSName',
+  'AccountID',
+  'SessionName',
+  'SessionNameRaw',
+  'AccessKeyID',
+] as const
 type Variable = (typeof TEMPLATE_VARIABLES)[number]
 
 /** Resolves an EC2 instance ID to its private DNS name (EC2 DescribeInstances, cached). */
@@ -15,7 +21,9 @@ export function templateProblems(template: string): string[] {
   const problems: string[] = []
   for (const [, name] of template.matchAll(PLACEHOLDER)) {
     if (!(TEMPLATE_VARIABLES as readonly string[]).includes(name!)) {
-      problems.push(`unknown template variable {{${name}}} (known: ${TEMPLATE_VARIABLES.map((v) => `{{${v}}}`).join(', ')})`)
+      problems.push(
+        `unknown template variable {{${name}}} (known: ${TEMPLATE_VARIABLES.map((v) => `{{${v}}}`).join(', ')})`,
+      )
     }
   }
   const rest = template.replace(PLACEHOLDER, '')
@@ -38,7 +46,8 @@ export async function renderTemplate(
     if (!INSTANCE_ID.test(identity.sessionName)) {
       throw new MappingFailed('SessionName did not contain an instance id')
     }
-    if (resolveDns === undefined) throw new MappingFailed('{{EC2PrivateDNSName}} is used but no EC2 lookup is configured')
+    if (resolveDns === undefined)
+      throw new MappingFailed('{{EC2PrivateDNSName}} is used but no EC2 lookup is configured')
     dnsName = await resolveDns(identity.sessionName)
   }
   const values: Record<Variable, string | undefined> = {

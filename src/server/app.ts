@@ -5,7 +5,14 @@ import type { Decision } from './authenticator.js'
 import type { Logger } from './logger.js'
 import type { Metrics } from './metrics.js'
 import { outcomeOf, reasonOf, type ResultLabel } from './outcome.js'
-import { allowedReview, deniedReview, failedReview, MalformedReview, parseTokenReview, type TokenReviewVersion } from './token-review.js'
+import {
+  allowedReview,
+  deniedReview,
+  failedReview,
+  MalformedReview,
+  parseTokenReview,
+  type TokenReviewVersion,
+} from './token-review.js'
 
 export interface AppDeps {
   /** `caller` identifies who asked (caller token subject, or remote address), for per-caller limits. */
@@ -57,7 +64,10 @@ export function createApp(deps: AppDeps): express.Express {
         res.set('Connection', 'close')
         return malformed(413, `request body larger than ${deps.maxRequestBytes} bytes`)
       }
-      return malformed(read.status, read.status === 415 ? 'expected an uncompressed request body (no Content-Encoding)' : 'expected a request body')
+      return malformed(
+        read.status,
+        read.status === 415 ? 'expected an uncompressed request body (no Content-Encoding)' : 'expected a request body',
+      )
     }
     if (read.body.length === 0) return malformed(400, 'expected a request body')
     let review
@@ -146,9 +156,15 @@ function respond(
 ): void {
   const latencyMs = Number(process.hrtime.bigint() - started) / 1e6
   const { identity, scrubbed, cache } = decision
-  const who = identity === undefined || scrubbed
-    ? { accountId: scrubbed ? 'scrubbed' : undefined }
-    : { arn: identity.arn, canonicalArn: identity.canonicalArn, accountId: identity.accountId, accessKeyId: identity.accessKeyId }
+  const who =
+    identity === undefined || scrubbed
+      ? { accountId: scrubbed ? 'scrubbed' : undefined }
+      : {
+          arn: identity.arn,
+          canonicalArn: identity.canonicalArn,
+          accountId: identity.accountId,
+          accessKeyId: identity.accessKeyId,
+        }
   if (decision.allowed) {
     observe('success')
     deps.metrics.reviews.inc({ decision: 'allow', reason: decision.mapped.kind })
@@ -175,7 +191,10 @@ function respond(
   if (!isKiaError(err)) {
     observe('sts_error')
     deps.metrics.reviews.inc({ decision: 'error', reason: 'internal' })
-    deps.log.error({ audit: true, decision: 'error', err: { message: err.message, type: err.name }, ...who }, 'internal error')
+    deps.log.error(
+      { audit: true, decision: 'error', err: { message: err.message, type: err.name }, ...who },
+      'internal error',
+    )
     sendJson(res, 500, failedReview(apiVersion, 'internal error'))
     return
   }
@@ -198,7 +217,11 @@ function respond(
       outcome.status === 200 ? 'access denied' : 'could not decide',
     )
   }
-  sendJson(res, outcome.status, outcome.status === 200 ? deniedReview(apiVersion) : failedReview(apiVersion, err.message))
+  sendJson(
+    res,
+    outcome.status,
+    outcome.status === 200 ? deniedReview(apiVersion) : failedReview(apiVersion, err.message),
+  )
 }
 
 /**
@@ -208,6 +231,9 @@ function respond(
  */
 function sendJson(res: Response, status: number, body: object): void {
   const text = JSON.stringify(body)
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) })
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  })
   res.end(text)
 }

@@ -67,7 +67,12 @@ export function createAuthenticator(
 ): (token: string, caller?: string) => Promise<Decision> {
   if (opts.clusterId === '') throw new TypeError('"clusterId" must not be empty')
   const scrubbed = new Set(opts.scrubbedAccounts)
-  const verifyOpts = { clusterId: opts.clusterId, partition: opts.partition, stsEndpoint: opts.stsEndpoint, timeoutMs: opts.stsTimeoutMs }
+  const verifyOpts = {
+    clusterId: opts.clusterId,
+    partition: opts.partition,
+    stsEndpoint: opts.stsEndpoint,
+    timeoutMs: opts.stsTimeoutMs,
+  }
   const { metrics } = deps
 
   const loadIdentity = async (token: string, caller: string) => {
@@ -75,10 +80,12 @@ export function createAuthenticator(
     if (deps.callerLimit !== undefined && !deps.callerLimit(caller)) {
       throw new RateLimited(`caller ${caller} is over its rate of STS verifications; try again later`)
     }
-    const identity = await deps.limiter.run(() => identify(req, verifyOpts, deps.sts)).catch((err: unknown) => {
-      if (err instanceof StsThrottled) metrics.stsThrottling.inc({ StsRegion: req.stsRegion })
-      throw err
-    })
+    const identity = await deps.limiter
+      .run(() => identify(req, verifyOpts, deps.sts))
+      .catch((err: unknown) => {
+        if (err instanceof StsThrottled) metrics.stsThrottling.inc({ StsRegion: req.stsRegion })
+        throw err
+      })
     return { identity, validUntil: req.expiresAt.getTime() }
   }
 
@@ -93,7 +100,14 @@ export function createAuthenticator(
       else metrics.identityCacheMisses.inc()
       const mapped = await mapIdentity(deps.chain(), identity, deps.resolveDns)
       const isScrubbed = scrubbed.has(identity.accountId)
-      return { allowed: true, identity, mapped, user: userInfo(identity, mapped, isScrubbed), scrubbed: isScrubbed, cache }
+      return {
+        allowed: true,
+        identity,
+        mapped,
+        user: userInfo(identity, mapped, isScrubbed),
+        scrubbed: isScrubbed,
+        cache,
+      }
     } catch (err) {
       if (cache === undefined) metrics.identityCacheMisses.inc()
       return {

@@ -100,7 +100,12 @@ export interface CallerVerifier {
  * Verifies caller JWTs against the keys in the state folder, re-read every `reloadMs`. Accepted
  * tokens are remembered for a short while (kube-apiserver sends the same one on every request).
  */
-export function createCallerVerifier(opts: { stateDir: string; clusterId: string; reloadMs?: number; now?: () => number }): CallerVerifier {
+export function createCallerVerifier(opts: {
+  stateDir: string
+  clusterId: string
+  reloadMs?: number
+  now?: () => number
+}): CallerVerifier {
   const now = opts.now ?? Date.now
   let keys = loadCallerKeys(opts.stateDir)
   let jwks = createLocalJWKSet({ keys: keys.map((k) => k.publicJwk) })

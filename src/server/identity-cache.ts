@@ -19,7 +19,8 @@ export class IdentityCache {
   readonly #now: () => number
 
   constructor(opts: { maxEntries: number; ttlMs: number; now: () => number }) {
-    if (!Number.isInteger(opts.maxEntries) || opts.maxEntries < 0) throw new TypeError('"maxEntries" must be an integer >= 0')
+    if (!Number.isInteger(opts.maxEntries) || opts.maxEntries < 0)
+      throw new TypeError('"maxEntries" must be an integer >= 0')
     this.#maxEntries = opts.maxEntries
     this.#ttlMs = opts.ttlMs
     this.#now = opts.now

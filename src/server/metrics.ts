@@ -59,7 +59,11 @@ export function createMetrics(registry = new Registry(), opts: { defaultMetrics?
       buckets: [1, 3, 5, 10, 15, 20, 30, 60],
       registers,
     }),
-    dynamicFileEnabled: new Gauge({ name: `${up}dynamic_file_enabled`, help: 'DynamicFile is in the backend chain', registers }),
+    dynamicFileEnabled: new Gauge({
+      name: `${up}dynamic_file_enabled`,
+      help: 'DynamicFile is in the backend chain',
+      registers,
+    }),
     dynamicFileOnly: new Gauge({ name: `${up}dynamic_file_only`, help: 'DynamicFile is the only backend', registers }),
 
     // kube-iam-auth additions
@@ -69,9 +73,21 @@ export function createMetrics(registry = new Registry(), opts: { defaultMetrics?
       labelNames: ['decision', 'reason'] as const,
       registers,
     }),
-    identityCacheHits: new Counter({ name: `${ours}identity_cache_hits_total`, help: 'Reviews answered from the identity cache', registers }),
-    identityCacheMisses: new Counter({ name: `${ours}identity_cache_misses_total`, help: 'Reviews that needed STS', registers }),
-    identityCacheEntries: new Gauge({ name: `${ours}identity_cache_entries`, help: 'Identities in the cache', registers }),
+    identityCacheHits: new Counter({
+      name: `${ours}identity_cache_hits_total`,
+      help: 'Reviews answered from the identity cache',
+      registers,
+    }),
+    identityCacheMisses: new Counter({
+      name: `${ours}identity_cache_misses_total`,
+      help: 'Reviews that needed STS',
+      registers,
+    }),
+    identityCacheEntries: new Gauge({
+      name: `${ours}identity_cache_entries`,
+      help: 'Identities in the cache',
+      registers,
+    }),
     stsInflight: new Gauge({ name: `${ours}sts_inflight_requests`, help: 'STS requests in flight', registers }),
     stsQueued: new Gauge({ name: `${ours}sts_queued_requests`, help: 'STS requests waiting for a slot', registers }),
     stsQueueRejections: new Counter({

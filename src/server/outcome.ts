@@ -1,7 +1,8 @@
 import type { ErrorCode, KiaError } from '../errors.js'
 
 /** Upstream's values of the `result` label of authenticate_latency_seconds (typo kept for dashboards). */
-export type ResultLabel = 'success' | 'malformed_request' | 'invalid_token' | 'sts_error' | 'sts_throttling' | 'uknown_user'
+export type ResultLabel =
+  'success' | 'malformed_request' | 'invalid_token' | 'sts_error' | 'sts_throttling' | 'uknown_user'
 
 export interface Outcome {
   /** HTTP status: 200 for definitive answers (kube-apiserver caches them), 429/503 for transient ones (it retries). */

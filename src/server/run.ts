@@ -59,13 +59,19 @@ async function start(config: ServerConfig, deps: RunDeps, lifetime: AbortControl
   metrics.dynamicFileOnly.set(config.backendMode.length === 1 && config.backendMode[0] === 'DynamicFile' ? 1 : 0)
   for (const m of chain) log.info({ source: m.name, ...m.status().counts }, 'mapping source loaded')
 
-  const cert = await loadOrCreateServingCert({ stateDir: config.stateDir, address: config.address, hostname: config.hostname })
+  const cert = await loadOrCreateServingCert({
+    stateDir: config.stateDir,
+    address: config.address,
+    hostname: config.hostname,
+  })
   const transport = createStsTransport({ maxConnections: config.stsMaxConcurrency })
   const sts = instrumentSts(transport.send, metrics)
   const dns = lazyDnsResolver(config, deps.env, metrics)
   const rateLimiter = new CallerRateLimiter({ ...config.callerRateLimit, now })
   const callerKey = config.callerAuth ? await ensureCallerKey(config.stateDir) : undefined
-  const callers = config.callerAuth ? createCallerVerifier({ stateDir: config.stateDir, clusterId: config.clusterId, now }) : undefined
+  const callers = config.callerAuth
+    ? createCallerVerifier({ stateDir: config.stateDir, clusterId: config.clusterId, now })
+    : undefined
   const authenticate = createAuthenticator(
     {
       clusterId: config.clusterId,
@@ -141,14 +147,22 @@ async function start(config: ServerConfig, deps: RunDeps, lifetime: AbortControl
     const bearerToken = callerKey && (await issueCallerToken(callerKey, config.clusterId))
     writeWebhookKubeconfig(
       config.generateKubeconfig,
-      renderWebhookKubeconfig({ certPem: cert.certPem, hostname: config.hostname, port, ...(bearerToken ? { bearerToken } : {}) }),
+      renderWebhookKubeconfig({
+        certPem: cert.certPem,
+        hostname: config.hostname,
+        port,
+        ...(bearerToken ? { bearerToken } : {}),
+      }),
     )
     log.info(
       { kubeconfig: config.generateKubeconfig },
       `reconfigure your apiserver with --authentication-token-webhook-config-file=${config.generateKubeconfig}`,
     )
   }
-  log.info({ url, clusterId: config.clusterId, backendMode: config.backendMode, partition: config.partition }, 'listening')
+  log.info(
+    { url, clusterId: config.clusterId, backendMode: config.backendMode, partition: config.partition },
+    'listening',
+  )
 
   let closing: Promise<void> | undefined
   return {
@@ -178,7 +192,11 @@ async function start(config: ServerConfig, deps: RunDeps, lifetime: AbortControl
 }
 
 /** The EC2 lookup for {{EC2PrivateDNSName}}, created on first use (most clusters map nodes elsewhere). */
-function lazyDnsResolver(config: ServerConfig, env: RunDeps['env'], metrics: Metrics): { resolve: PrivateDnsResolver; close: () => void } {
+function lazyDnsResolver(
+  config: ServerConfig,
+  env: RunDeps['env'],
+  metrics: Metrics,
+): { resolve: PrivateDnsResolver; close: () => void } {
   let resolver: ReturnType<typeof createPrivateDnsResolver> | undefined
   return {
     resolve: (instanceId) => {
@@ -187,7 +205,9 @@ function lazyDnsResolver(config: ServerConfig, env: RunDeps['env'], metrics: Met
           region: env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1',
           qps: config.ec2.qps,
           burst: config.ec2.burst,
-          ...(config.ec2.describeInstancesRoleArn === undefined ? {} : { roleArn: config.ec2.describeInstancesRoleArn }),
+          ...(config.ec2.describeInstancesRoleArn === undefined
+            ? {}
+            : { roleArn: config.ec2.describeInstancesRoleArn }),
           ...(config.ec2.sourceArn === undefined ? {} : { sourceArn: config.ec2.sourceArn }),
         },
         {
@@ -203,7 +223,12 @@ function lazyDnsResolver(config: ServerConfig, env: RunDeps['env'], metrics: Met
 }
 
 /** Only callers with a valid caller token get to /authenticate; everyone else gets 401. */
-async function callerGuard(callers: CallerVerifier, req: Request, res: Response, metrics: Metrics): Promise<string | undefined> {
+async function callerGuard(
+  callers: CallerVerifier,
+  req: Request,
+  res: Response,
+  metrics: Metrics,
+): Promise<string | undefined> {
   const header = req.headers.authorization
   const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined
   const result = token ? await callers.verify(token) : { error: 'missing' }
@@ -213,6 +238,10 @@ async function callerGuard(callers: CallerVerifier, req: Request, res: Response,
     .status(401)
     .set('WWW-Authenticate', 'Bearer realm="kube-iam-auth"')
     .type('text/plain')
-    .send(token ? 'invalid caller token\n' : 'caller authentication required: use the webhook kubeconfig kube-iam-auth wrote\n')
+    .send(
+      token
+        ? 'invalid caller token\n'
+        : 'caller authentication required: use the webhook kubeconfig kube-iam-auth wrote\n',
+    )
   return undefined
 }

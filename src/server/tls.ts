@@ -97,7 +97,9 @@ export async function generateServingCert(opts: {
   const keys = await crypto.subtle.generateKey(algorithm, true, ['sign', 'verify'])
   const now = opts.now.getTime()
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: randomBytes(16).toString('hex').replace(/^[89a-f]/, (d) => (parseInt(d, 16) - 8).toString(16)),
+    serialNumber: randomBytes(16)
+      .toString('hex')
+      .replace(/^[89a-f]/, (d) => (parseInt(d, 16) - 8).toString(16)),
     name: `CN=${CERT_COMMON_NAME}`,
     notBefore: new Date(now - CLOCK_SKEW_MS),
     notAfter: new Date(now + VALIDITY_MS),
@@ -122,7 +124,9 @@ export async function generateServingCert(opts: {
   return {
     // round trip through node's parser: the PEM is known to load
     certPem: new X509Certificate(cert.toString('pem')).toString(),
-    keyPem: createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'pem' }).toString(),
+    keyPem: createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' })
+      .export({ type: 'pkcs8', format: 'pem' })
+      .toString(),
   }
 }
 
@@ -146,9 +150,7 @@ export function servingCertSans(address: string, hostname: string): { ips: strin
     } else if (isDnsName(hostname)) {
       dns.push(hostname)
     } else {
-      throw new ConfigInvalid(
-        `server.hostname must be a DNS name or an IP address, got ${JSON.stringify(hostname)}`,
-      )
+      throw new ConfigInvalid(`server.hostname must be a DNS name or an IP address, got ${JSON.stringify(hostname)}`)
     }
   }
   return { ips, dns }

@@ -26,14 +26,16 @@ export function parseTokenReview(body: string): TokenReviewRequest {
     throw new MalformedReview('expected a request body to be a TokenReview')
   }
   const { apiVersion, kind, spec } = doc as { apiVersion?: unknown; kind?: unknown; spec?: { token?: unknown } }
-  if (kind !== 'TokenReview') throw new MalformedReview(`expected kind TokenReview, got ${JSON.stringify(kind ?? null)}`)
+  if (kind !== 'TokenReview')
+    throw new MalformedReview(`expected kind TokenReview, got ${JSON.stringify(kind ?? null)}`)
   if (typeof apiVersion !== 'string' || !(TOKEN_REVIEW_VERSIONS as readonly string[]).includes(apiVersion)) {
     throw new MalformedReview(
       `unsupported TokenReview apiVersion ${JSON.stringify(apiVersion ?? null)} (supported: ${TOKEN_REVIEW_VERSIONS.join(', ')})`,
     )
   }
   const token = typeof spec === 'object' && spec !== null ? spec.token : undefined
-  if (typeof token !== 'string' || token === '') throw new MalformedReview('expected spec.token to be a non-empty string')
+  if (typeof token !== 'string' || token === '')
+    throw new MalformedReview('expected spec.token to be a non-empty string')
   return { apiVersion: apiVersion as TokenReviewVersion, token }
 }
 
@@ -66,12 +68,24 @@ export function userInfo(identity: Identity, mapped: ChainResult, scrubbed: bool
 }
 
 export function allowedReview(apiVersion: TokenReviewVersion, user: UserInfo): object {
-  return { apiVersion, kind: 'TokenReview', metadata: { creationTimestamp: null }, spec: {}, status: { authenticated: true, user } }
+  return {
+    apiVersion,
+    kind: 'TokenReview',
+    metadata: { creationTimestamp: null },
+    spec: {},
+    status: { authenticated: true, user },
+  }
 }
 
 /** A definitive denial: authenticated false and no status.error, so kube-apiserver caches it. */
 export function deniedReview(apiVersion: TokenReviewVersion): object {
-  return { apiVersion, kind: 'TokenReview', metadata: { creationTimestamp: null }, spec: {}, status: { authenticated: false, user: {} } }
+  return {
+    apiVersion,
+    kind: 'TokenReview',
+    metadata: { creationTimestamp: null },
+    spec: {},
+    status: { authenticated: false, user: {} },
+  }
 }
 
 /** A transient failure (sent with 429/503): carries status.error for operators reading the apiserver log. */

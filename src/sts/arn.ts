@@ -109,6 +109,9 @@ function arnSections(value: string): string[] {
 }
 
 function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[\\^$.+()|[\]{}]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')
+  const body = glob
+    .replace(/[\\^$.+()|[\]{}]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.')
   return new RegExp(`^${body}$`, 's')
 }

@@ -51,7 +51,12 @@ export async function requestCallerIdentity(
   }
 }
 
-const THROTTLING_CODES = new Set(['Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequestsException'])
+const THROTTLING_CODES = new Set([
+  'Throttling',
+  'ThrottlingException',
+  'RequestLimitExceeded',
+  'TooManyRequestsException',
+])
 
 /**
  * Judges STS's answer: 200 with a well-formed identity, or a classified error. 4xx answers are

@@ -46,7 +46,10 @@ export function checkStsHost(host: string, partitionId: string): StsHost {
         `hostname "${clip(host)}" belongs to partition ${other.id}; this server accepts only partition ${partition.id}`,
       )
     }
-    throw new TokenInvalid('host', `unexpected hostname "${clip(host)}" in pre-signed URL: unknown region "${clip(region)}"`)
+    throw new TokenInvalid(
+      'host',
+      `unexpected hostname "${clip(host)}" in pre-signed URL: unknown region "${clip(region)}"`,
+    )
   }
   for (const fips of [false, true]) {
     for (const dualStack of [false, true]) {

@@ -263,10 +263,7 @@ function checkSignedHeaders(value: string | undefined): void {
     )
   }
   if (value !== REQUIRED_SIGNED_HEADERS) {
-    throw new TokenInvalid(
-      'signed-headers',
-      `X-Amz-SignedHeaders must be exactly "${REQUIRED_SIGNED_HEADERS}"`,
-    )
+    throw new TokenInvalid('signed-headers', `X-Amz-SignedHeaders must be exactly "${REQUIRED_SIGNED_HEADERS}"`)
   }
 }
 
@@ -281,10 +278,7 @@ function checkExpires(value: string | undefined): void {
 function parseAmzDate(value: string): Date {
   const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value)
   const fail = () =>
-    new TokenInvalid(
-      'date',
-      `error parsing X-Amz-Date parameter ${clip(value)} into format 20060102T150405Z`,
-    )
+    new TokenInvalid('date', `error parsing X-Amz-Date parameter ${clip(value)} into format 20060102T150405Z`)
   if (m === null) throw fail()
   const [y, mo, d, h, mi, s] = m.slice(1).map(Number) as [number, number, number, number, number, number]
   const date = new Date(Date.UTC(y, mo - 1, d, h, mi, s))

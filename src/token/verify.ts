@@ -1,8 +1,4 @@
-import {
-  processCallerIdentityResponse,
-  requestCallerIdentity,
-  type Identity,
-} from '../sts/get-caller-identity.js'
+import { processCallerIdentityResponse, requestCallerIdentity, type Identity } from '../sts/get-caller-identity.js'
 import type { StsTransport } from '../sts/transport.js'
 import { parsePresignedToken, type PresignedRequest } from './parse.js'
 

@@ -18,7 +18,8 @@ describe('kube-iam-auth add user|role', () => {
   let kubeconfig: string
   let env: Record<string, string>
   const data = () => kube.getObject('configmaps', 'kube-system', 'aws-auth')!.data as Record<string, string>
-  const add = (...args: string[]) => runCli(['add', ...args, '--prompt=false', '--kubeconfig', kubeconfig], { env, timeoutMs: 30_000 })
+  const add = (...args: string[]) =>
+    runCli(['add', ...args, '--prompt=false', '--kubeconfig', kubeconfig], { env, timeoutMs: 30_000 })
 
   beforeAll(async () => {
     await ensureBuilt()
@@ -36,12 +37,22 @@ describe('kube-iam-auth add user|role', () => {
   })
 
   it('adds a user, keeping the other entries and their comments, and prints the ConfigMap', async () => {
-    const r = await add('user', '--userarn', 'arn:aws:iam::555555555555:user/a', '--username', 'a', '--groups', 'devs,ops')
+    const r = await add(
+      'user',
+      '--userarn',
+      'arn:aws:iam::555555555555:user/a',
+      '--username',
+      'a',
+      '--groups',
+      'devs,ops',
+    )
     expect(r.stderr).toBe('')
     expect(r.code).toBe(0)
     expect(r.stdout).toMatch(/^updated configmap:\n\napiVersion: v1\nkind: ConfigMap\n/)
     expect(data().mapRoles).toBe(NODE_ROLES)
-    expect(load(data().mapUsers!)).toEqual([{ userarn: 'arn:aws:iam::555555555555:user/a', username: 'a', groups: ['devs', 'ops'] }])
+    expect(load(data().mapUsers!)).toEqual([
+      { userarn: 'arn:aws:iam::555555555555:user/a', username: 'a', groups: ['devs', 'ops'] },
+    ])
     expect(parseAwsAuthData(data()).problems).toEqual([])
   })
 
@@ -52,7 +63,9 @@ describe('kube-iam-auth add user|role', () => {
     expect(data().mapRoles).toBe(`${NODE_ROLES}- rolearn: arn:aws:iam::555555555555:role/a\n  username: role-a\n`)
     const dup = await add('role', '--rolearn', 'arn:aws:iam::555555555555:role/team/A', '--username', 'x')
     expect(dup.code).toBe(1)
-    expect(dup.stderr).toContain('cannot add duplicate role ARN "arn:aws:iam::555555555555:role/a" (already mapRoles[1]; role paths are ignored)')
+    expect(dup.stderr).toContain(
+      'cannot add duplicate role ARN "arn:aws:iam::555555555555:role/a" (already mapRoles[1]; role paths are ignored)',
+    )
   })
 
   it('adds an SSO permission set mapping (upstream panics here) and refuses it twice', async () => {
@@ -60,7 +73,9 @@ describe('kube-iam-auth add user|role', () => {
     const first = await add('role', '--sso', sso, '--username', 'viewer:{{SessionName}}', '--groups', 'view')
     expect(first.code).toBe(0)
     const parsed = parseAwsAuthData(data())
-    expect(parsed.rules.sso[0]!.pattern.test('arn:aws:iam::012345678912:role/awsreservedsso_viewonlyaccess_0123abcd')).toBe(true)
+    expect(
+      parsed.rules.sso[0]!.pattern.test('arn:aws:iam::012345678912:role/awsreservedsso_viewonlyaccess_0123abcd'),
+    ).toBe(true)
     const again = await add('role', '--sso', sso, '--username', 'v2')
     expect(again.code).toBe(1)
     expect(again.stderr).toContain('cannot add duplicate SSO permission set mapping')
@@ -79,7 +94,9 @@ describe('kube-iam-auth add user|role', () => {
     const rv = kube.resourceVersion
     const r = await add('user', '--userarn', 'arn:aws:iam::555555555555:user/c', '--username', 'c')
     expect(r.code).toBe(1)
-    expect(r.stderr).toContain('the current aws-auth ConfigMap is invalid; fix it first:\n  - data.mapRoles[1].rolearn: error canonicalizing ARN')
+    expect(r.stderr).toContain(
+      'the current aws-auth ConfigMap is invalid; fix it first:\n  - data.mapRoles[1].rolearn: error canonicalizing ARN',
+    )
     expect(kube.resourceVersion).toBe(rv)
   })
 
@@ -91,11 +108,14 @@ describe('kube-iam-auth add user|role', () => {
 
   it('asks first, and a "no" changes nothing', async () => {
     const rv = kube.resourceVersion
-    const r = await runCli(['add', 'user', '--userarn', 'arn:aws:iam::555555555555:user/e', '--username', 'e', '--kubeconfig', kubeconfig], {
-      env,
-      input: 'n\n',
-      timeoutMs: 30_000,
-    })
+    const r = await runCli(
+      ['add', 'user', '--userarn', 'arn:aws:iam::555555555555:user/e', '--username', 'e', '--kubeconfig', kubeconfig],
+      {
+        env,
+        input: 'n\n',
+        timeoutMs: 30_000,
+      },
+    )
     expect(r.code).toBe(0)
     expect(r.stderr).toBe(
       'Ready to add "user arn:aws:iam::555555555555:user/e as e groups=[]", should we continue? [y/N]: cancelled "user arn:aws:iam::555555555555:user/e as e groups=[]"\n',

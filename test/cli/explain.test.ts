@@ -25,12 +25,19 @@ interface JsonExplanation {
 describe('kube-iam-auth explain', () => {
   let home: string
   let env: Record<string, string>
-  const explain = (args: string[], input?: string): Promise<CliResult> => runCli(args, { env, ...(input === undefined ? {} : { input }) })
+  const explain = (args: string[], input?: string): Promise<CliResult> =>
+    runCli(args, { env, ...(input === undefined ? {} : { input }) })
   /** The server config + aws-auth chain: backendMode [MountedFile, EKSConfigMap]. */
-  const explainChain = (arn: string, ...more: string[]) => explain(['-c', CONFIG, 'explain', '--aws-auth', AWS_AUTH, '--arn', arn, ...more])
+  const explainChain = (arn: string, ...more: string[]) =>
+    explain(['-c', CONFIG, 'explain', '--aws-auth', AWS_AUTH, '--arn', arn, ...more])
 
   function expectResult(r: CliResult, code: number, stdout: string, stderr = ''): void {
-    expect({ code: r.code, stdout: r.stdout, stderr: r.stderr, timedOut: r.timedOut }).toEqual({ code, stdout, stderr, timedOut: false })
+    expect({ code: r.code, stdout: r.stdout, stderr: r.stderr, timedOut: r.timedOut }).toEqual({
+      code,
+      stdout,
+      stderr,
+      timedOut: false,
+    })
   }
 
   beforeAll(async () => {
@@ -112,7 +119,12 @@ describe('kube-iam-auth explain', () => {
       const r = await explainChain(`arn:aws:iam::${A}:user/carol`)
       expect(r.code).toBe(0)
       expect(r.stdout).toContain(`  account: ${A}\nchain:\n`)
-      expect(r.stdout).toContain(lines('result: AUTHENTICATED as "carol", groups [system:masters]', '  matched EKSConfigMap mapUsers[0] (user rule)'))
+      expect(r.stdout).toContain(
+        lines(
+          'result: AUTHENTICATED as "carol", groups [system:masters]',
+          '  matched EKSConfigMap mapUsers[0] (user rule)',
+        ),
+      )
     })
 
     it('--session-name overrides the session of the ARN for templates', async () => {
@@ -171,7 +183,13 @@ describe('kube-iam-auth explain', () => {
           accessKeyId: 'AKIAEXPLAINEXAMPLE00',
           stsEndpoint: 'sts.amazonaws.com',
         },
-        result: { username: 'carol', groups: ['system:masters'], source: 'EKSConfigMap', rule: 'mapUsers[0]', kind: 'user' },
+        result: {
+          username: 'carol',
+          groups: ['system:masters'],
+          source: 'EKSConfigMap',
+          rule: 'mapUsers[0]',
+          kind: 'user',
+        },
         trace: [
           `MountedFile (${CONFIG}): no user, role or SSO rule for arn:aws:iam::${A}:user/carol`,
           `EKSConfigMap (${AWS_AUTH}): user rule mapUsers[0] matches -> username "carol", groups [system:masters]`,
@@ -193,21 +211,36 @@ describe('kube-iam-auth explain', () => {
     })
 
     it('skipped backends and invalid files are listed', async () => {
-      const skipped = JSON.parse((await explain(['-c', CONFIG, 'explain', '--arn', `arn:aws:iam::${A}:user/alice`, '-o', 'json'])).stdout) as JsonExplanation
+      const skipped = JSON.parse(
+        (await explain(['-c', CONFIG, 'explain', '--arn', `arn:aws:iam::${A}:user/alice`, '-o', 'json'])).stdout,
+      ) as JsonExplanation
       expect(skipped.skipped).toEqual(['EKSConfigMap (not given: pass --aws-auth)'])
       expect(skipped.result).toMatchObject({ username: 'alice', source: 'MountedFile', rule: 'mapUsers[0]' })
 
       const invalid = 'test/fixtures/aws-auth/aws-auth-invalid.yaml'
-      const r = await explain(['explain', '--aws-auth', invalid, '--arn', `arn:aws:sts::${A}:assumed-role/ok/s`, '-o', 'json'])
+      const r = await explain([
+        'explain',
+        '--aws-auth',
+        invalid,
+        '--arn',
+        `arn:aws:sts::${A}:assumed-role/ok/s`,
+        '-o',
+        'json',
+      ])
       expect((JSON.parse(r.stdout) as JsonExplanation).invalidFiles).toEqual([invalid])
     })
   })
 
   describe('other sources', () => {
     it('"-" reads the aws-auth manifest from stdin', async () => {
-      const r = await explain(['explain', '--aws-auth', '-', '--arn', `arn:aws:iam::${A}:user/carol`], readFileSync(join(ROOT, AWS_AUTH), 'utf8'))
+      const r = await explain(
+        ['explain', '--aws-auth', '-', '--arn', `arn:aws:iam::${A}:user/carol`],
+        readFileSync(join(ROOT, AWS_AUTH), 'utf8'),
+      )
       expect(r.code).toBe(0)
-      expect(r.stdout).toContain('  1. EKSConfigMap ((stdin)): user rule mapUsers[0] matches -> username "carol", groups [system:masters]\n')
+      expect(r.stdout).toContain(
+        '  1. EKSConfigMap ((stdin)): user rule mapUsers[0] matches -> username "carol", groups [system:masters]\n',
+      )
     })
 
     it('an invalid aws-auth: its valid entries are used, with a warning that the server would not apply it', async () => {
@@ -215,13 +248,22 @@ describe('kube-iam-auth explain', () => {
       const r = await explain(['explain', '--aws-auth', invalid, '--arn', `arn:aws:sts::${A}:assumed-role/ok/s`])
       expect(r.code).toBe(0)
       expect(r.stdout).toContain('result: AUTHENTICATED as "ok", groups [system:nodes]\n')
-      expect(r.stdout.endsWith(
-        `warning: ${invalid} has errors (run kube-iam-auth validate); the server would not apply it, only its valid entries were used here\n`,
-      )).toBe(true)
+      expect(
+        r.stdout.endsWith(
+          `warning: ${invalid} has errors (run kube-iam-auth validate); the server would not apply it, only its valid entries were used here\n`,
+        ),
+      ).toBe(true)
     })
 
     it('a strict DynamicFile: matched by principal ID (--user-id) and ARN', async () => {
-      const args = ['explain', '--dynamic-file', `${DYNAMIC}/strict.json`, '--user-id-strict', '--arn', `arn:aws:sts::${A}:assumed-role/matt/s`]
+      const args = [
+        'explain',
+        '--dynamic-file',
+        `${DYNAMIC}/strict.json`,
+        '--user-id-strict',
+        '--arn',
+        `arn:aws:sts::${A}:assumed-role/matt/s`,
+      ]
       const hit = await explain([...args, '--user-id', 'AROAMATTROLEID000001'])
       expect(hit.code).toBe(0)
       expect(hit.stdout).toContain(
@@ -264,18 +306,33 @@ describe('kube-iam-auth explain', () => {
 
     it('an invalid ARN', async () => {
       const r = await explain(['explain', '--aws-auth', AWS_AUTH, '--arn', 'nope'])
-      expectResult(r, 1, '', "Error: --arn: arn 'nope' is invalid: 'arn: invalid prefix'\nRun 'kube-iam-auth explain --help' for usage.\n")
+      expectResult(
+        r,
+        1,
+        '',
+        "Error: --arn: arn 'nope' is invalid: 'arn: invalid prefix'\nRun 'kube-iam-auth explain --help' for usage.\n",
+      )
     })
 
     it('a missing aws-auth file', async () => {
       const f = 'test/fixtures/aws-auth/no-such-file.yaml'
       const r = await explain(['explain', '--aws-auth', f, '--arn', `arn:aws:iam::${A}:user/carol`])
-      expectResult(r, 1, '', `Error: could not read ${f}: ENOENT: no such file or directory, open '${f}'\nRun 'kube-iam-auth explain --help' for usage.\n`)
+      expectResult(
+        r,
+        1,
+        '',
+        `Error: could not read ${f}: ENOENT: no such file or directory, open '${f}'\nRun 'kube-iam-auth explain --help' for usage.\n`,
+      )
     })
 
     it('no source at all', async () => {
       const r = await explain(['explain', '--arn', `arn:aws:iam::${A}:user/carol`])
-      expectResult(r, 1, '', "Error: give at least one of --config, --aws-auth or --dynamic-file\nRun 'kube-iam-auth explain --help' for usage.\n")
+      expectResult(
+        r,
+        1,
+        '',
+        "Error: give at least one of --config, --aws-auth or --dynamic-file\nRun 'kube-iam-auth explain --help' for usage.\n",
+      )
     })
   })
 })

@@ -28,7 +28,10 @@ describe('kube-iam-auth server (process)', () => {
   })
 
   it('exits (does not hang) when start-up fails after the sources started', async () => {
-    const file = config('unwritable.yaml', `clusterID: c\nserver:\n  port: 0\n  stateDir: ${join(dir, 'state1')}\n  generateKubeconfig: /etc/hostname/sub/kubeconfig.yaml\n`)
+    const file = config(
+      'unwritable.yaml',
+      `clusterID: c\nserver:\n  port: 0\n  stateDir: ${join(dir, 'state1')}\n  generateKubeconfig: /etc/hostname/sub/kubeconfig.yaml\n`,
+    )
     const r = await runCli(['server', '--config', file], { env: cliEnv(dir), timeoutMs: 20_000 })
     expect(r.timedOut).toBe(false)
     expect(r.code).toBe(1)
@@ -37,8 +40,15 @@ describe('kube-iam-auth server (process)', () => {
 
   it('serves until SIGTERM, then stops cleanly with exit code 0', async () => {
     const kubeconfig = join(dir, 'webhook.kubeconfig')
-    const file = config('ok.yaml', `clusterID: c\nserver:\n  port: 0\n  stateDir: ${join(dir, 'state2')}\n  generateKubeconfig: ${kubeconfig}\n`)
-    const child = spawn(process.execPath, [BIN, 'server', '--config', file], { cwd: ROOT, env: cliEnv(dir), stdio: ['ignore', 'pipe', 'pipe'] })
+    const file = config(
+      'ok.yaml',
+      `clusterID: c\nserver:\n  port: 0\n  stateDir: ${join(dir, 'state2')}\n  generateKubeconfig: ${kubeconfig}\n`,
+    )
+    const child = spawn(process.execPath, [BIN, 'server', '--config', file], {
+      cwd: ROOT,
+      env: cliEnv(dir),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     let out = ''
     child.stdout.on('data', (c: Buffer) => (out += c.toString()))
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))

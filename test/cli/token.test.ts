@@ -1,7 +1,15 @@
 import { chmodSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { cliEnv, decodeTokenUrl, ensureBuilt, runCli, splitPresignedUrl, tempDir, type CliResult } from '../support/cli.js'
+import {
+  cliEnv,
+  decodeTokenUrl,
+  ensureBuilt,
+  runCli,
+  splitPresignedUrl,
+  tempDir,
+  type CliResult,
+} from '../support/cli.js'
 import { verifySigV4Request, type FakeStsPrincipal } from '../support/fake-sts.js'
 
 const ALICE: FakeStsPrincipal = {
@@ -11,7 +19,11 @@ const ALICE: FakeStsPrincipal = {
   account: '111122223333',
   userId: 'AIDACLITOKENALICE001',
 }
-const V1 = JSON.stringify({ kind: 'ExecCredential', apiVersion: 'client.authentication.k8s.io/v1', spec: { interactive: false } })
+const V1 = JSON.stringify({
+  kind: 'ExecCredential',
+  apiVersion: 'client.authentication.k8s.io/v1',
+  spec: { interactive: false },
+})
 
 /** True when the token is a valid SigV4 presign by ALICE for exactly this cluster. */
 function signedFor(token: string, cluster: string): boolean {
@@ -103,7 +115,9 @@ describe('kube-iam-auth token', () => {
   })
 
   it('--token-only prints the bare token and a newline', async () => {
-    const r = await runCli(['token', '-i', 'cli-cluster', '--token-only'], { env: { ...env, KUBERNETES_EXEC_INFO: 'not json' } })
+    const r = await runCli(['token', '-i', 'cli-cluster', '--token-only'], {
+      env: { ...env, KUBERNETES_EXEC_INFO: 'not json' },
+    })
     expectOk(r)
     expect(r.stdout).toMatch(/^k8s-aws-v1\.[A-Za-z0-9_-]+\n$/)
     expect(signedFor(r.stdout.trim(), 'cli-cluster')).toBe(true)
@@ -136,7 +150,9 @@ describe('kube-iam-auth token', () => {
   })
 
   it('takes the cluster ID from KUBERNETES_AWS_AUTHENTICATOR_CLUSTER_ID', async () => {
-    const r = await runCli(['token', '--token-only'], { env: { ...env, KUBERNETES_AWS_AUTHENTICATOR_CLUSTER_ID: 'env-cluster' } })
+    const r = await runCli(['token', '--token-only'], {
+      env: { ...env, KUBERNETES_AWS_AUTHENTICATOR_CLUSTER_ID: 'env-cluster' },
+    })
     expectOk(r)
     expect(signedFor(r.stdout.trim(), 'env-cluster')).toBe(true)
   })
@@ -200,14 +216,18 @@ describe('kube-iam-auth token', () => {
 
     it('KUBE_IAM_AUTH_CACHE_DIR moves the cache', async () => {
       const dir = join(home, 'elsewhere')
-      const r = await runCli(['token', '-i', 'cache-cluster', '--cache'], { env: { ...env, KUBE_IAM_AUTH_CACHE_DIR: dir } })
+      const r = await runCli(['token', '-i', 'cache-cluster', '--cache'], {
+        env: { ...env, KUBE_IAM_AUTH_CACHE_DIR: dir },
+      })
       expectOk(r)
       expect(readdirSync(dir)).toHaveLength(1)
     })
 
     it('eight concurrent runs all succeed with one valid token and leave no temp or lock files', async () => {
       const runs = await Promise.all(
-        Array.from({ length: 8 }, () => runCli(['token', '-i', 'cache-cluster', '--cache', '--token-only'], { env, timeoutMs: 20_000 })),
+        Array.from({ length: 8 }, () =>
+          runCli(['token', '-i', 'cache-cluster', '--cache', '--token-only'], { env, timeoutMs: 20_000 }),
+        ),
       )
       for (const r of runs) expectOk(r)
       const tokens = new Set(runs.map((r) => r.stdout.trim()))

@@ -25,7 +25,12 @@ describe('kube-iam-auth validate', () => {
     runCli(args, { env, ...(input === undefined ? {} : { input }) })
 
   function expectResult(r: CliResult, code: number, stdout: string, stderr = ''): void {
-    expect({ code: r.code, stdout: r.stdout, stderr: r.stderr, timedOut: r.timedOut }).toEqual({ code, stdout, stderr, timedOut: false })
+    expect({ code: r.code, stdout: r.stdout, stderr: r.stderr, timedOut: r.timedOut }).toEqual({
+      code,
+      stdout,
+      stderr,
+      timedOut: false,
+    })
   }
 
   beforeAll(async () => {
@@ -58,7 +63,14 @@ describe('kube-iam-auth validate', () => {
 
     it('a missing "|" after mapRoles: one error, exit 1', async () => {
       const r = await validate(['validate', '--aws-auth', `${AWS_AUTH}/aws-auth-missing-bar.yaml`])
-      expectResult(r, 1, lines(`${AWS_AUTH}/aws-auth-missing-bar.yaml: data.mapRoles: error: must be a string holding a YAML list`, '1 error, 0 warnings'))
+      expectResult(
+        r,
+        1,
+        lines(
+          `${AWS_AUTH}/aws-auth-missing-bar.yaml: data.mapRoles: error: must be a string holding a YAML list`,
+          '1 error, 0 warnings',
+        ),
+      )
     })
 
     it('warnings only: listed, the file is valid, exit 0', async () => {
@@ -98,15 +110,31 @@ describe('kube-iam-auth validate', () => {
     })
 
     it('"-" reads the manifest from stdin', async () => {
-      const good = await validate(['validate', '--aws-auth', '-'], readFileSync(join(ROOT, AWS_AUTH, 'aws-auth.yaml'), 'utf8'))
+      const good = await validate(
+        ['validate', '--aws-auth', '-'],
+        readFileSync(join(ROOT, AWS_AUTH, 'aws-auth.yaml'), 'utf8'),
+      )
       expectResult(good, 0, lines('(stdin): valid', '0 errors, 0 warnings'))
 
-      const bad = await validate(['validate', '--aws-auth', '-'], readFileSync(join(ROOT, AWS_AUTH, 'aws-auth-invalid.yaml'), 'utf8'))
-      expectResult(bad, 1, lines(...INVALID_LINES.map((l) => l.replace(`${AWS_AUTH}/aws-auth-invalid.yaml`, '(stdin)')), '4 errors, 0 warnings'))
+      const bad = await validate(
+        ['validate', '--aws-auth', '-'],
+        readFileSync(join(ROOT, AWS_AUTH, 'aws-auth-invalid.yaml'), 'utf8'),
+      )
+      expectResult(
+        bad,
+        1,
+        lines(
+          ...INVALID_LINES.map((l) => l.replace(`${AWS_AUTH}/aws-auth-invalid.yaml`, '(stdin)')),
+          '4 errors, 0 warnings',
+        ),
+      )
     })
 
     it('stdin that is not a ConfigMap', async () => {
-      const r = await validate(['validate', '--aws-auth', '-'], 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: aws-auth\n  namespace: kube-system\n')
+      const r = await validate(
+        ['validate', '--aws-auth', '-'],
+        'apiVersion: v1\nkind: Secret\nmetadata:\n  name: aws-auth\n  namespace: kube-system\n',
+      )
       expectResult(r, 1, lines('(stdin): kind: error: expected a ConfigMap, got Secret', '1 error, 0 warnings'))
     })
 
@@ -127,10 +155,30 @@ describe('kube-iam-auth validate', () => {
         errors: 4,
         warnings: 0,
         problems: [
-          { file, path: 'data.mapAccounts[0]', message: "'12345' is not a valid AWS account ID (12 digits; quote account IDs in YAML)", severity: 'error' },
-          { file, path: 'data.mapUsers[0].username', message: 'username must be a non-empty string', severity: 'error' },
-          { file, path: 'data.mapRoles[1].rolearn', message: "'arn:aws:iam::111122223333:user/not-a-role' is not a role ARN", severity: 'error' },
-          { file, path: 'data.mapRoles[2].username', message: `unknown template variable {{Session}} (known: ${KNOWN_VARS})`, severity: 'error' },
+          {
+            file,
+            path: 'data.mapAccounts[0]',
+            message: "'12345' is not a valid AWS account ID (12 digits; quote account IDs in YAML)",
+            severity: 'error',
+          },
+          {
+            file,
+            path: 'data.mapUsers[0].username',
+            message: 'username must be a non-empty string',
+            severity: 'error',
+          },
+          {
+            file,
+            path: 'data.mapRoles[1].rolearn',
+            message: "'arn:aws:iam::111122223333:user/not-a-role' is not a role ARN",
+            severity: 'error',
+          },
+          {
+            file,
+            path: 'data.mapRoles[2].username',
+            message: `unknown template variable {{Session}} (known: ${KNOWN_VARS})`,
+            severity: 'error',
+          },
         ],
       })
     })
@@ -138,8 +186,17 @@ describe('kube-iam-auth validate', () => {
     it('a valid aws-auth, warnings only: valid, exit 0', async () => {
       const r = await validate(['validate', '--aws-auth', `${AWS_AUTH}/aws-auth-warnings.yaml`, '--output', 'json'])
       expect(r.code).toBe(0)
-      const out = JSON.parse(r.stdout) as { valid: boolean; errors: number; warnings: number; problems: { severity: string }[] }
-      expect({ valid: out.valid, errors: out.errors, warnings: out.warnings }).toEqual({ valid: true, errors: 0, warnings: 3 })
+      const out = JSON.parse(r.stdout) as {
+        valid: boolean
+        errors: number
+        warnings: number
+        problems: { severity: string }[]
+      }
+      expect({ valid: out.valid, errors: out.errors, warnings: out.warnings }).toEqual({
+        valid: true,
+        errors: 0,
+        warnings: 3,
+      })
       expect(out.problems.map((p) => p.severity)).toEqual(['warning', 'warning', 'warning'])
     })
 
@@ -158,12 +215,24 @@ describe('kube-iam-auth validate', () => {
 
   describe('server config and DynamicFile', () => {
     it('a server config with an aws-auth: both valid', async () => {
-      const r = await validate(['-c', `${SERVER}/chain.yaml`, 'validate', '--aws-auth', `${AWS_AUTH}/aws-auth-chain.yaml`])
+      const r = await validate([
+        '-c',
+        `${SERVER}/chain.yaml`,
+        'validate',
+        '--aws-auth',
+        `${AWS_AUTH}/aws-auth-chain.yaml`,
+      ])
       expectResult(r, 0, lines(`${SERVER}/chain.yaml, ${AWS_AUTH}/aws-auth-chain.yaml: valid`, '0 errors, 0 warnings'))
     })
 
     it('problems of several files are listed together and counted once', async () => {
-      const r = await validate(['--config', `${SERVER}/invalid.yaml`, 'validate', '--aws-auth', `${AWS_AUTH}/aws-auth-invalid.yaml`])
+      const r = await validate([
+        '--config',
+        `${SERVER}/invalid.yaml`,
+        'validate',
+        '--aws-auth',
+        `${AWS_AUTH}/aws-auth-invalid.yaml`,
+      ])
       expectResult(
         r,
         1,
@@ -198,7 +267,10 @@ describe('kube-iam-auth validate', () => {
       expectResult(
         await validate(['validate', '--dynamic-file', `${DYNAMIC}/strict.json`]),
         1,
-        lines(`${DYNAMIC}/strict.json: mapRoles[1]: error: one of rolearn or SSO must be supplied`, '1 error, 0 warnings'),
+        lines(
+          `${DYNAMIC}/strict.json: mapRoles[1]: error: one of rolearn or SSO must be supplied`,
+          '1 error, 0 warnings',
+        ),
       )
     })
 
@@ -234,18 +306,37 @@ describe('kube-iam-auth validate', () => {
     it('a missing server config is reported as a problem of that file', async () => {
       const f = `${SERVER}/no-such-file.yaml`
       const r = await validate(['-c', f, 'validate'])
-      expectResult(r, 1, lines(`${f}: (file): error: could not read config file ${f}: ENOENT: no such file or directory, open '${f}'`, '1 error, 0 warnings'))
+      expectResult(
+        r,
+        1,
+        lines(
+          `${f}: (file): error: could not read config file ${f}: ENOENT: no such file or directory, open '${f}'`,
+          '1 error, 0 warnings',
+        ),
+      )
     })
 
     it('a missing DynamicFile is reported as a problem of that file', async () => {
       const f = `${DYNAMIC}/no-such-file.json`
       const r = await validate(['validate', '--dynamic-file', f])
-      expectResult(r, 1, lines(`${f}: (file): error: could not read: ENOENT: no such file or directory, open '${f}'`, '1 error, 0 warnings'))
+      expectResult(
+        r,
+        1,
+        lines(
+          `${f}: (file): error: could not read: ENOENT: no such file or directory, open '${f}'`,
+          '1 error, 0 warnings',
+        ),
+      )
     })
 
     it('nothing to validate', async () => {
       const r = await validate(['validate'])
-      expectResult(r, 1, '', "Error: give at least one of --config, --aws-auth or --dynamic-file\nRun 'kube-iam-auth validate --help' for usage.\n")
+      expectResult(
+        r,
+        1,
+        '',
+        "Error: give at least one of --config, --aws-auth or --dynamic-file\nRun 'kube-iam-auth validate --help' for usage.\n",
+      )
     })
   })
 })

@@ -66,7 +66,7 @@ describe('kube-iam-auth verify', () => {
     rmSync(home, { recursive: true, force: true })
   })
 
-  it('-o json prints the identity with upstream\'s keys, 4-space indented', async () => {
+  it("-o json prints the identity with upstream's keys, 4-space indented", async () => {
     const token = await tokenFor(ALICE)
     const r = await runCli(['verify', '-t', token, '-i', CLUSTER, '-o', 'json'], { env })
     expect(r.stderr).toBe('')
@@ -88,7 +88,7 @@ describe('kube-iam-auth verify', () => {
     expect(fake.calls.getCallerIdentity).toBe(1)
   })
 
-  it('by default prints Go\'s %+v of the identity', async () => {
+  it("by default prints Go's %+v of the identity", async () => {
     const r = await runCli(['verify', '-t', await tokenFor(ALICE), '-i', CLUSTER], { env })
     expect(r.stderr).toBe('')
     expect(r.code).toBe(0)
@@ -99,7 +99,10 @@ describe('kube-iam-auth verify', () => {
   })
 
   it('an assumed-role session: canonical role ARN, role ID and session name', async () => {
-    const r = await runCli(['verify', '-t', await tokenFor(SESSION, { region: 'eu-west-1' }), '-i', CLUSTER, '-o', 'json'], { env })
+    const r = await runCli(
+      ['verify', '-t', await tokenFor(SESSION, { region: 'eu-west-1' }), '-i', CLUSTER, '-o', 'json'],
+      { env },
+    )
     expect(r.stderr).toBe('')
     expect(JSON.parse(r.stdout)).toEqual({
       ARN: SESSION.arn,
@@ -129,7 +132,9 @@ describe('kube-iam-auth verify', () => {
   })
 
   it('a token for another cluster: STS answers 403, exit 1, the reason on stderr', async () => {
-    const r = await runCli(['verify', '-t', await tokenFor(ALICE, { cluster: 'other-cluster' }), '-i', CLUSTER], { env })
+    const r = await runCli(['verify', '-t', await tokenFor(ALICE, { cluster: 'other-cluster' }), '-i', CLUSTER], {
+      env,
+    })
     expectFailure(
       r,
       'could not verify token: sts getCallerIdentity failed: error from AWS (expected 200, got 403) on us-west-2 endpoint: ' +
@@ -140,7 +145,10 @@ describe('kube-iam-auth verify', () => {
 
   it('a malformed token is refused locally without asking STS', async () => {
     const r = await runCli(['verify', '-t', 'k8s-aws-v2.asdfasdfa', '-i', CLUSTER], { env })
-    expectFailure(r, 'could not verify token: input token was not properly formatted: token is missing expected "k8s-aws-v1." prefix\n')
+    expectFailure(
+      r,
+      'could not verify token: input token was not properly formatted: token is missing expected "k8s-aws-v1." prefix\n',
+    )
     expect(fake.calls.total).toBe(0)
   })
 
@@ -169,7 +177,10 @@ describe('kube-iam-auth verify', () => {
     const started = Date.now()
     const r = await runCli(['verify', '-t', await tokenFor(ALICE), '-i', CLUSTER, '--timeout', '300'], { env })
     expect(Date.now() - started).toBeLessThan(5_000)
-    expectFailure(r, 'could not verify token: sts getCallerIdentity failed: error during GET: timed out after 300 ms on us-west-2 endpoint\n')
+    expectFailure(
+      r,
+      'could not verify token: sts getCallerIdentity failed: error during GET: timed out after 300 ms on us-west-2 endpoint\n',
+    )
   })
 
   it('STS unreachable is reported with the network error', async () => {
@@ -194,15 +205,26 @@ describe('kube-iam-auth verify', () => {
     expect(ok.stderr).toBe('')
     expect(JSON.parse(ok.stdout).ARN).toBe(ALICE.arn)
     const bad = await runCli(['-i', CLUSTER, 'verify', '-t', 'k8s-aws-v2.x'], { env })
-    expectFailure(bad, 'could not verify token: input token was not properly formatted: token is missing expected "k8s-aws-v1." prefix\n')
+    expectFailure(
+      bad,
+      'could not verify token: input token was not properly formatted: token is missing expected "k8s-aws-v1." prefix\n',
+    )
   })
 
   it.each([
     ['no token', ['verify', '-i', CLUSTER], 'token not specified'],
     ['an empty token', ['verify', '-t', '', '-i', CLUSTER], 'token not specified'],
     ['no cluster ID', ['verify', '-t', 'k8s-aws-v1.x'], 'cluster ID not specified'],
-    ['an unknown output format', ['verify', '-t', 'k8s-aws-v1.x', '-i', CLUSTER, '-o', 'yaml'], 'unknown output format "yaml" (only "json" is supported)'],
-    ['a bad --timeout', ['verify', '-t', 'k8s-aws-v1.x', '-i', CLUSTER, '--timeout', '0'], '--timeout must be a positive integer'],
+    [
+      'an unknown output format',
+      ['verify', '-t', 'k8s-aws-v1.x', '-i', CLUSTER, '-o', 'yaml'],
+      'unknown output format "yaml" (only "json" is supported)',
+    ],
+    [
+      'a bad --timeout',
+      ['verify', '-t', 'k8s-aws-v1.x', '-i', CLUSTER, '--timeout', '0'],
+      '--timeout must be a positive integer',
+    ],
   ])('%s: usage error, exit 1', async (_name, args, message) => {
     const r = await runCli(args, { env })
     expectFailure(r, `Error: ${message}\nRun 'kube-iam-auth verify --help' for usage.\n`)

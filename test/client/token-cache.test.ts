@@ -130,7 +130,14 @@ describe('cache files', () => {
     ['garbage', '{"v":1,"key":'],
     ['another format version', JSON.stringify({ v: 2, key: KEY_STRING, token: { value: 't', expiresAt: NOW + 1e6 } })],
     ['no version', JSON.stringify({ key: KEY_STRING, token: { value: 't', expiresAt: NOW + 1e6 } })],
-    ['an entry written for another key', JSON.stringify({ v: 1, key: cacheKeyString({ ...KEY, clusterId: 'x' }), token: { value: 't', expiresAt: NOW + 1e6 } })],
+    [
+      'an entry written for another key',
+      JSON.stringify({
+        v: 1,
+        key: cacheKeyString({ ...KEY, clusterId: 'x' }),
+        token: { value: 't', expiresAt: NOW + 1e6 },
+      }),
+    ],
   ])('%s is a miss', (_name, content) => {
     const dir = join(root, 'c')
     ensurePrivateDirectory(dir)
@@ -154,7 +161,12 @@ describe('cache files', () => {
     const file = join(dir, 'token-x.json')
     writeFileSync(
       file,
-      JSON.stringify({ v: 1, key: KEY_STRING, token: { value: 1, expiresAt: 'soon' }, credentials: { accessKeyId: 'A' } }),
+      JSON.stringify({
+        v: 1,
+        key: KEY_STRING,
+        token: { value: 1, expiresAt: 'soon' },
+        credentials: { accessKeyId: 'A' },
+      }),
       { mode: 0o600 },
     )
     expect(readCacheEntry(file, KEY_STRING)).toEqual({ key: KEY_STRING, token: undefined, credentials: undefined })
@@ -188,7 +200,9 @@ describe('cache files', () => {
     writeFileSync(target, JSON.stringify({ v: 1, ...entry() }), { mode: 0o600 })
     const file = join(dir, 'token-x.json')
     symlinkSync(target, file)
-    expect(cacheErrorOf(() => readCacheEntry(file, KEY_STRING)).message).toBe(`cache file ${file} is not a regular file`)
+    expect(cacheErrorOf(() => readCacheEntry(file, KEY_STRING)).message).toBe(
+      `cache file ${file} is not a regular file`,
+    )
 
     const before = readFileSync(target, 'utf8')
     writeCacheEntry(file, entry({ token: { value: 'k8s-aws-v1.new', expiresAt: NOW + 1e6 } }))
@@ -202,14 +216,18 @@ describe('cache files', () => {
     mkdirSync(real, { mode: 0o700 })
     const dir = join(root, 'link')
     symlinkSync(real, dir)
-    expect(cacheErrorOf(() => ensurePrivateDirectory(dir)).message).toBe(`cache directory ${dir} is not a regular directory`)
+    expect(cacheErrorOf(() => ensurePrivateDirectory(dir)).message).toBe(
+      `cache directory ${dir} is not a regular directory`,
+    )
   })
 
   it('a directory where the file should be is refused', () => {
     const dir = join(root, 'c')
     const file = join(dir, 'token-x.json')
     mkdirSync(file, { recursive: true, mode: 0o700 })
-    expect(cacheErrorOf(() => readCacheEntry(file, KEY_STRING)).message).toBe(`cache file ${file} is not a regular file`)
+    expect(cacheErrorOf(() => readCacheEntry(file, KEY_STRING)).message).toBe(
+      `cache file ${file} is not a regular file`,
+    )
   })
 
   it('leaves no temporary files behind', () => {
@@ -236,7 +254,12 @@ describe('reuse windows', () => {
 
   it(`credentials are reused only while more than ${CREDENTIALS_REUSE_MARGIN_MS / 60_000} min remain`, () => {
     expect(CREDENTIALS_REUSE_MARGIN_MS).toBe(5 * 60_000)
-    const creds = (left: number) => ({ accessKeyId: 'A', secretAccessKey: 'S', sessionToken: 'T', expiration: NOW + left })
+    const creds = (left: number) => ({
+      accessKeyId: 'A',
+      secretAccessKey: 'S',
+      sessionToken: 'T',
+      expiration: NOW + left,
+    })
     const at = (left: number) => usableCredentials(entry({ credentials: creds(left) }), NOW)
     expect(at(60 * 60_000)).toEqual(creds(60 * 60_000))
     expect(at(5 * 60_000 + 1)).toEqual(creds(5 * 60_000 + 1))
@@ -310,12 +333,15 @@ describe('atomic writes', () => {
       await new Promise((r) => setImmediate(r))
     }
     writeFileSync(stop, '')
-    const results = (await Promise.all(outputs)).map((o) => JSON.parse(o.trim().split('\n').at(-1)!) as {
-      reads: number
-      missing: number
-      torn: number
-      sample: string
-    })
+    const results = (await Promise.all(outputs)).map(
+      (o) =>
+        JSON.parse(o.trim().split('\n').at(-1)!) as {
+          reads: number
+          missing: number
+          torn: number
+          sample: string
+        },
+    )
     expect(results.map((r) => r.sample)).toEqual(['', '', ''])
     expect(results.map((r) => r.torn)).toEqual([0, 0, 0])
     expect(results.reduce((n, r) => n + r.reads, 0)).toBeGreaterThan(20)
@@ -361,7 +387,7 @@ describe('withCacheLock', () => {
     expect(existsSync(`${file}.lock`)).toBe(false)
   })
 
-  it('gives up waiting after waitMs, runs unlocked and leaves the other holder\'s lock alone', async () => {
+  it("gives up waiting after waitMs, runs unlocked and leaves the other holder's lock alone", async () => {
     const dir = join(root, 'c')
     ensurePrivateDirectory(dir)
     const file = join(dir, 'token-x.json')
@@ -472,7 +498,9 @@ describe('getToken with the cache', () => {
     clock.t += 60_000
     const second = await getToken({ clusterId: CLUSTER, cache: true }, depsAt(clock, warnings))
     expect(second).toEqual({ token: first.token, expiresAt: first.expiresAt, fromCache: true })
-    expect(cachedToken({ clusterId: CLUSTER, cache: true }, process.env, new Date(clock.t), (m) => warnings.push(m))).toEqual(second)
+    expect(
+      cachedToken({ clusterId: CLUSTER, cache: true }, process.env, new Date(clock.t), (m) => warnings.push(m)),
+    ).toEqual(second)
     expect(warnings).toEqual([])
 
     const files = readdirSync(cacheDir)
@@ -515,7 +543,9 @@ describe('getToken with the cache', () => {
     expect(firstUrl).toContain('X-Amz-Security-Token=')
 
     // The cache holds the temporary credentials, never the long-term ones.
-    const stored = JSON.parse(cacheBytes()) as { credentials: { accessKeyId: string; sessionToken: string; expiration: number } }
+    const stored = JSON.parse(cacheBytes()) as {
+      credentials: { accessKeyId: string; sessionToken: string; expiration: number }
+    }
     expect(stored.credentials.accessKeyId).toBe(assumedKey)
     expect(stored.credentials.sessionToken).toMatch(/^IQoJb3JpZ2luX2Vj/)
     const credsExpire = stored.credentials.expiration

@@ -4,7 +4,12 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { parseDuration } from '../../src/config/reader.js'
-import { loadServerConfig, type LoadedConfig, type ServerConfig, type ServerFlags } from '../../src/config/server-config.js'
+import {
+  loadServerConfig,
+  type LoadedConfig,
+  type ServerConfig,
+  type ServerFlags,
+} from '../../src/config/server-config.js'
 import { ConfigInvalid } from '../../src/errors.js'
 import { FileMapper } from '../../src/mapping/file/index.js'
 import { lookupRules, compileRules } from '../../src/mapping/rules.js'
@@ -94,7 +99,11 @@ describe('defaults', () => {
 
   it('empty strings count as unset', () => {
     const { config } = load('clusterID: c1\nserver:\n  address: ""\n  hostname: ""\n  stateDir: ""\n')
-    expect(config).toMatchObject({ address: '127.0.0.1', hostname: 'localhost', stateDir: '/var/aws-iam-authenticator' })
+    expect(config).toMatchObject({
+      address: '127.0.0.1',
+      hostname: 'localhost',
+      stateDir: '/var/aws-iam-authenticator',
+    })
   })
 })
 
@@ -136,7 +145,11 @@ server:
   featureGates: {}
 `)
     expect(warnings).toEqual([
-      { path: 'server.dynamicBackendModePath', message: 'not supported by kube-iam-auth (ignored): the backend chain is fixed at start-up', severity: 'warning' },
+      {
+        path: 'server.dynamicBackendModePath',
+        message: 'not supported by kube-iam-auth (ignored): the backend chain is fixed at start-up',
+        severity: 'warning',
+      },
     ])
     expect(config).toEqual<ServerConfig>({
       ...DEFAULT_CONFIG,
@@ -222,13 +235,21 @@ server:
       backendMode: ['EKSConfigMap', 'MountedFile'],
       ec2: { qps: 1, burst: 2 },
     })
-    expect(warnings).toEqual([warning('server.backendMode[1]', 'backend-mode "File" is deprecated, use "MountedFile" instead')])
+    expect(warnings).toEqual([
+      warning('server.backendMode[1]', 'backend-mode "File" is deprecated, use "MountedFile" instead'),
+    ])
   })
 
   it('a flag value that is invalid is reported like the file value it replaces', () => {
-    expectProblems('clusterID: c1\n', ["server.partition: invalid partition 'mars' (valid: aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b, aws-iso-e, aws-iso-f, aws-eusc)"], {
-      partition: 'mars',
-    })
+    expectProblems(
+      'clusterID: c1\n',
+      [
+        "server.partition: invalid partition 'mars' (valid: aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b, aws-iso-e, aws-iso-f, aws-eusc)",
+      ],
+      {
+        partition: 'mars',
+      },
+    )
   })
 })
 
@@ -254,7 +275,9 @@ describe('cluster ID', () => {
 
   it('missing with no file names the absence of a file', () => {
     expect(() => loadServerConfig(undefined)).toThrow(
-      new ConfigInvalid('invalid configuration in (no config file)', ['clusterID: cluster ID cannot be empty (set clusterID or --cluster-id)']),
+      new ConfigInvalid('invalid configuration in (no config file)', [
+        'clusterID: cluster ID cannot be empty (set clusterID or --cluster-id)',
+      ]),
     )
   })
 })
@@ -287,10 +310,22 @@ SeRvEr:
   IDENTITYCACHETTL: 1m
 `)
     expect(warnings).toEqual([])
-    expect(config).toMatchObject({ clusterId: 'crazy', port: 1234, address: '0.0.0.0', identityCacheTtlMs: 60_000, reservedPrefixes: { MountedFile: ['aws:'] } })
+    expect(config).toMatchObject({
+      clusterId: 'crazy',
+      port: 1234,
+      address: '0.0.0.0',
+      identityCacheTtlMs: 60_000,
+      reservedPrefixes: { MountedFile: ['aws:'] },
+    })
     expect(config.mappings).toEqual({
       mapRoles: [
-        { rolearn: 'arn:aws:iam::111122223333:role/Admin', sso: undefined, username: 'admin', groups: ['system:masters'], userid: undefined },
+        {
+          rolearn: 'arn:aws:iam::111122223333:role/Admin',
+          sso: undefined,
+          username: 'admin',
+          groups: ['system:masters'],
+          userid: undefined,
+        },
         {
           rolearn: undefined,
           sso: { permissionSetName: 'ReadOnly', accountID: '111122223333', partition: 'aws' },
@@ -299,19 +334,32 @@ SeRvEr:
           userid: undefined,
         },
       ],
-      mapUsers: [{ userarn: 'arn:aws:iam::111122223333:user/alice', username: 'alice', groups: undefined, userid: 'AIDAEXAMPLE' }],
+      mapUsers: [
+        {
+          userarn: 'arn:aws:iam::111122223333:user/alice',
+          username: 'alice',
+          groups: undefined,
+          userid: 'AIDAEXAMPLE',
+        },
+      ],
       mapAccounts: ['444455556666'],
     })
     const mapper = new FileMapper(config.mappings)
-    expect(mapper.lookup(sessionOf('111122223333', 'AWSReservedSSO_ReadOnly_abc', 's'))).toMatchObject({ rule: 'mapRoles[1]', kind: 'sso' })
+    expect(mapper.lookup(sessionOf('111122223333', 'AWSReservedSSO_ReadOnly_abc', 's'))).toMatchObject({
+      rule: 'mapRoles[1]',
+      kind: 'sso',
+    })
   })
 
   it('a key written twice in different case is an error', () => {
-    expectProblems('clusterID: a\nCLUSTERID: b\nserver:\n  port: 1\n  Port: 2\n  mapRoles:\n    - rolearn: arn:aws:iam::111122223333:role/a\n      RoleArn: arn:aws:iam::111122223333:role/b\n      username: u\n', [
-      'CLUSTERID: duplicate key (also written as "clusterID"; keys are case-insensitive)',
-      'server.Port: duplicate key (also written as "port"; keys are case-insensitive)',
-      'server.mapRoles[0].RoleArn: duplicate key (also written as "rolearn"; keys are case-insensitive)',
-    ])
+    expectProblems(
+      'clusterID: a\nCLUSTERID: b\nserver:\n  port: 1\n  Port: 2\n  mapRoles:\n    - rolearn: arn:aws:iam::111122223333:role/a\n      RoleArn: arn:aws:iam::111122223333:role/b\n      username: u\n',
+      [
+        'CLUSTERID: duplicate key (also written as "clusterID"; keys are case-insensitive)',
+        'server.Port: duplicate key (also written as "port"; keys are case-insensitive)',
+        'server.mapRoles[0].RoleArn: duplicate key (also written as "rolearn"; keys are case-insensitive)',
+      ],
+    )
   })
 
   it('the same key twice in the same case is a YAML error', () => {
@@ -350,8 +398,12 @@ describe('the example file config/server.example.yaml', () => {
     const { config } = loadServerConfig(example)
     const { rules, problems } = compileRules(config.mappings, 'server.')
     expect(problems).toEqual([])
-    expect(lookupRules(rules, sessionOf('111122223333', 'KubernetesAdmin', 'jdoe'))).toMatchObject({ rule: 'mapRoles[0]' })
-    expect(lookupRules(rules, sessionOf('111122223333', 'AWSReservedSSO_ReadOnly_0123456789abcdef', 'jdoe'))).toMatchObject({ rule: 'mapRoles[2]', kind: 'sso' })
+    expect(lookupRules(rules, sessionOf('111122223333', 'KubernetesAdmin', 'jdoe'))).toMatchObject({
+      rule: 'mapRoles[0]',
+    })
+    expect(
+      lookupRules(rules, sessionOf('111122223333', 'AWSReservedSSO_ReadOnly_0123456789abcdef', 'jdoe')),
+    ).toMatchObject({ rule: 'mapRoles[2]', kind: 'sso' })
   })
 })
 
@@ -372,7 +424,9 @@ server:
   })
 
   it('a whitespace-separated string is a list', () => {
-    const { config } = load('clusterID: c1\nserver:\n  scrubbedAccounts: "111122223333  444455556666"\n  mapAccounts: "777788889999"\n')
+    const { config } = load(
+      'clusterID: c1\nserver:\n  scrubbedAccounts: "111122223333  444455556666"\n  mapAccounts: "777788889999"\n',
+    )
     expect(config.scrubbedAccounts).toEqual(['111122223333', '444455556666'])
     expect(config.mappings.mapAccounts).toEqual(['777788889999'])
   })
@@ -397,12 +451,22 @@ server:
   })
 
   it('quoted, it is kept', () => {
-    expect(load('clusterID: c1\nserver:\n  mapAccounts: ["012345678901"]\n').config.mappings.mapAccounts).toEqual(['012345678901'])
+    expect(load('clusterID: c1\nserver:\n  mapAccounts: ["012345678901"]\n').config.mappings.mapAccounts).toEqual([
+      '012345678901',
+    ])
   })
 
   it.each([
-    ['a list item that is a mapping', '[{a: 1}]', "server.mapAccounts[0]: '[object Object]' is not a valid AWS account ID (12 digits; quote account IDs in YAML)"],
-    ['too long', '["1111222233334"]', "server.mapAccounts[0]: '1111222233334' is not a valid AWS account ID (12 digits; quote account IDs in YAML)"],
+    [
+      'a list item that is a mapping',
+      '[{a: 1}]',
+      "server.mapAccounts[0]: '[object Object]' is not a valid AWS account ID (12 digits; quote account IDs in YAML)",
+    ],
+    [
+      'too long',
+      '["1111222233334"]',
+      "server.mapAccounts[0]: '1111222233334' is not a valid AWS account ID (12 digits; quote account IDs in YAML)",
+    ],
     ['a mapping', '{a: 1}', 'server.mapAccounts: must be a list of account IDs, got a mapping'],
   ])('%s', (_name, value, problem) => {
     expectProblems(`clusterID: c1\nserver:\n  mapAccounts: ${value}\n`, [problem])
@@ -439,10 +503,13 @@ server:
   })
 
   it('a type error is reported once, by the reader', () => {
-    expectProblems('clusterID: c1\nserver:\n  mapRoles:\n    - rolearn: arn:aws:iam::111122223333:role/a\n      username: 5\n      groups: a\n', [
-      'server.mapRoles[0].username: must be a string, got number 5',
-      'server.mapRoles[0].groups: must be a list of strings, got string "a"',
-    ])
+    expectProblems(
+      'clusterID: c1\nserver:\n  mapRoles:\n    - rolearn: arn:aws:iam::111122223333:role/a\n      username: 5\n      groups: a\n',
+      [
+        'server.mapRoles[0].username: must be a string, got number 5',
+        'server.mapRoles[0].groups: must be a list of strings, got string "a"',
+      ],
+    )
     expectProblems('clusterID: c1\nserver:\n  mapRoles: [just-a-string]\n', ['server.mapRoles[0]: must be a mapping'])
   })
 
@@ -462,7 +529,9 @@ server:
   })
 
   it('are not checked when MountedFile is not a backend (they are not used; upstream does not check them either)', () => {
-    const { config } = load('clusterID: c1\nserver:\n  backendMode: [EKSConfigMap]\n  mapRoles:\n    - username: nobody\n')
+    const { config } = load(
+      'clusterID: c1\nserver:\n  backendMode: [EKSConfigMap]\n  mapRoles:\n    - username: nobody\n',
+    )
     expect(config.backendMode).toEqual(['EKSConfigMap'])
   })
 })
@@ -474,27 +543,78 @@ describe('wrong types', () => {
     ['port negative', 'server:\n  port: -1', 'server.port: must be an integer >= 0 and <= 65535, got -1'],
     ['port fractional', 'server:\n  port: 80.5', 'server.port: must be an integer >= 0 and <= 65535, got 80.5'],
     ['address as a number', 'server:\n  address: 5', 'server.address: must be a string, got number 5'],
-    ['kubeconfigPregenerated as a string', 'server:\n  kubeconfigPregenerated: "yes"', 'server.kubeconfigPregenerated: must be true or false, got string "yes"'],
+    [
+      'kubeconfigPregenerated as a string',
+      'server:\n  kubeconfigPregenerated: "yes"',
+      'server.kubeconfigPregenerated: must be true or false, got string "yes"',
+    ],
     ['server as a list', 'server: [a]', 'server: must be a mapping'],
     ['server as a string', 'server: x', 'server: must be a mapping'],
-    ['mapRoles as a string (aws-auth style)', 'server:\n  mapRoles: |\n    - rolearn: x', 'server.mapRoles: must be a list, got string "- rolearn: x\\n"'],
+    [
+      'mapRoles as a string (aws-auth style)',
+      'server:\n  mapRoles: |\n    - rolearn: x',
+      'server.mapRoles: must be a list, got string "- rolearn: x\\n"',
+    ],
     ['mapUsers as a mapping', 'server:\n  mapUsers: {a: 1}', 'server.mapUsers: must be a list, got a mapping'],
-    ['backendMode as a number', 'server:\n  backendMode: 5', 'server.backendMode: must be a list of strings, got number 5'],
-    ['backendMode with a number', 'server:\n  backendMode: [MountedFile, 5]', 'server.backendMode: must be a list of strings, got a list'],
-    ['identityCacheSize negative', 'server:\n  identityCacheSize: -1', 'server.identityCacheSize: must be an integer >= 0, got -1'],
-    ['stsMaxConcurrency zero', 'server:\n  stsMaxConcurrency: 0', 'server.stsMaxConcurrency: must be an integer >= 1, got 0'],
-    ['maxRequestBytes too small', 'server:\n  maxRequestBytes: 100', 'server.maxRequestBytes: must be an integer >= 1024, got 100'],
-    ['ec2DescribeInstancesQps negative', 'server:\n  ec2DescribeInstancesQps: -1', 'server.ec2DescribeInstancesQps: must be >= 0, got -1'],
-    ['ec2DescribeInstancesQps a string', 'server:\n  ec2DescribeInstancesQps: fast', 'server.ec2DescribeInstancesQps: must be a number, got string "fast"'],
-    ['ec2DescribeInstancesBurst zero', 'server:\n  ec2DescribeInstancesBurst: 0', 'server.ec2DescribeInstancesBurst: must be an integer >= 1, got 0'],
-    ['ec2DescribeInstancesRoleARN not an ARN', 'server:\n  ec2DescribeInstancesRoleARN: nope', "server.ec2DescribeInstancesRoleARN: 'nope' is not a valid ARN"],
-    ['sourceARN without an account', 'server:\n  sourceARN: arn:aws:eks:us-east-1::cluster/c', "server.sourceARN: 'arn:aws:eks:us-east-1::cluster/c' is not a valid ARN"],
+    [
+      'backendMode as a number',
+      'server:\n  backendMode: 5',
+      'server.backendMode: must be a list of strings, got number 5',
+    ],
+    [
+      'backendMode with a number',
+      'server:\n  backendMode: [MountedFile, 5]',
+      'server.backendMode: must be a list of strings, got a list',
+    ],
+    [
+      'identityCacheSize negative',
+      'server:\n  identityCacheSize: -1',
+      'server.identityCacheSize: must be an integer >= 0, got -1',
+    ],
+    [
+      'stsMaxConcurrency zero',
+      'server:\n  stsMaxConcurrency: 0',
+      'server.stsMaxConcurrency: must be an integer >= 1, got 0',
+    ],
+    [
+      'maxRequestBytes too small',
+      'server:\n  maxRequestBytes: 100',
+      'server.maxRequestBytes: must be an integer >= 1024, got 100',
+    ],
+    [
+      'ec2DescribeInstancesQps negative',
+      'server:\n  ec2DescribeInstancesQps: -1',
+      'server.ec2DescribeInstancesQps: must be >= 0, got -1',
+    ],
+    [
+      'ec2DescribeInstancesQps a string',
+      'server:\n  ec2DescribeInstancesQps: fast',
+      'server.ec2DescribeInstancesQps: must be a number, got string "fast"',
+    ],
+    [
+      'ec2DescribeInstancesBurst zero',
+      'server:\n  ec2DescribeInstancesBurst: 0',
+      'server.ec2DescribeInstancesBurst: must be an integer >= 1, got 0',
+    ],
+    [
+      'ec2DescribeInstancesRoleARN not an ARN',
+      'server:\n  ec2DescribeInstancesRoleARN: nope',
+      "server.ec2DescribeInstancesRoleARN: 'nope' is not a valid ARN",
+    ],
+    [
+      'sourceARN without an account',
+      'server:\n  sourceARN: arn:aws:eks:us-east-1::cluster/c',
+      "server.sourceARN: 'arn:aws:eks:us-east-1::cluster/c' is not a valid ARN",
+    ],
   ])('%s', (_name, yaml, problem) => {
     expectProblems(`clusterID: c1\n${yaml}\n`, [problem])
   })
 
   it('the whole document not a mapping', () => {
-    expectProblems('- a\n- b\n', ['(top level): must be a mapping', 'clusterID: cluster ID cannot be empty (set clusterID or --cluster-id)'])
+    expectProblems('- a\n- b\n', [
+      '(top level): must be a mapping',
+      'clusterID: cluster ID cannot be empty (set clusterID or --cluster-id)',
+    ])
   })
 
   it.each([
@@ -518,7 +638,9 @@ describe('files that cannot be read', () => {
 
   it('more than one YAML document', () => {
     const { err, file } = loadInvalid('clusterID: a\n---\nclusterID: b\n')
-    expect(err.message).toBe(`config file ${file} is not valid YAML: expected a single document in the stream, but found more`)
+    expect(err.message).toBe(
+      `config file ${file} is not valid YAML: expected a single document in the stream, but found more`,
+    )
   })
 
   it('a missing file', () => {
@@ -561,12 +683,32 @@ describe('backendMode', () => {
   })
 
   it.each<[string, string, string[]]>([
-    ['an invalid mode', '[ModeFoo]', ['server.backendMode[0]: backend-mode "ModeFoo" is not a valid mode (valid: MountedFile, EKSConfigMap, CRD, DynamicFile)']],
-    ['modes are case-sensitive', '[mountedfile]', ['server.backendMode[0]: backend-mode "mountedfile" is not a valid mode (valid: MountedFile, EKSConfigMap, CRD, DynamicFile)']],
+    [
+      'an invalid mode',
+      '[ModeFoo]',
+      [
+        'server.backendMode[0]: backend-mode "ModeFoo" is not a valid mode (valid: MountedFile, EKSConfigMap, CRD, DynamicFile)',
+      ],
+    ],
+    [
+      'modes are case-sensitive',
+      '[mountedfile]',
+      [
+        'server.backendMode[0]: backend-mode "mountedfile" is not a valid mode (valid: MountedFile, EKSConfigMap, CRD, DynamicFile)',
+      ],
+    ],
     ['an empty list', '[]', ['server.backendMode: at least one backend-mode must be specified']],
     ['an empty string', '""', ['server.backendMode: at least one backend-mode must be specified']],
-    ['a duplicate', '[MountedFile, MountedFile]', ['server.backendMode[1]: backend-mode [MountedFile MountedFile] has duplicates']],
-    ['a duplicate through an alias', '[File, MountedFile]', ['server.backendMode[1]: backend-mode [File MountedFile] has duplicates']],
+    [
+      'a duplicate',
+      '[MountedFile, MountedFile]',
+      ['server.backendMode[1]: backend-mode [MountedFile MountedFile] has duplicates'],
+    ],
+    [
+      'a duplicate through an alias',
+      '[File, MountedFile]',
+      ['server.backendMode[1]: backend-mode [File MountedFile] has duplicates'],
+    ],
     [
       'several problems at once',
       '[Foo, CRD, CRD, Bar]',
@@ -581,9 +723,15 @@ describe('backendMode', () => {
   })
 
   it('an invalid mode given by flag', () => {
-    expectProblems('clusterID: c1\n', ['server.backendMode[0]: backend-mode "Nope" is not a valid mode (valid: MountedFile, EKSConfigMap, CRD, DynamicFile)'], {
-      backendMode: ['Nope'],
-    })
+    expectProblems(
+      'clusterID: c1\n',
+      [
+        'server.backendMode[0]: backend-mode "Nope" is not a valid mode (valid: MountedFile, EKSConfigMap, CRD, DynamicFile)',
+      ],
+      {
+        backendMode: ['Nope'],
+      },
+    )
   })
 
   describe('DynamicFile and dynamicfilepath go together', () => {
@@ -620,18 +768,37 @@ server:
     - backendMode: CRD
 `)
     expect(warnings).toEqual([])
-    expect(config.reservedPrefixes).toEqual({ MountedFile: ['aws:', 'system:'], DynamicFile: ['iam:', 'eks:'], CRD: [] })
+    expect(config.reservedPrefixes).toEqual({
+      MountedFile: ['aws:', 'system:'],
+      DynamicFile: ['iam:', 'eks:'],
+      CRD: [],
+    })
   })
 
   it.each<[string, string, string[]]>([
-    ['an invalid mode', '- backendMode: Foo\n      usernamePrefixReserveList: [x]', ["server.reservedPrefixConfig[0].backendMode: invalid reserved prefix config: backend mode 'Foo' is not valid"]],
-    ['no mode', '- usernamePrefixReserveList: [x]', ["server.reservedPrefixConfig[0].backendMode: invalid reserved prefix config: backend mode '' is not valid"]],
-    ['a list of numbers', '- backendMode: CRD\n      usernamePrefixReserveList: [1]', ['server.reservedPrefixConfig[0].usernamePrefixReserveList: must be a list of strings, got a list']],
+    [
+      'an invalid mode',
+      '- backendMode: Foo\n      usernamePrefixReserveList: [x]',
+      ["server.reservedPrefixConfig[0].backendMode: invalid reserved prefix config: backend mode 'Foo' is not valid"],
+    ],
+    [
+      'no mode',
+      '- usernamePrefixReserveList: [x]',
+      ["server.reservedPrefixConfig[0].backendMode: invalid reserved prefix config: backend mode '' is not valid"],
+    ],
+    [
+      'a list of numbers',
+      '- backendMode: CRD\n      usernamePrefixReserveList: [1]',
+      ['server.reservedPrefixConfig[0].usernamePrefixReserveList: must be a list of strings, got a list'],
+    ],
     ['not a list', 'x', ['server.reservedPrefixConfig: must be a list, got string "x"']],
     [
       'an entry not a mapping',
       '- x',
-      ['server.reservedPrefixConfig[0]: must be a mapping', "server.reservedPrefixConfig[0].backendMode: invalid reserved prefix config: backend mode '' is not valid"],
+      [
+        'server.reservedPrefixConfig[0]: must be a mapping',
+        "server.reservedPrefixConfig[0].backendMode: invalid reserved prefix config: backend mode '' is not valid",
+      ],
     ],
   ])('%s', (_name, yaml, problems) => {
     expectProblems(`clusterID: c1\nserver:\n  reservedPrefixConfig:\n    ${yaml}\n`, problems)
@@ -663,7 +830,9 @@ describe('durations', () => {
     ['true', 'boolean true'],
     ['[1s]', 'a list'],
   ])('%s is rejected', (value, got) => {
-    expectProblems(`clusterID: c1\nserver:\n  stsTimeout: ${value}\n`, [`server.stsTimeout: must be a duration such as 30s, 2m or 1h30m, got ${got}`])
+    expectProblems(`clusterID: c1\nserver:\n  stsTimeout: ${value}\n`, [
+      `server.stsTimeout: must be a duration such as 30s, 2m or 1h30m, got ${got}`,
+    ])
   })
 
   it('parseDuration', () => {

@@ -30,90 +30,104 @@ const STRANGER: FakeStsPrincipal = {
   userId: 'AIDAKIAE2ESTRANGER01',
 }
 
-describe.skipIf(KUBECTL.missing)(`kubectl auth whoami through the exec plugin and the webhook${KUBECTL.skipNote}`, () => {
-  let sts: FakeSts
-  let webhook: TestServer
-  let apiserver: FakeApiserver
-  const dir = tempDir('kia-e2e-')
+describe.skipIf(KUBECTL.missing)(
+  `kubectl auth whoami through the exec plugin and the webhook${KUBECTL.skipNote}`,
+  () => {
+    let sts: FakeSts
+    let webhook: TestServer
+    let apiserver: FakeApiserver
+    const dir = tempDir('kia-e2e-')
 
-  beforeAll(async () => {
-    await ensureBuilt()
-    sts = await startFakeSts({ principals: [DEV, STRANGER] })
-    webhook = await startTestServer({
-      stsUrl: sts.url,
-      clusterId: CLUSTER,
-      // caller authentication on, as the Helm chart deploys it: the stand-in presents the bearer
-      // token from the webhook kubeconfig the server wrote, as kube-apiserver would
-      server: { callerAuth: true, mapUsers: [{ userarn: DEV.arn, username: 'dana', groups: ['developers', 'acct:{{AccountID}}'] }] },
+    beforeAll(async () => {
+      await ensureBuilt()
+      sts = await startFakeSts({ principals: [DEV, STRANGER] })
+      webhook = await startTestServer({
+        stsUrl: sts.url,
+        clusterId: CLUSTER,
+        // caller authentication on, as the Helm chart deploys it: the stand-in presents the bearer
+        // token from the webhook kubeconfig the server wrote, as kube-apiserver would
+        server: {
+          callerAuth: true,
+          mapUsers: [{ userarn: DEV.arn, username: 'dana', groups: ['developers', 'acct:{{AccountID}}'] }],
+        },
+      })
+      apiserver = await startFakeApiserver({ webhookKubeconfig: webhook.config.generateKubeconfig })
+    }, 120_000)
+    afterAll(async () => {
+      await apiserver?.close()
+      await webhook?.close()
+      await sts?.close()
     })
-    apiserver = await startFakeApiserver({ webhookKubeconfig: webhook.config.generateKubeconfig })
-  }, 120_000)
-  afterAll(async () => {
-    await apiserver?.close()
-    await webhook?.close()
-    await sts?.close()
-  })
 
-  const kubeconfig = (name: string, who: FakeStsPrincipal, execApiVersion: string) => {
-    const file = join(dir, `${name}.kubeconfig`)
-    writeFileSync(
-      file,
-      dump({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [{ name: 'c', cluster: { server: apiserver.url, 'certificate-authority-data': Buffer.from(apiserver.caPem).toString('base64') } }],
-        users: [
-          {
-            name: 'u',
-            user: {
-              exec: {
-                apiVersion: execApiVersion,
-                command: process.execPath,
-                args: [BIN, 'token', '-i', CLUSTER, '--cache'],
-                env: [
-                  { name: 'AWS_ACCESS_KEY_ID', value: who.accessKeyId },
-                  { name: 'AWS_SECRET_ACCESS_KEY', value: who.secretAccessKey },
-                  { name: 'AWS_REGION', value: 'eu-west-1' },
-                  { name: 'AWS_EC2_METADATA_DISABLED', value: 'true' },
-                  { name: 'KUBE_IAM_AUTH_CACHE_DIR', value: join(dir, 'cache') },
-                ],
-                interactiveMode: 'Never',
+    const kubeconfig = (name: string, who: FakeStsPrincipal, execApiVersion: string) => {
+      const file = join(dir, `${name}.kubeconfig`)
+      writeFileSync(
+        file,
+        dump({
+          apiVersion: 'v1',
+          kind: 'Config',
+          clusters: [
+            {
+              name: 'c',
+              cluster: {
+                server: apiserver.url,
+                'certificate-authority-data': Buffer.from(apiserver.caPem).toString('base64'),
               },
             },
-          },
-        ],
-        contexts: [{ name: 'ctx', context: { cluster: 'c', user: 'u' } }],
-        'current-context': 'ctx',
-      }),
+          ],
+          users: [
+            {
+              name: 'u',
+              user: {
+                exec: {
+                  apiVersion: execApiVersion,
+                  command: process.execPath,
+                  args: [BIN, 'token', '-i', CLUSTER, '--cache'],
+                  env: [
+                    { name: 'AWS_ACCESS_KEY_ID', value: who.accessKeyId },
+                    { name: 'AWS_SECRET_ACCESS_KEY', value: who.secretAccessKey },
+                    { name: 'AWS_REGION', value: 'eu-west-1' },
+                    { name: 'AWS_EC2_METADATA_DISABLED', value: 'true' },
+                    { name: 'KUBE_IAM_AUTH_CACHE_DIR', value: join(dir, 'cache') },
+                  ],
+                  interactiveMode: 'Never',
+                },
+              },
+            },
+          ],
+          contexts: [{ name: 'ctx', context: { cluster: 'c', user: 'u' } }],
+          'current-context': 'ctx',
+        }),
+      )
+      return file
+    }
+    const whoami = (file: string) =>
+      runProcess('kubectl', ['auth', 'whoami', '-o', 'json', '--kubeconfig', file], {
+        env: { PATH: process.env.PATH ?? '', HOME: dir },
+        timeoutMs: 30_000,
+      })
+
+    it.each(['client.authentication.k8s.io/v1', 'client.authentication.k8s.io/v1beta1'])(
+      'prints the mapped username and groups (exec apiVersion %s)',
+      async (execApiVersion) => {
+        const res = await whoami(kubeconfig(`dev-${execApiVersion.split('/')[1]}`, DEV, execApiVersion))
+        expect(res.stderr).toBe('')
+        expect(res.code).toBe(0)
+        const userInfo = JSON.parse(res.stdout).status.userInfo
+        expect(userInfo.username).toBe('dana')
+        expect(userInfo.groups).toEqual(['developers', 'acct:210987654321'])
+        expect(userInfo.uid).toBe(`aws-iam-authenticator:210987654321:${DEV.userId}`)
+        expect(userInfo.extra.arn).toEqual([DEV.arn])
+      },
+      60_000,
     )
-    return file
-  }
-  const whoami = (file: string) =>
-    runProcess('kubectl', ['auth', 'whoami', '-o', 'json', '--kubeconfig', file], {
-      env: { PATH: process.env.PATH ?? '', HOME: dir },
-      timeoutMs: 30_000,
-    })
 
-  it.each(['client.authentication.k8s.io/v1', 'client.authentication.k8s.io/v1beta1'])(
-    'prints the mapped username and groups (exec apiVersion %s)',
-    async (execApiVersion) => {
-      const res = await whoami(kubeconfig(`dev-${execApiVersion.split('/')[1]}`, DEV, execApiVersion))
-      expect(res.stderr).toBe('')
-      expect(res.code).toBe(0)
-      const userInfo = JSON.parse(res.stdout).status.userInfo
-      expect(userInfo.username).toBe('dana')
-      expect(userInfo.groups).toEqual(['developers', 'acct:210987654321'])
-      expect(userInfo.uid).toBe(`aws-iam-authenticator:210987654321:${DEV.userId}`)
-      expect(userInfo.extra.arn).toEqual([DEV.arn])
-    },
-    60_000,
-  )
-
-  it('refuses an identity with no mapping: kubectl reports Unauthorized', async () => {
-    const res = await whoami(kubeconfig('stranger', STRANGER, 'client.authentication.k8s.io/v1'))
-    expect(res.code).not.toBe(0)
-    expect(res.stderr).toMatch(/Unauthorized|must be logged in/)
-    // a clean denial is answered 200 (cacheable), not retried as an error
-    expect(apiserver.webhookStatuses.at(-1)).toBe(200)
-  }, 60_000)
-})
+    it('refuses an identity with no mapping: kubectl reports Unauthorized', async () => {
+      const res = await whoami(kubeconfig('stranger', STRANGER, 'client.authentication.k8s.io/v1'))
+      expect(res.code).not.toBe(0)
+      expect(res.stderr).toMatch(/Unauthorized|must be logged in/)
+      // a clean denial is answered 200 (cacheable), not retried as an error
+      expect(apiserver.webhookStatuses.at(-1)).toBe(200)
+    }, 60_000)
+  },
+)

@@ -7,7 +7,16 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { DEFAULTS, decodeServerConfig } from '../../src/config/server-config.js'
 import { startFakeSts, type FakeSts } from '../support/fake-sts.js'
 import { ALICE } from '../support/tokens.js'
-import { CAROL, distinctTokens, reviewBody, reviewFresh, sleep, startServerUnderTest, watchCrashes, type ServerUnderTest } from './support/harness.js'
+import {
+  CAROL,
+  distinctTokens,
+  reviewBody,
+  reviewFresh,
+  sleep,
+  startServerUnderTest,
+  watchCrashes,
+  type ServerUnderTest,
+} from './support/harness.js'
 import { httpRequest, jsonPost, openTcp, openTls, openTlsOverTcp, type RawConn } from './support/raw.js'
 
 const LIMIT = 64 * 1024
@@ -66,11 +75,14 @@ describe('bad input over a real TLS socket', () => {
   })
 
   /** One request on a fresh TLS connection; returns the first response and the connection. */
-  async function exchange(request: Buffer): Promise<{ status: number; body: string; headers: Record<string, string>; conn: RawConn }> {
+  async function exchange(
+    request: Buffer,
+  ): Promise<{ status: number; body: string; headers: Record<string, string>; conn: RawConn }> {
     const conn = track(await tls())
     await conn.write(request)
     const [res] = await conn.waitResponses(1)
-    if (res === undefined) throw new Error(`no response; received ${JSON.stringify(conn.received().toString('latin1').slice(0, 200))}`)
+    if (res === undefined)
+      throw new Error(`no response; received ${JSON.stringify(conn.received().toString('latin1').slice(0, 200))}`)
     return { ...res, conn }
   }
 
@@ -89,7 +101,13 @@ describe('bad input over a real TLS socket', () => {
 
     it('a body shorter than its Content-Length, then the client closes: no answer owed, nothing breaks', async () => {
       const conn = track(await tls())
-      await conn.write(httpRequest({ body: reviewBody(alice).slice(0, 100), contentLength: 500, headers: { 'Content-Type': 'application/json' } }))
+      await conn.write(
+        httpRequest({
+          body: reviewBody(alice).slice(0, 100),
+          contentLength: 500,
+          headers: { 'Content-Type': 'application/json' },
+        }),
+      )
       await sleep(100)
       conn.socket.end()
       const closed = await Promise.race([conn.closed, sleep(5000).then(() => undefined)])
@@ -107,7 +125,9 @@ describe('bad input over a real TLS socket', () => {
       expect(over.status).toBe(413)
       expect(over.body).toBe(`request body larger than ${LIMIT} bytes\n`)
       expect(over.headers.connection).toBe('close')
-      await expect(Promise.race([over.conn.closed.then(() => 'closed'), sleep(3000).then(() => 'open')])).resolves.toBe('closed')
+      await expect(Promise.race([over.conn.closed.then(() => 'closed'), sleep(3000).then(() => 'open')])).resolves.toBe(
+        'closed',
+      )
     })
 
     it(`a chunked body (no Content-Length) past ${LIMIT} bytes is a 413 too`, async () => {
@@ -125,39 +145,47 @@ describe('bad input over a real TLS socket', () => {
     it.each([
       ['with Content-Length', true],
       ['chunked', false],
-    ])('a 10 MiB body streamed slowly (%s) is cut off early: 413, closed, never buffered', async (_label, declared) => {
-      const total = 10 * 2 ** 20
-      const conn = track(await tls())
-      const headers: Record<string, string> = declared
-        ? { 'Content-Type': 'application/json', 'Content-Length': String(total) }
-        : { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' }
-      const usage = () => {
-        const m = process.memoryUsage()
-        return m.heapUsed + m.arrayBuffers
-      }
-      const baseline = usage()
-      let peak = baseline
-      await conn.write(httpRequest({ headers }))
-      const chunk = Buffer.alloc(32 * 1024, 0x20)
-      let sent = 0
-      const started = Date.now()
-      // 32 KiB every 10 ms: the whole body would take ~3.5 s; bounded in bytes and in time
-      while (sent < total && !conn.isClosed() && Date.now() - started < 8000) {
-        const ok = await conn.write(declared ? chunk : Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')]))
-        if (!ok) break
-        sent += chunk.length
-        peak = Math.max(peak, usage())
-        await sleep(10)
-      }
-      const closed = await Promise.race([conn.closed, sleep(3000).then(() => undefined)])
-      const [res] = conn.responses()
-      expect(res?.status).toBe(413)
-      expect(closed).toBeDefined()
-      // cut off after about the limit, not after reading (even to discard) the other ~10 MiB
-      expect(sent).toBeLessThan(2 ** 20)
-      expect(closed!.at - started).toBeLessThan(2000)
-      expect(peak - baseline).toBeLessThan(8 * 2 ** 20)
-    }, 40_000)
+    ])(
+      'a 10 MiB body streamed slowly (%s) is cut off early: 413, closed, never buffered',
+      async (_label, declared) => {
+        const total = 10 * 2 ** 20
+        const conn = track(await tls())
+        const headers: Record<string, string> = declared
+          ? { 'Content-Type': 'application/json', 'Content-Length': String(total) }
+          : { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' }
+        const usage = () => {
+          const m = process.memoryUsage()
+          return m.heapUsed + m.arrayBuffers
+        }
+        const baseline = usage()
+        let peak = baseline
+        await conn.write(httpRequest({ headers }))
+        const chunk = Buffer.alloc(32 * 1024, 0x20)
+        let sent = 0
+        const started = Date.now()
+        // 32 KiB every 10 ms: the whole body would take ~3.5 s; bounded in bytes and in time
+        while (sent < total && !conn.isClosed() && Date.now() - started < 8000) {
+          const ok = await conn.write(
+            declared
+              ? chunk
+              : Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')]),
+          )
+          if (!ok) break
+          sent += chunk.length
+          peak = Math.max(peak, usage())
+          await sleep(10)
+        }
+        const closed = await Promise.race([conn.closed, sleep(3000).then(() => undefined)])
+        const [res] = conn.responses()
+        expect(res?.status).toBe(413)
+        expect(closed).toBeDefined()
+        // cut off after about the limit, not after reading (even to discard) the other ~10 MiB
+        expect(sent).toBeLessThan(2 ** 20)
+        expect(closed!.at - started).toBeLessThan(2000)
+        expect(peak - baseline).toBeLessThan(8 * 2 ** 20)
+      },
+      40_000,
+    )
 
     it('deeply nested JSON within the size limit: 400 (or ignored where TokenReview has no such field), never a crash', async () => {
       const arrays = await exchange(jsonPost('['.repeat(32_000) + ']'.repeat(32_000)))
@@ -192,16 +220,28 @@ describe('bad input over a real TLS socket', () => {
 
     it('duplicate keys: the last one wins everywhere (as in Go encoding/json), consistently', async () => {
       const kindLast = await exchange(
-        jsonPost(`{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","kind":"SubjectAccessReview","spec":{"token":"x"}}`),
+        jsonPost(
+          `{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","kind":"SubjectAccessReview","spec":{"token":"x"}}`,
+        ),
       )
       expect(kindLast).toMatchObject({ status: 400, body: 'expected kind TokenReview, got "SubjectAccessReview"\n' })
-      const tokenLast = await exchange(jsonPost(`{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"token":"garbage","token":${JSON.stringify(alice)}}}`))
+      const tokenLast = await exchange(
+        jsonPost(
+          `{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"token":"garbage","token":${JSON.stringify(alice)}}}`,
+        ),
+      )
       expect(JSON.parse(tokenLast.body).status.user.username).toBe('alice')
-      const garbageLast = await exchange(jsonPost(`{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"token":${JSON.stringify(alice)},"token":"garbage"}}`))
+      const garbageLast = await exchange(
+        jsonPost(
+          `{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"token":${JSON.stringify(alice)},"token":"garbage"}}`,
+        ),
+      )
       expect(garbageLast.status).toBe(200)
       expect(JSON.parse(garbageLast.body).status).toEqual({ authenticated: false, user: {} })
       const versionLast = await exchange(
-        jsonPost(`{"apiVersion":"authentication.k8s.io/v1","apiVersion":"authentication.k8s.io/v1beta1","kind":"TokenReview","spec":{"token":${JSON.stringify(alice)}}}`),
+        jsonPost(
+          `{"apiVersion":"authentication.k8s.io/v1","apiVersion":"authentication.k8s.io/v1beta1","kind":"TokenReview","spec":{"token":${JSON.stringify(alice)}}}`,
+        ),
       )
       expect(JSON.parse(versionLast.body).apiVersion).toBe('authentication.k8s.io/v1beta1')
     })
@@ -220,7 +260,9 @@ describe('bad input over a real TLS socket', () => {
       ['multipart', 'multipart/form-data; boundary=x', 415],
       ['empty', '', 415],
     ] as const)('Content-Type %s (%s) is answered %i', async (_label, type, status) => {
-      const res = await exchange(httpRequest({ body: reviewBody(alice), headers: type === undefined ? {} : { 'Content-Type': type } }))
+      const res = await exchange(
+        httpRequest({ body: reviewBody(alice), headers: type === undefined ? {} : { 'Content-Type': type } }),
+      )
       expect(res.status).toBe(status)
       if (status === 200) expect(JSON.parse(res.body).status.user.username).toBe('alice')
       else expect(res.body).toBe('expected Content-Type: application/json\n')
@@ -245,14 +287,23 @@ describe('bad input over a real TLS socket', () => {
     })
 
     it('bytes that are not UTF-8 inside the token are a definitive denial', async () => {
-      const body = Buffer.concat([Buffer.from('{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"token":"k8s-aws-v1.'), Buffer.from([0xff, 0xfe, 0xc3]), Buffer.from('"}}')])
+      const body = Buffer.concat([
+        Buffer.from('{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"token":"k8s-aws-v1.'),
+        Buffer.from([0xff, 0xfe, 0xc3]),
+        Buffer.from('"}}'),
+      ])
       const res = await exchange(jsonPost(body))
       expect(res.status).toBe(200)
       expect(JSON.parse(res.body).status.authenticated).toBe(false)
     })
 
     it('headers larger than the server accepts: 431, not a crash', async () => {
-      const res = await exchange(httpRequest({ body: reviewBody(alice), headers: { 'Content-Type': 'application/json', 'X-Big': 'a'.repeat(20_000) } }))
+      const res = await exchange(
+        httpRequest({
+          body: reviewBody(alice),
+          headers: { 'Content-Type': 'application/json', 'X-Big': 'a'.repeat(20_000) },
+        }),
+      )
       expect(res.status).toBe(431)
     })
 
@@ -261,7 +312,9 @@ describe('bad input over a real TLS socket', () => {
       await conn.write('HELLO THERE\r\n\r\n')
       const [res] = await conn.waitResponses(1)
       expect(res?.status).toBe(400)
-      await expect(Promise.race([conn.closed.then(() => 'closed'), sleep(3000).then(() => 'open')])).resolves.toBe('closed')
+      await expect(Promise.race([conn.closed.then(() => 'closed'), sleep(3000).then(() => 'open')])).resolves.toBe(
+        'closed',
+      )
     })
   })
 
@@ -286,7 +339,9 @@ describe('bad input over a real TLS socket', () => {
       expect(JSON.parse(answers[2]!.body).status.user.username).toBe('alice')
       expect(JSON.parse(answers[3]!.body).status).toEqual({ authenticated: false, user: {} })
       expect(answers[4]!.body).toBe(MALFORMED)
-      await expect(Promise.race([conn.closed.then(() => 'closed'), sleep(3000).then(() => 'open')])).resolves.toBe('closed')
+      await expect(Promise.race([conn.closed.then(() => 'closed'), sleep(3000).then(() => 'open')])).resolves.toBe(
+        'closed',
+      )
     })
 
     it('slowloris: 50 sockets sending a header byte every 500 ms do not starve others, and are dropped after headersTimeout', async () => {
@@ -311,7 +366,11 @@ describe('bad input over a real TLS socket', () => {
         expect(Math.max(...latencies)).toBeLessThan(1000)
         // every slow socket is closed by the server: headersTimeout plus the sweep interval plus slack
         const deadline = HEADERS_TIMEOUT_MS + HEADERS_TIMEOUT_MS / 4 + 1500
-        const closedAt = await Promise.all(slow.map((c) => Promise.race([c.closed.then((x) => x.at - started), sleep(deadline + 1000).then(() => Infinity)])))
+        const closedAt = await Promise.all(
+          slow.map((c) =>
+            Promise.race([c.closed.then((x) => x.at - started), sleep(deadline + 1000).then(() => Infinity)]),
+          ),
+        )
         expect(Math.max(...closedAt)).toBeLessThan(deadline)
         expect(Math.min(...closedAt)).toBeGreaterThanOrEqual(HEADERS_TIMEOUT_MS - 100)
         expect(slow.every((c) => c.responses()[0]?.status === 408 || c.responses().length === 0)).toBe(true)
@@ -335,7 +394,9 @@ describe('bad input over a real TLS socket', () => {
       const answers = await Promise.all(Array.from({ length: 500 }, one))
       const elapsed = Date.now() - started
       console.log(`500 concurrent TLS connections, one review each: ${elapsed} ms`)
-      expect(answers.filter((a) => a?.status !== 200 || JSON.parse(a.body).status.user.username !== 'alice')).toEqual([])
+      expect(answers.filter((a) => a?.status !== 200 || JSON.parse(a.body).status.user.username !== 'alice')).toEqual(
+        [],
+      )
       expect(elapsed).toBeLessThan(30_000)
     }, 40_000)
 
@@ -343,7 +404,11 @@ describe('bad input over a real TLS socket', () => {
       const idle = await Promise.all(Array.from({ length: 20 }, async () => track(await tls())))
       const started = Date.now()
       expect((await srv.review(alice)).status).toBe(200)
-      const closedAt = await Promise.all(idle.map((c) => Promise.race([c.closed.then((x) => x.at - started), sleep(HEADERS_TIMEOUT_MS + 3000).then(() => Infinity)])))
+      const closedAt = await Promise.all(
+        idle.map((c) =>
+          Promise.race([c.closed.then((x) => x.at - started), sleep(HEADERS_TIMEOUT_MS + 3000).then(() => Infinity)]),
+        ),
+      )
       expect(Math.max(...closedAt)).toBeLessThan(HEADERS_TIMEOUT_MS + 1500)
       expect(idle.every((c) => c.received().length === 0)).toBe(true)
     })
@@ -390,14 +455,17 @@ describe('bad input over a real TLS socket', () => {
 })
 
 describe('server.headersTimeout (the knob the slowloris tests turn)', () => {
-  const decode = (headersTimeout?: string) => decodeServerConfig({ clusterID: 'c1', server: headersTimeout === undefined ? {} : { headersTimeout } })
+  const decode = (headersTimeout?: string) =>
+    decodeServerConfig({ clusterID: 'c1', server: headersTimeout === undefined ? {} : { headersTimeout } })
   it('defaults to 20 s, applied where the listener is created; accepts 100ms..60s; refuses the rest', () => {
     expect(decode().config?.headersTimeoutMs).toBeUndefined()
     expect(DEFAULTS.headersTimeoutMs).toBe(20_000)
     expect(decode('2s').config?.headersTimeoutMs).toBe(2000)
     expect(decode('60s').config?.headersTimeoutMs).toBe(60_000)
     for (const bad of ['50ms', '61s', '0s']) {
-      expect(decode(bad).problems).toContainEqual(expect.objectContaining({ path: 'server.headersTimeout', severity: 'error' }))
+      expect(decode(bad).problems).toContainEqual(
+        expect.objectContaining({ path: 'server.headersTimeout', severity: 'error' }),
+      )
     }
   })
 })

@@ -43,7 +43,9 @@ const CONCURRENCY = 12
 /** aws-auth at mapping version `v`: every username carries the version, so answers say which mapping decided. */
 const awsAuth = (v: string) => ({
   mapRoles: `- rolearn: arn:aws:iam::444455556666:role/Admin\n  username: admin-${v}:{{SessionName}}\n  groups: [admins]\n`,
-  mapUsers: [ALICE, CAROL, DAVE].map((p) => `- userarn: ${p.arn}\n  username: ${p.arn.split('/')[1]}-${v}\n  groups: [devs]\n`).join(''),
+  mapUsers: [ALICE, CAROL, DAVE]
+    .map((p) => `- userarn: ${p.arn}\n  username: ${p.arn.split('/')[1]}-${v}\n  groups: [devs]\n`)
+    .join(''),
 })
 const versionOf = (username: string | undefined) => /-(v[\w-]+)(?::|$)/.exec(username ?? '')?.[1]
 
@@ -93,7 +95,15 @@ describe('Kubernetes API faults under load (EKSConfigMap)', () => {
 
   afterEach(() => kube.setDown(false))
 
-  afterAll(() => endLoadSuite(`Kubernetes API faults (EKSConfigMap; STS healthy; client concurrency ${CONCURRENCY})`, rows, crashes, srv, [sts, kube]))
+  afterAll(() =>
+    endLoadSuite(
+      `Kubernetes API faults (EKSConfigMap; STS healthy; client concurrency ${CONCURRENCY})`,
+      rows,
+      crashes,
+      srv,
+      [sts, kube],
+    ),
+  )
 
   /** 70 % distinct tokens, 20 % cached identities, 10 % the cached unmapped BOB. */
   async function plan(n: number): Promise<{ bodies: string[]; unmapped: Set<number> }> {
@@ -110,21 +120,34 @@ describe('Kubernetes API faults under load (EKSConfigMap)', () => {
     return { bodies, unmapped }
   }
 
-  async function underLoad(scenario: string, during: () => Promise<void>): Promise<{ results: ReviewResult[]; samples: HealthSample[]; unmapped: Set<number> }> {
+  async function underLoad(
+    scenario: string,
+    during: () => Promise<void>,
+  ): Promise<{ results: ReviewResult[]; samples: HealthSample[]; unmapped: Set<number> }> {
     // more bodies than 1.5 s can take on this machine: the load is bounded by time and spans the fault
     const { bodies, unmapped } = await plan(900)
-    const { run, samples, row } = await measureLoad(srv, scenario, bodies, { concurrency: CONCURRENCY, maxMs: 1500, during })
+    const { run, samples, row } = await measureLoad(srv, scenario, bodies, {
+      concurrency: CONCURRENCY,
+      maxMs: 1500,
+      during,
+    })
     rows.push(row)
     expect(run.results.length).toBeGreaterThanOrEqual(50)
     expectHealthy(samples)
     const slow = run.results.filter((r) => ownMs(r) > LATENCY_BOUND_MS)
-    expect(slow.map((r) => `#${r.i} took ${Math.round(r.ms)} ms (${Math.round(r.waitMs)} ms waiting for a CPU)`)).toEqual([])
+    expect(
+      slow.map((r) => `#${r.i} took ${Math.round(r.ms)} ms (${Math.round(r.waitMs)} ms waiting for a CPU)`),
+    ).toEqual([])
     expect(await stsGauges(srv)).toEqual({ inflight: 0, queued: 0 })
     return { results: run.results, samples, unmapped }
   }
 
   /** Every review answered 200: mapped identities authenticated with one of `versions`, BOB denied. */
-  function expectAnswered(results: readonly ReviewResult[], unmapped: ReadonlySet<number>, versions: readonly string[]): void {
+  function expectAnswered(
+    results: readonly ReviewResult[],
+    unmapped: ReadonlySet<number>,
+    versions: readonly string[],
+  ): void {
     const wrong = results.filter((r) =>
       unmapped.has(r.i)
         ? !(r.status === 200 && r.authenticated === false)
@@ -192,7 +215,12 @@ describe('Kubernetes API faults under load (EKSConfigMap)', () => {
     try {
       const answers = await Promise.all(hits.map((t) => srv.review(t)))
       expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200])
-      expect(answers.map((a) => versionOf(a.json().status.user.username))).toEqual(['v-compacted', 'v-compacted', 'v-compacted', 'v-compacted'])
+      expect(answers.map((a) => versionOf(a.json().status.user.username))).toEqual([
+        'v-compacted',
+        'v-compacted',
+        'v-compacted',
+        'v-compacted',
+      ])
       const [fresh] = await distinctTokens([CAROL], 1)
       const started = Date.now()
       expect((await srv.review(fresh!)).status).toBe(503)

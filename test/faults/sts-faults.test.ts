@@ -82,7 +82,9 @@ describe('STS faults under load', () => {
           { userarn: CAROL.arn, username: 'carol', groups: ['devs'] },
           { userarn: DAVE.arn, username: 'dave', groups: ['devs'] },
         ],
-        mapRoles: [{ rolearn: 'arn:aws:iam::444455556666:role/Admin', username: 'admin:{{SessionName}}', groups: ['admins'] }],
+        mapRoles: [
+          { rolearn: 'arn:aws:iam::444455556666:role/Admin', username: 'admin:{{SessionName}}', groups: ['admins'] },
+        ],
         stsTimeout: `${STS_TIMEOUT_MS}ms`,
         stsQueueTimeout: `${QUEUE_TIMEOUT_MS}ms`,
         stsMaxConcurrency: 4,
@@ -107,7 +109,13 @@ describe('STS faults under load', () => {
   })
 
   afterAll(() =>
-    endLoadSuite(`STS faults (stsTimeout 500ms, stsQueueTimeout 300ms, stsMaxConcurrency 4; client concurrency ${CONCURRENCY} unless noted)`, rows, crashes, srv, [gate, sts]),
+    endLoadSuite(
+      `STS faults (stsTimeout 500ms, stsQueueTimeout 300ms, stsMaxConcurrency 4; client concurrency ${CONCURRENCY} unless noted)`,
+      rows,
+      crashes,
+      srv,
+      [gate, sts],
+    ),
   )
 
   type Kind = 'fresh' | 'hit' | 'hitDenied' | 'local'
@@ -123,7 +131,15 @@ describe('STS faults under load', () => {
       const slot = i % 10
       const kind: Kind = slot < 2 ? 'hit' : slot === 2 ? 'hitDenied' : slot === 3 ? 'local' : 'fresh'
       const token =
-        kind === 'hit' ? hits[i % hits.length]! : kind === 'hitDenied' ? hitDenied : kind === 'local' ? (i % 20 === 3 ? expired : `k8s-aws-v1.${'Zm9v'.repeat(1 + (i % 7))}`) : fresh[f++]!
+        kind === 'hit'
+          ? hits[i % hits.length]!
+          : kind === 'hitDenied'
+            ? hitDenied
+            : kind === 'local'
+              ? i % 20 === 3
+                ? expired
+                : `k8s-aws-v1.${'Zm9v'.repeat(1 + (i % 7))}`
+              : fresh[f++]!
       kinds.push(kind)
       tokens.push(token)
       bodies.push(reviewBody(token))
@@ -131,7 +147,12 @@ describe('STS faults under load', () => {
     return { bodies, kinds, tokens }
   }
 
-  function expectAnswers(results: readonly ReviewResult[], kinds: readonly Kind[], tokens: readonly string[], freshStatus: number): void {
+  function expectAnswers(
+    results: readonly ReviewResult[],
+    kinds: readonly Kind[],
+    tokens: readonly string[],
+    freshStatus: number,
+  ): void {
     const wrong: string[] = []
     for (const r of results) {
       const kind = kinds[r.i]!
@@ -142,25 +163,42 @@ describe('STS faults under load', () => {
             ? r.status === 200 && r.authenticated === false
             : // the fault's own answer, or (any fault) the limiter shedding load: both are transient, never cached
               (r.status === freshStatus || (r.status === 503 && SHED.test(r.reason ?? ''))) && r.authenticated === false
-      if (!ok && wrong.length < 5) wrong.push(`${kind} #${r.i}: ${r.status} ${r.authenticated} ${r.username ?? ''} ${r.reason ?? ''} ${r.error ?? ''}`)
+      if (!ok && wrong.length < 5)
+        wrong.push(
+          `${kind} #${r.i}: ${r.status} ${r.authenticated} ${r.username ?? ''} ${r.reason ?? ''} ${r.error ?? ''}`,
+        )
     }
     expect(wrong).toEqual([])
     // the fault's own answer dominates: shedding is the exception at this concurrency
     const fresh = results.filter((r) => kinds[r.i] === 'fresh')
     expect(fresh.filter((r) => r.status === freshStatus).length).toBeGreaterThanOrEqual(fresh.length / 2)
     const slow = results.filter((r) => ownMs(r) > LATENCY_BOUND_MS)
-    expect(slow.map((r) => `${kinds[r.i]} #${r.i} took ${Math.round(r.ms)} ms (${Math.round(r.waitMs)} ms waiting for a CPU)`)).toEqual([])
+    expect(
+      slow.map(
+        (r) => `${kinds[r.i]} #${r.i} took ${Math.round(r.ms)} ms (${Math.round(r.waitMs)} ms waiting for a CPU)`,
+      ),
+    ).toEqual([])
   }
 
   async function expectRecovery(): Promise<void> {
     expect((await reviewFresh(srv)).json().status.user.username).toBe('carol')
   }
 
-  async function faultUnderLoad(scenario: string, freshStatus: number, start: () => Promise<void> | void, stop: () => Promise<void> | void): Promise<void> {
+  async function faultUnderLoad(
+    scenario: string,
+    freshStatus: number,
+    start: () => Promise<void> | void,
+    stop: () => Promise<void> | void,
+  ): Promise<void> {
     const { bodies, kinds, tokens } = await plan(400)
     const cachedBefore = await srv.metric('kube_iam_auth_identity_cache_entries')
     const callsBefore = sts.calls.getCallerIdentity
-    const { run, samples, row } = await measureLoad(srv, scenario, bodies, { concurrency: CONCURRENCY, maxMs: 1500, start, stop })
+    const { run, samples, row } = await measureLoad(srv, scenario, bodies, {
+      concurrency: CONCURRENCY,
+      maxMs: 1500,
+      start,
+      stop,
+    })
     rows.push(row)
     expect(run.results.length).toBeGreaterThanOrEqual(50)
     expectAnswers(run.results, kinds, tokens, freshStatus)
@@ -179,14 +217,17 @@ describe('STS faults under load', () => {
     ['error500', 503],
     ['throttle', 429],
     ['reset', 503],
-  ] as const)('STS fault %s: fresh tokens get %i, cached identities 200, health stays fast, recovery is immediate', async (fault, status) => {
-    await faultUnderLoad(
-      fault,
-      status,
-      () => sts.setFault(fault as FakeStsFault),
-      () => sts.setFault('none'),
-    )
-  })
+  ] as const)(
+    'STS fault %s: fresh tokens get %i, cached identities 200, health stays fast, recovery is immediate',
+    async (fault, status) => {
+      await faultUnderLoad(
+        fault,
+        status,
+        () => sts.setFault(fault as FakeStsFault),
+        () => sts.setFault('none'),
+      )
+    },
+  )
 
   it('STS unreachable (connection refused): 503, cached identities 200, recovery once it listens again', async () => {
     await faultUnderLoad(
@@ -220,7 +261,12 @@ describe('STS faults under load', () => {
     sts.setLatency(200)
     const tokens = await distinctTokens(MAPPED, 40)
     // 8 at a time against 4 STS slots: waiting in the queue stays under its 300 ms timeout
-    const { run, samples, row } = await measureLoad(srv, 'slow (200 ms), conc. 8', tokens.map((t) => reviewBody(t)), { concurrency: 8, maxMs: 5000 })
+    const { run, samples, row } = await measureLoad(
+      srv,
+      'slow (200 ms), conc. 8',
+      tokens.map((t) => reviewBody(t)),
+      { concurrency: 8, maxMs: 5000 },
+    )
     rows.push(row)
     expect(run.results.length).toBe(40)
     expect(run.results.filter((r) => r.status !== 200 || r.authenticated !== true)).toEqual([])
@@ -234,19 +280,34 @@ describe('STS faults under load', () => {
     const cachedBefore = await srv.metric('kube_iam_auth_identity_cache_entries')
     sts.setFault('hang')
     // a first burst so that one-time allocations (TLS sessions, JIT code, pools) are not counted
-    await runLoad(srv, warm.map((t) => reviewBody(t)), { concurrency: 128, maxMs: 8000 })
+    await runLoad(
+      srv,
+      warm.map((t) => reviewBody(t)),
+      { concurrency: 128, maxMs: 8000 },
+    )
     await gaugesDrain(srv)
     const before = await memory()
-    const { run, samples, row } = await measureLoad(srv, 'hang, 2000 burst, conc. 128', tokens.map((t) => reviewBody(t)), { concurrency: 128, maxMs: 15_000, settleMs: 0 })
+    const { run, samples, row } = await measureLoad(
+      srv,
+      'hang, 2000 burst, conc. 128',
+      tokens.map((t) => reviewBody(t)),
+      { concurrency: 128, maxMs: 15_000, settleMs: 0 },
+    )
     rows.push(row)
     expect(run.results.length).toBe(2000)
     expect(run.results.filter((r) => r.status !== 503)).toEqual([])
-    expect(run.results.filter((r) => ownMs(r) > BURST_LATENCY_BOUND_MS).map((r) => `${Math.round(r.ms)} ms (${Math.round(r.waitMs)} waiting)`)).toEqual([])
+    expect(
+      run.results
+        .filter((r) => ownMs(r) > BURST_LATENCY_BOUND_MS)
+        .map((r) => `${Math.round(r.ms)} ms (${Math.round(r.waitMs)} waiting)`),
+    ).toEqual([])
     await gaugesDrain(srv)
     expect(await srv.metric('kube_iam_auth_identity_cache_entries')).toBe(cachedBefore)
     const after = await memory()
     const mib = (n: number) => Math.round((n / 2 ** 20) * 10) / 10
-    console.log(`memory over the 2000-request hang burst: heapUsed ${mib(before.heapUsed)} -> ${mib(after.heapUsed)} MiB, rss ${mib(before.rss)} -> ${mib(after.rss)} MiB`)
+    console.log(
+      `memory over the 2000-request hang burst: heapUsed ${mib(before.heapUsed)} -> ${mib(after.heapUsed)} MiB, rss ${mib(before.rss)} -> ${mib(after.rss)} MiB`,
+    )
     // a leak of even 2 KiB per failed review would show as 4 MiB
     expect(after.heapUsed - before.heapUsed).toBeLessThan(4 * 2 ** 20)
     expect(after.rss - before.rss).toBeLessThan(64 * 2 ** 20)

@@ -82,7 +82,13 @@ describe('spec 8.4 server cases', () => {
   })
 
   it('role mapping', async () => {
-    const chain = [file({ mapRoles: [{ rolearn: 'arn:aws:iam::0123456789012:role/Test', username: 'TestUser', groups: ['sys:admin', 'listers'] }] })]
+    const chain = [
+      file({
+        mapRoles: [
+          { rolearn: 'arn:aws:iam::0123456789012:role/Test', username: 'TestUser', groups: ['sys:admin', 'listers'] },
+        ],
+      }),
+    ]
     expect(await mapIdentity(chain, roleIdentity, undefined)).toEqual<ChainResult>({
       username: 'TestUser',
       groups: ['sys:admin', 'listers'],
@@ -93,8 +99,18 @@ describe('spec 8.4 server cases', () => {
   })
 
   it('user mapping', async () => {
-    const id = identityOf('arn:aws:iam::0123456789012:user/Test', { accountId: '0123456789012', userId: 'Test', accessKeyId: 'ABCDEF' })
-    const chain = [file({ mapUsers: [{ userarn: 'arn:aws:iam::0123456789012:user/Test', username: 'TestUser', groups: ['sys:admin', 'listers'] }] })]
+    const id = identityOf('arn:aws:iam::0123456789012:user/Test', {
+      accountId: '0123456789012',
+      userId: 'Test',
+      accessKeyId: 'ABCDEF',
+    })
+    const chain = [
+      file({
+        mapUsers: [
+          { userarn: 'arn:aws:iam::0123456789012:user/Test', username: 'TestUser', groups: ['sys:admin', 'listers'] },
+        ],
+      }),
+    ]
     expect(await mapIdentity(chain, id, undefined)).toEqual<ChainResult>({
       username: 'TestUser',
       groups: ['sys:admin', 'listers'],
@@ -108,7 +124,13 @@ describe('spec 8.4 server cases', () => {
     ['a user', 'arn:aws:iam::012345678901:user/Test', 'arn:aws:iam::012345678901:user/Test'],
     ['an assumed role', 'arn:aws:sts::012345678901:assumed-role/Test/extra', 'arn:aws:iam::012345678901:role/Test'],
   ])('account mapping of %s: the canonical ARN, no groups', async (_name, arn, username) => {
-    const expected: ChainResult = { username, groups: [], source: 'MountedFile', rule: 'mapAccounts[0]', kind: 'account' }
+    const expected: ChainResult = {
+      username,
+      groups: [],
+      source: 'MountedFile',
+      rule: 'mapAccounts[0]',
+      kind: 'account',
+    }
     const allow = () => file({ mapAccounts: ['012345678901'] }, RESERVED)
     expect(await mapIdentity([allow()], identityOf(arn), undefined)).toEqual(expected)
     // also when an empty backend precedes
@@ -116,7 +138,7 @@ describe('spec 8.4 server cases', () => {
     expect(await mapIdentity([file({}), allow()], identityOf(arn), undefined)).toEqual(expected)
   })
 
-  it('account mapping keeps the canonical ARN\'s case', async () => {
+  it("account mapping keeps the canonical ARN's case", async () => {
     const id = identityOf('arn:aws:sts::012345678901:assumed-role/MixedCase/Session')
     expect((await mapIdentity([file({ mapAccounts: ['012345678901'] })], id, undefined)).username).toBe(
       'arn:aws:iam::012345678901:role/MixedCase',
@@ -128,11 +150,17 @@ describe('spec 8.4 server cases', () => {
     const chain = [
       file({
         mapRoles: [
-          { rolearn: 'arn:aws:iam::0123456789012:role/TestNodeRole', username: 'system:node:{{EC2PrivateDNSName}}', groups: ['system:nodes', 'system:bootstrappers'] },
+          {
+            rolearn: 'arn:aws:iam::0123456789012:role/TestNodeRole',
+            username: 'system:node:{{EC2PrivateDNSName}}',
+            groups: ['system:nodes', 'system:bootstrappers'],
+          },
         ],
       }),
     ]
-    const id = identityOf('arn:aws:sts::0123456789012:assumed-role/TestNodeRole/i-0c6f21bf1f24f9708', { accountId: '0123456789012' })
+    const id = identityOf('arn:aws:sts::0123456789012:assumed-role/TestNodeRole/i-0c6f21bf1f24f9708', {
+      accountId: '0123456789012',
+    })
     expect(await mapIdentity(chain, id, resolve)).toEqual<ChainResult>({
       username: 'system:node:ip-172-31-27-14',
       groups: ['system:nodes', 'system:bootstrappers'],
@@ -156,7 +184,9 @@ describe('spec 8.4 server cases', () => {
     ['xsystem:masters', false],
     ['system', false],
   ])('reserved prefixes: username %s is refused: %s', async (username, refused) => {
-    const chain = [file({ mapRoles: [{ rolearn: 'arn:aws:iam::111122223333:role/r', username, groups: [] }] }, RESERVED)]
+    const chain = [
+      file({ mapRoles: [{ rolearn: 'arn:aws:iam::111122223333:role/r', username, groups: [] }] }, RESERVED),
+    ]
     const p = mapIdentity(chain, sessionOf('111122223333', 'r', 's'), undefined)
     if (refused) {
       await expectRejects(
@@ -173,7 +203,11 @@ describe('spec 8.4 server cases', () => {
 
 describe('reserved prefixes', () => {
   it('are checked on the rendered username', async () => {
-    const chain = [file({ mapRoles: [{ rolearn: 'arn:aws:iam::111122223333:role/r', username: '{{SessionName}}', groups: [] }] }, ['system:'])]
+    const chain = [
+      file({ mapRoles: [{ rolearn: 'arn:aws:iam::111122223333:role/r', username: '{{SessionName}}', groups: [] }] }, [
+        'system:',
+      ]),
+    ]
     const err = await expectRejects(
       mapIdentity(chain, sessionOf('111122223333', 'r', 'system:admin'), undefined),
       MappingFailed,
@@ -183,21 +217,33 @@ describe('reserved prefixes', () => {
   })
 
   it('are not checked on groups', async () => {
-    const chain = [file({ mapUsers: [{ userarn: 'arn:aws:iam::111122223333:user/bob', username: 'bob', groups: ['system:masters'] }] }, RESERVED)]
+    const chain = [
+      file(
+        { mapUsers: [{ userarn: 'arn:aws:iam::111122223333:user/bob', username: 'bob', groups: ['system:masters'] }] },
+        RESERVED,
+      ),
+    ]
     expect((await mapIdentity(chain, userOf('111122223333', 'bob'), undefined)).groups).toEqual(['system:masters'])
   })
 
   it('an empty prefix reserves nothing', async () => {
-    const chain = [file({ mapUsers: [{ userarn: 'arn:aws:iam::111122223333:user/bob', username: 'bob', groups: [] }] }, [''])]
+    const chain = [
+      file({ mapUsers: [{ userarn: 'arn:aws:iam::111122223333:user/bob', username: 'bob', groups: [] }] }, ['']),
+    ]
     expect((await mapIdentity(chain, userOf('111122223333', 'bob'), undefined)).username).toBe('bob')
   })
 
   it('are those of the backend that matched', async () => {
     const chain = [
-      new RulesMapper('EKSConfigMap', { mapUsers: [{ userarn: 'arn:aws:iam::111122223333:user/bob', username: 'system:bob', groups: [] }] }),
+      new RulesMapper('EKSConfigMap', {
+        mapUsers: [{ userarn: 'arn:aws:iam::111122223333:user/bob', username: 'system:bob', groups: [] }],
+      }),
       file({}, ['system:']),
     ]
-    expect(await mapIdentity(chain, userOf('111122223333', 'bob'), undefined)).toMatchObject({ username: 'system:bob', source: 'EKSConfigMap' })
+    expect(await mapIdentity(chain, userOf('111122223333', 'bob'), undefined)).toMatchObject({
+      username: 'system:bob',
+      source: 'EKSConfigMap',
+    })
   })
 
   it('a refused username denies at once: no later backend, no account allow-list', async () => {
@@ -205,7 +251,16 @@ describe('reserved prefixes', () => {
       mapRoles: [{ rolearn: 'arn:aws:iam::111122223333:role/r', username: 'fine', groups: [] }],
       mapAccounts: ['111122223333'],
     })
-    const chain = [file({ mapRoles: [{ rolearn: 'arn:aws:iam::111122223333:role/r', username: 'eks:r', groups: [] }], mapAccounts: ['111122223333'] }, RESERVED), later]
+    const chain = [
+      file(
+        {
+          mapRoles: [{ rolearn: 'arn:aws:iam::111122223333:role/r', username: 'eks:r', groups: [] }],
+          mapAccounts: ['111122223333'],
+        },
+        RESERVED,
+      ),
+      later,
+    ]
     await expectRejects(
       mapIdentity(chain, sessionOf('111122223333', 'r', 's'), undefined),
       MappingFailed,
@@ -224,7 +279,11 @@ describe('reserved prefixes', () => {
 })
 
 describe('template failures deny without falling through', () => {
-  const nodeRole = { rolearn: 'arn:aws:iam::111122223333:role/node', username: 'system:node:{{EC2PrivateDNSName}}', groups: ['system:nodes'] }
+  const nodeRole = {
+    rolearn: 'arn:aws:iam::111122223333:role/node',
+    username: 'system:node:{{EC2PrivateDNSName}}',
+    groups: ['system:nodes'],
+  }
 
   it('to a later backend or an account allow-list', async () => {
     const later = new RulesMapper('EKSConfigMap', {
@@ -245,7 +304,9 @@ describe('template failures deny without falling through', () => {
   it('names the group template and the backend', async () => {
     const chain = [
       new RulesMapper('DynamicFile', {
-        mapUsers: [{ userarn: 'arn:aws:iam::111122223333:user/bob', username: 'bob', groups: ['n-{{EC2PrivateDNSName}}'] }],
+        mapUsers: [
+          { userarn: 'arn:aws:iam::111122223333:user/bob', username: 'bob', groups: ['n-{{EC2PrivateDNSName}}'] },
+        ],
       }),
     ]
     await expectRejects(
@@ -260,7 +321,11 @@ describe('template failures deny without falling through', () => {
       throw new MappingFailed('EC2 DescribeInstances rate limit (15/s, burst 5) reached', { transient: true })
     }
     const err = await expectRejects(
-      mapIdentity([file({ mapRoles: [nodeRole], mapAccounts: ['111122223333'] })], sessionOf('111122223333', 'node', 'i-0123abcd'), resolve),
+      mapIdentity(
+        [file({ mapRoles: [nodeRole], mapAccounts: ['111122223333'] })],
+        sessionOf('111122223333', 'node', 'i-0123abcd'),
+        resolve,
+      ),
       MappingFailed,
       'mapper MountedFile mapRoles[0]: error rendering username template "system:node:{{EC2PrivateDNSName}}": ' +
         'EC2 DescribeInstances rate limit (15/s, burst 5) reached',
@@ -273,7 +338,9 @@ describe('template failures deny without falling through', () => {
     const resolve: PrivateDnsResolver = async () => {
       throw bug
     }
-    await expect(mapIdentity([file({ mapRoles: [nodeRole] })], sessionOf('111122223333', 'node', 'i-0123abcd'), resolve)).rejects.toBe(bug)
+    await expect(
+      mapIdentity([file({ mapRoles: [nodeRole] })], sessionOf('111122223333', 'node', 'i-0123abcd'), resolve),
+    ).rejects.toBe(bug)
   })
 })
 
@@ -284,7 +351,9 @@ describe('precedence', () => {
   it('an explicit mapping in a later backend beats an allowed account in an earlier one (upstream bug 9.6)', async () => {
     const chain = [
       file({ mapAccounts: [account] }),
-      new RulesMapper('EKSConfigMap', { mapRoles: [{ rolearn: `arn:aws:iam::${account}:role/Admin`, username: 'admin', groups: ['system:masters'] }] }),
+      new RulesMapper('EKSConfigMap', {
+        mapRoles: [{ rolearn: `arn:aws:iam::${account}:role/Admin`, username: 'admin', groups: ['system:masters'] }],
+      }),
     ]
     expect(await mapIdentity(chain, admin, undefined)).toEqual<ChainResult>({
       username: 'admin',
@@ -300,15 +369,29 @@ describe('precedence', () => {
       file({ mapAccounts: [account] }),
       file({ mapRoles: [{ rolearn: `arn:aws:iam::${account}:role/Admin`, username: 'admin', groups: [] }] }),
     ]
-    expect(await mapIdentity(chain, admin, undefined)).toMatchObject({ username: 'admin', rule: 'mapRoles[0]', kind: 'role' })
+    expect(await mapIdentity(chain, admin, undefined)).toMatchObject({
+      username: 'admin',
+      rule: 'mapRoles[0]',
+      kind: 'role',
+    })
   })
 
   it('the first backend with an explicit match wins, even an SSO match over a later explicit role', async () => {
     const id = sessionOf(account, 'AWSReservedSSO_Dev_0123456789abcdef', 'jdoe')
     const chain = [
-      new RulesMapper('EKSConfigMap', { mapRoles: [{ sso: { permissionSetName: 'Dev', accountID: account }, username: 'dev:{{SessionName}}', groups: [] }] }),
+      new RulesMapper('EKSConfigMap', {
+        mapRoles: [
+          { sso: { permissionSetName: 'Dev', accountID: account }, username: 'dev:{{SessionName}}', groups: [] },
+        ],
+      }),
       file({
-        mapRoles: [{ rolearn: `arn:aws:iam::${account}:role/AWSReservedSSO_Dev_0123456789abcdef`, username: 'exact', groups: [] }],
+        mapRoles: [
+          {
+            rolearn: `arn:aws:iam::${account}:role/AWSReservedSSO_Dev_0123456789abcdef`,
+            username: 'exact',
+            groups: [],
+          },
+        ],
       }),
     ]
     expect(await mapIdentity(chain, id, undefined)).toEqual<ChainResult>({
@@ -318,7 +401,11 @@ describe('precedence', () => {
       rule: 'mapRoles[0]',
       kind: 'sso',
     })
-    expect(await mapIdentity([...chain].reverse(), id, undefined)).toMatchObject({ username: 'exact', source: 'MountedFile', kind: 'role' })
+    expect(await mapIdentity([...chain].reverse(), id, undefined)).toMatchObject({
+      username: 'exact',
+      source: 'MountedFile',
+      kind: 'role',
+    })
   })
 
   it('within a backend an explicit role beats an SSO permission set', async () => {
@@ -327,16 +414,29 @@ describe('precedence', () => {
       file({
         mapRoles: [
           { sso: { permissionSetName: 'Dev', accountID: account }, username: 'by-sso', groups: [] },
-          { rolearn: `arn:aws:iam::${account}:role/AWSReservedSSO_Dev_0123456789abcdef`, username: 'by-role', groups: [] },
+          {
+            rolearn: `arn:aws:iam::${account}:role/AWSReservedSSO_Dev_0123456789abcdef`,
+            username: 'by-role',
+            groups: [],
+          },
         ],
         mapAccounts: [account],
       }),
     ]
-    expect(await mapIdentity(chain, id, undefined)).toMatchObject({ username: 'by-role', rule: 'mapRoles[1]', kind: 'role' })
+    expect(await mapIdentity(chain, id, undefined)).toMatchObject({
+      username: 'by-role',
+      rule: 'mapRoles[1]',
+      kind: 'role',
+    })
   })
 
   it('an explicit mapping in the same backend beats its account allow-list', async () => {
-    const chain = [file({ mapUsers: [{ userarn: `arn:aws:iam::${account}:user/bob`, username: 'bob', groups: [] }], mapAccounts: [account] })]
+    const chain = [
+      file({
+        mapUsers: [{ userarn: `arn:aws:iam::${account}:user/bob`, username: 'bob', groups: [] }],
+        mapAccounts: [account],
+      }),
+    ]
     expect(await mapIdentity(chain, userOf(account, 'bob'), undefined)).toMatchObject({ username: 'bob', kind: 'user' })
     expect(await mapIdentity(chain, userOf(account, 'carol'), undefined)).toMatchObject({
       username: `arn:aws:iam::${account}:user/carol`,
@@ -387,7 +487,11 @@ describe('NotMapped', () => {
       ],
     ],
   ])('%s', async (_name, chain) => {
-    const err = await expectRejects(mapIdentity(chain(), sessionOf('111122223333', 'Admin', 's'), undefined), NotMapped, 'identity is not mapped')
+    const err = await expectRejects(
+      mapIdentity(chain(), sessionOf('111122223333', 'Admin', 's'), undefined),
+      NotMapped,
+      'identity is not mapped',
+    )
     expect(err.code).toBe('ERR_NOT_MAPPED')
   })
 })

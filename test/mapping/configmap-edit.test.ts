@@ -53,7 +53,9 @@ describe('add (spec 8.3)', () => {
     expect(parsed.doc.mapUsers).toEqual([newUser])
     expect(parsed.doc.mapRoles).toEqual([{ rolearn: roleArn('a'), username: 'a', groups: ['a'] }])
 
-    expect(refusal(() => addToAwsAuth(updated, addRole({ rolearn: roleArn('a'), username: 'other', groups: [] })))).toBe(
+    expect(
+      refusal(() => addToAwsAuth(updated, addRole({ rolearn: roleArn('a'), username: 'other', groups: [] }))),
+    ).toBe(
       `cannot add duplicate role ARN "arn:aws:iam::${ACCOUNT}:role/a" (already mapRoles[0]; role paths are ignored)`,
     )
   })
@@ -66,20 +68,27 @@ describe('add (spec 8.3)', () => {
     expect(parsed.doc.mapRoles).toEqual([newRole])
     expect(parsed.doc.mapUsers).toEqual([{ userarn: userArn('a'), username: 'a', groups: ['a'] }])
 
-    expect(refusal(() => addToAwsAuth(updated, addUser({ userarn: userArn('a'), username: 'other', groups: [] })))).toBe(
-      `cannot add duplicate user ARN "arn:aws:iam::${ACCOUNT}:user/a" (already mapUsers[0])`,
-    )
+    expect(
+      refusal(() => addToAwsAuth(updated, addUser({ userarn: userArn('a'), username: 'other', groups: [] }))),
+    ).toBe(`cannot add duplicate user ARN "arn:aws:iam::${ACCOUNT}:user/a" (already mapUsers[0])`)
   })
 
   it('an SSO role added to an empty aws-auth round-trips', () => {
-    const newSsoRole: RoleMapping = { sso: { permissionSetName: 'ViewOnlyAccess', accountID: '012345678912' }, username: 'b', groups: ['b'] }
+    const newSsoRole: RoleMapping = {
+      sso: { permissionSetName: 'ViewOnlyAccess', accountID: '012345678912' },
+      username: 'b',
+      groups: ['b'],
+    }
     const updated = addToAwsAuth({}, addRole(newSsoRole))
     expect(updated).toEqual({
-      mapRoles: "- sso:\n    permissionSetName: ViewOnlyAccess\n    accountID: '012345678912'\n  username: b\n  groups:\n    - b\n",
+      mapRoles:
+        "- sso:\n    permissionSetName: ViewOnlyAccess\n    accountID: '012345678912'\n  username: b\n  groups:\n    - b\n",
     })
     const parsed = parseBack(updated)
     expect(parsed.doc.mapRoles).toEqual([newSsoRole])
-    expect(lookupRules(parsed.rules, sessionOf('012345678912', 'AWSReservedSSO_ViewOnlyAccess_0123abcd', 'jane'))?.kind).toBe('sso')
+    expect(
+      lookupRules(parsed.rules, sessionOf('012345678912', 'AWSReservedSSO_ViewOnlyAccess_0123abcd', 'jane'))?.kind,
+    ).toBe('sso')
   })
 
   it('an SSO role with a partition round-trips and matches in that partition', () => {
@@ -92,22 +101,49 @@ describe('add (spec 8.3)', () => {
     expect(parsed.doc.mapRoles).toEqual([newSsoRole])
     const cn = sessionOf('012345678912', 'AWSReservedSSO_ViewOnlyAccess_0123abcd', 'jane', { partition: 'aws-cn' })
     expect(lookupRules(parsed.rules, cn)?.kind).toBe('sso')
-    expect(lookupRules(parsed.rules, sessionOf('012345678912', 'AWSReservedSSO_ViewOnlyAccess_0123abcd', 'jane'))).toBeUndefined()
+    expect(
+      lookupRules(parsed.rules, sessionOf('012345678912', 'AWSReservedSSO_ViewOnlyAccess_0123abcd', 'jane')),
+    ).toBeUndefined()
   })
 
   it('adding the same SSO mapping twice is a duplicate', () => {
-    const sso: RoleMapping = { sso: { permissionSetName: 'ViewOnlyAccess', accountID: '012345678912' }, username: 'b', groups: ['b'] }
+    const sso: RoleMapping = {
+      sso: { permissionSetName: 'ViewOnlyAccess', accountID: '012345678912' },
+      username: 'b',
+      groups: ['b'],
+    }
     const once = addToAwsAuth({}, addRole(sso))
-    expect(refusal(() => addToAwsAuth(once, addRole(sso)))).toBe('cannot add duplicate SSO permission set mapping (already mapRoles[0])')
+    expect(refusal(() => addToAwsAuth(once, addRole(sso)))).toBe(
+      'cannot add duplicate SSO permission set mapping (already mapRoles[0])',
+    )
     // permission set names match case-insensitively, so another case is the same mapping
-    const lower: RoleMapping = { sso: { permissionSetName: 'viewonlyaccess', accountID: '012345678912' }, username: 'c', groups: [] }
-    expect(refusal(() => addToAwsAuth(once, addRole(lower)))).toBe('cannot add duplicate SSO permission set mapping (already mapRoles[0])')
+    const lower: RoleMapping = {
+      sso: { permissionSetName: 'viewonlyaccess', accountID: '012345678912' },
+      username: 'c',
+      groups: [],
+    }
+    expect(refusal(() => addToAwsAuth(once, addRole(lower)))).toBe(
+      'cannot add duplicate SSO permission set mapping (already mapRoles[0])',
+    )
   })
 
   it('the same permission set in another account or partition is not a duplicate', () => {
-    const once = addToAwsAuth({}, addRole({ sso: { permissionSetName: 'Dev', accountID: '012345678912' }, username: 'a', groups: [] }))
-    const twice = addToAwsAuth(once, addRole({ sso: { permissionSetName: 'Dev', accountID: '999999999999' }, username: 'b', groups: [] }))
-    const thrice = addToAwsAuth(twice, addRole({ sso: { permissionSetName: 'Dev', accountID: '012345678912', partition: 'aws-cn' }, username: 'c', groups: [] }))
+    const once = addToAwsAuth(
+      {},
+      addRole({ sso: { permissionSetName: 'Dev', accountID: '012345678912' }, username: 'a', groups: [] }),
+    )
+    const twice = addToAwsAuth(
+      once,
+      addRole({ sso: { permissionSetName: 'Dev', accountID: '999999999999' }, username: 'b', groups: [] }),
+    )
+    const thrice = addToAwsAuth(
+      twice,
+      addRole({
+        sso: { permissionSetName: 'Dev', accountID: '012345678912', partition: 'aws-cn' },
+        username: 'c',
+        groups: [],
+      }),
+    )
     expect(parseBack(thrice).rules.sso).toHaveLength(3)
   })
 })
@@ -115,7 +151,12 @@ describe('add (spec 8.3)', () => {
 describe('duplicates', () => {
   it('a role is the same role whatever its path or ARN form', () => {
     const data = { mapRoles: `- rolearn: ${roleArn('team/Deployer')}\n  username: deployer\n` }
-    for (const arn of [roleArn('Deployer'), roleArn('deployer'), roleArn('other-team/deployer'), `arn:aws:sts::${ACCOUNT}:assumed-role/Deployer/s`]) {
+    for (const arn of [
+      roleArn('Deployer'),
+      roleArn('deployer'),
+      roleArn('other-team/deployer'),
+      `arn:aws:sts::${ACCOUNT}:assumed-role/Deployer/s`,
+    ]) {
       expect(refusal(() => addToAwsAuth(data, addRole({ rolearn: arn, username: 'x', groups: [] })))).toBe(
         `cannot add duplicate role ARN "arn:aws:iam::${ACCOUNT}:role/deployer" (already mapRoles[0]; role paths are ignored)`,
       )
@@ -131,7 +172,10 @@ describe('duplicates', () => {
 
   it('the same role name in another account is not a duplicate', () => {
     const data = { mapRoles: `- rolearn: ${roleArn('a')}\n  username: a\n` }
-    const updated = addToAwsAuth(data, addRole({ rolearn: 'arn:aws:iam::444455556666:role/a', username: 'b', groups: [] }))
+    const updated = addToAwsAuth(
+      data,
+      addRole({ rolearn: 'arn:aws:iam::444455556666:role/a', username: 'b', groups: [] }),
+    )
     expect(parseBack(updated).rules.counts.roles).toBe(2)
   })
 })
@@ -151,7 +195,10 @@ describe('the existing text is kept; the new entry matches its indentation', () 
       `${indent}    - system:nodes`,
       '',
     ].join('\n')
-    const updated = addToAwsAuth({ mapRoles: existing }, addRole({ rolearn: roleArn('admin'), username: 'admin', groups: ['system:masters'] }))
+    const updated = addToAwsAuth(
+      { mapRoles: existing },
+      addRole({ rolearn: roleArn('admin'), username: 'admin', groups: ['system:masters'] }),
+    )
     expect(updated.mapRoles).toBe(
       `${existing}${indent}- rolearn: ${roleArn('admin')}\n${indent}  username: admin\n${indent}  groups:\n${indent}    - system:masters\n`,
     )
@@ -174,21 +221,36 @@ describe('the existing text is kept; the new entry matches its indentation', () 
       '# end of list',
       '',
     ].join('\n')
-    const updated = addToAwsAuth({ mapUsers: existing }, addUser({ userarn: userArn('bob'), username: 'bob', groups: ['devs'] }))
+    const updated = addToAwsAuth(
+      { mapUsers: existing },
+      addUser({ userarn: userArn('bob'), username: 'bob', groups: ['devs'] }),
+    )
     expect(updated.mapUsers!.startsWith(existing)).toBe(true)
-    expect(updated.mapUsers!.slice(existing.length)).toBe(`- userarn: ${userArn('bob')}\n  username: bob\n  groups:\n    - devs\n`)
+    expect(updated.mapUsers!.slice(existing.length)).toBe(
+      `- userarn: ${userArn('bob')}\n  username: bob\n  groups:\n    - devs\n`,
+    )
     expect(parseBack(updated).doc.mapUsers.map((u) => u.username)).toEqual(['alice', 'bob'])
   })
 
   it('a value without a final newline gets one before the new entry', () => {
-    const updated = addToAwsAuth({ mapUsers: `- userarn: ${userArn('a')}\n  username: a` }, addUser({ userarn: userArn('b'), username: 'b', groups: [] }))
-    expect(updated.mapUsers).toBe(`- userarn: ${userArn('a')}\n  username: a\n- userarn: ${userArn('b')}\n  username: b\n`)
+    const updated = addToAwsAuth(
+      { mapUsers: `- userarn: ${userArn('a')}\n  username: a` },
+      addUser({ userarn: userArn('b'), username: 'b', groups: [] }),
+    )
+    expect(updated.mapUsers).toBe(
+      `- userarn: ${userArn('a')}\n  username: a\n- userarn: ${userArn('b')}\n  username: b\n`,
+    )
   })
 
   it('list items written as "-" alone on their line (upstream test style) set the indentation, not a nested list', () => {
     const existing = `\n-\n  userarn: "${userArn('matlan')}"\n  username: matlan\n  groups:\n    - loadedfromconfigmap\n    - "system:master"\n`
-    const updated = addToAwsAuth({ mapUsers: existing }, addUser({ userarn: userArn('nic'), username: 'nic', groups: ['system:master'] }))
-    expect(updated.mapUsers).toBe(`${existing}- userarn: ${userArn('nic')}\n  username: nic\n  groups:\n    - system:master\n`)
+    const updated = addToAwsAuth(
+      { mapUsers: existing },
+      addUser({ userarn: userArn('nic'), username: 'nic', groups: ['system:master'] }),
+    )
+    expect(updated.mapUsers).toBe(
+      `${existing}- userarn: ${userArn('nic')}\n  username: nic\n  groups:\n    - system:master\n`,
+    )
     expect(parseBack(updated).doc.mapUsers.map((u) => u.username)).toEqual(['matlan', 'nic'])
   })
 
@@ -232,15 +294,27 @@ describe('empty values become a one-entry list', () => {
   it('empty groups, an empty SSO partition and an absent userid are left out; a userid is kept', () => {
     const updated = addToAwsAuth(
       {},
-      addRole({ sso: { permissionSetName: 'Dev', accountID: ACCOUNT, partition: '' }, username: 'dev', groups: [], userid: undefined }),
+      addRole({
+        sso: { permissionSetName: 'Dev', accountID: ACCOUNT, partition: '' },
+        username: 'dev',
+        groups: [],
+        userid: undefined,
+      }),
     )
     expect(updated.mapRoles).toBe(`- sso:\n    permissionSetName: Dev\n    accountID: '${ACCOUNT}'\n  username: dev\n`)
-    const withId = addToAwsAuth({}, addUser({ userarn: userArn('a'), username: 'a', groups: [], userid: 'AIDAEXAMPLE' }))
+    const withId = addToAwsAuth(
+      {},
+      addUser({ userarn: userArn('a'), username: 'a', groups: [], userid: 'AIDAEXAMPLE' }),
+    )
     expect(withId.mapUsers).toBe(`- userarn: ${userArn('a')}\n  username: a\n  userid: AIDAEXAMPLE\n`)
   })
 
   it('templates survive the round trip', () => {
-    const node = { rolearn: roleArn('node'), username: 'system:node:{{EC2PrivateDNSName}}', groups: ['system:bootstrappers', 'system:nodes'] }
+    const node = {
+      rolearn: roleArn('node'),
+      username: 'system:node:{{EC2PrivateDNSName}}',
+      groups: ['system:bootstrappers', 'system:nodes'],
+    }
     const parsed = parseBack(addToAwsAuth({}, addRole(node)))
     expect(parsed.doc.mapRoles).toEqual([node])
   })
@@ -261,8 +335,12 @@ describe('invalid documents and entries are refused', () => {
   })
 
   it('a current value that is not YAML is refused', () => {
-    const message = refusal(() => addToAwsAuth({ mapUsers: '- [' }, addRole({ rolearn: roleArn('a'), username: 'a', groups: [] })))
-    expect(message).toMatch(/^the current aws-auth ConfigMap is invalid; fix it first:\n {2}- data\.mapUsers: invalid YAML: /)
+    const message = refusal(() =>
+      addToAwsAuth({ mapUsers: '- [' }, addRole({ rolearn: roleArn('a'), username: 'a', groups: [] })),
+    )
+    expect(message).toMatch(
+      /^the current aws-auth ConfigMap is invalid; fix it first:\n {2}- data\.mapUsers: invalid YAML: /,
+    )
   })
 
   it.each<[string, AwsAuthAddition, string]>([
@@ -271,7 +349,11 @@ describe('invalid documents and entries are refused', () => {
       addUser({ userarn: userArn('a'), username: '{{Nope}}', groups: [] }),
       '  - data.mapUsers[0].username: unknown template variable {{Nope}} (known: {{EC2PrivateDNSName}}, {{AccountID}}, {{SessionName}}, {{SessionNameRaw}}, {{AccessKeyID}})',
     ],
-    ['an empty username', addUser({ userarn: userArn('a'), username: '', groups: [] }), '  - data.mapUsers[0].username: username must be a non-empty string'],
+    [
+      'an empty username',
+      addUser({ userarn: userArn('a'), username: '', groups: [] }),
+      '  - data.mapUsers[0].username: username must be a non-empty string',
+    ],
     [
       'a role ARN given as a user',
       addUser({ userarn: roleArn('a'), username: 'a', groups: [] }),
@@ -293,6 +375,8 @@ describe('invalid documents and entries are refused', () => {
       '  - data.mapRoles[0]: one of rolearn or SSO must be supplied',
     ],
   ])('%s', (_name, addition, problem) => {
-    expect(refusal(() => addToAwsAuth({}, addition))).toBe(`refusing a change that would leave the aws-auth ConfigMap invalid:\n${problem}`)
+    expect(refusal(() => addToAwsAuth({}, addition))).toBe(
+      `refusing a change that would leave the aws-auth ConfigMap invalid:\n${problem}`,
+    )
   })
 })

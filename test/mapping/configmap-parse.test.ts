@@ -39,7 +39,12 @@ describe('aws-auth fixtures (spec 8.3)', () => {
       expect(parsed.problems).toEqual([])
       expect(parsed.doc).toEqual({ mapRoles: [NODE_ROLE], mapUsers: [ADMIN_USER], mapAccounts: ['555555555555'] })
       expect(parsed.rules.counts).toEqual({ roles: 1, users: 1, accounts: 1 })
-      expect(lookupRules(parsed.rules, sessionOf('555555555555', 'devel-worker-nodes-NodeInstanceRole-74RF4UBDUKL6', 'i-0123456789abcdef0'))).toEqual({
+      expect(
+        lookupRules(
+          parsed.rules,
+          sessionOf('555555555555', 'devel-worker-nodes-NodeInstanceRole-74RF4UBDUKL6', 'i-0123456789abcdef0'),
+        ),
+      ).toEqual({
         mapping: { username: NODE_ROLE.username, groups: NODE_ROLE.groups },
         rule: 'mapRoles[0]',
         kind: 'role',
@@ -57,17 +62,20 @@ describe('aws-auth fixtures (spec 8.3)', () => {
   it.each<[string, [string, string, string]]>([
     ['aws-auth-lower-case-top-keys.yaml', ['maproles', 'mapusers', 'mapaccounts']],
     ['aws-auth-crazy-case-top-keys.yaml', ['MaPrOlEs', 'MaPuSeRs', 'MaPaCcOuNtS']],
-  ])('%s -> nothing (top-level keys are case-sensitive), with a "did you mean" warning per key', (name, [roles, users, accounts]) => {
-    const parsed = parseFixture(name)
-    expect(parsed.problems).toEqual([
-      warn(`data.${roles}`, 'ignored: aws-auth keys are case-sensitive, did you mean "mapRoles"?'),
-      warn(`data.${users}`, 'ignored: aws-auth keys are case-sensitive, did you mean "mapUsers"?'),
-      warn(`data.${accounts}`, 'ignored: aws-auth keys are case-sensitive, did you mean "mapAccounts"?'),
-    ])
-    expect(parsed.doc).toEqual(EMPTY_DOC)
-    expect(parsed.rules.counts).toEqual(NO_RULES)
-    expect(lookupRules(parsed.rules, userOf('555555555555', 'admin'))).toBeUndefined()
-  })
+  ])(
+    '%s -> nothing (top-level keys are case-sensitive), with a "did you mean" warning per key',
+    (name, [roles, users, accounts]) => {
+      const parsed = parseFixture(name)
+      expect(parsed.problems).toEqual([
+        warn(`data.${roles}`, 'ignored: aws-auth keys are case-sensitive, did you mean "mapRoles"?'),
+        warn(`data.${users}`, 'ignored: aws-auth keys are case-sensitive, did you mean "mapUsers"?'),
+        warn(`data.${accounts}`, 'ignored: aws-auth keys are case-sensitive, did you mean "mapAccounts"?'),
+      ])
+      expect(parsed.doc).toEqual(EMPTY_DOC)
+      expect(parsed.rules.counts).toEqual(NO_RULES)
+      expect(lookupRules(parsed.rules, userOf('555555555555', 'admin'))).toBeUndefined()
+    },
+  )
 
   it('aws-auth-space-out-of-place.yaml -> one group "system:bootstrappers - system:nodes"', () => {
     const parsed = parseFixture('aws-auth-space-out-of-place.yaml')
@@ -77,7 +85,9 @@ describe('aws-auth fixtures (spec 8.3)', () => {
       mapUsers: [ADMIN_USER],
       mapAccounts: ['555555555555'],
     })
-    expect(lookupRules(parsed.rules, identityOf(NODE_ROLE_ARN))?.mapping.groups).toEqual(['system:bootstrappers - system:nodes'])
+    expect(lookupRules(parsed.rules, identityOf(NODE_ROLE_ARN))?.mapping.groups).toEqual([
+      'system:bootstrappers - system:nodes',
+    ])
   })
 
   it('aws-auth-missing-bar.yaml (mapRoles is a YAML list, not a string) -> an error: the document is invalid', () => {
@@ -95,11 +105,14 @@ describe('aws-auth fixtures (spec 8.3)', () => {
 })
 
 describe('empty values', () => {
-  it.each(['', '   ', '\n', '""', ' "" \n', "''", "  ''  ", '``', '\n``\n'])('%j means empty, in every key', (value) => {
-    const parsed = parseAwsAuthData({ mapRoles: value, mapUsers: value, mapAccounts: value })
-    expect(parsed.problems).toEqual([])
-    expect(parsed.doc).toEqual(EMPTY_DOC)
-  })
+  it.each(['', '   ', '\n', '""', ' "" \n', "''", "  ''  ", '``', '\n``\n'])(
+    '%j means empty, in every key',
+    (value) => {
+      const parsed = parseAwsAuthData({ mapRoles: value, mapUsers: value, mapAccounts: value })
+      expect(parsed.problems).toEqual([])
+      expect(parsed.doc).toEqual(EMPTY_DOC)
+    },
+  )
 
   it.each<[string, Record<string, unknown> | undefined]>([
     ['no data at all', undefined],
@@ -128,7 +141,11 @@ describe('ConfigMap store lookups (aws-auth-sso.yaml)', () => {
   })
 
   it('user lookup is exact (case-insensitive); an unknown user is not found', () => {
-    const matt = { mapping: { username: 'matlan', groups: ['system:master', 'dev'] }, rule: 'mapUsers[0]', kind: 'user' }
+    const matt = {
+      mapping: { username: 'matlan', groups: ['system:master', 'dev'] },
+      rule: 'mapUsers[0]',
+      kind: 'user',
+    }
     expect(lookupRules(parsed.rules, userOf('123123123123', 'matt'))).toEqual(matt)
     expect(lookupRules(parsed.rules, userOf('123123123123', 'MATT'))).toEqual(matt)
     expect(lookupRules(parsed.rules, userOf('123123123123', 'nic'))).toBeUndefined()
@@ -152,9 +169,16 @@ describe('ConfigMap store lookups (aws-auth-sso.yaml)', () => {
       rule: 'mapRoles[1]',
       kind: 'sso',
     })
-    expect(lookupRules(parsed.rules, identityOf('arn:aws:iam::012345678912:role/awsreservedsso_viewonlyaccess_123123123'))?.rule).toBe('mapRoles[1]')
-    expect(lookupRules(parsed.rules, sessionOf('012345678912', 'AWSReservedSSO_Billing_123123123', 's'))).toBeUndefined()
-    expect(lookupRules(parsed.rules, sessionOf('123123123123', 'AWSReservedSSO_ViewOnlyAccess_123123123', 's'))).toBeUndefined()
+    expect(
+      lookupRules(parsed.rules, identityOf('arn:aws:iam::012345678912:role/awsreservedsso_viewonlyaccess_123123123'))
+        ?.rule,
+    ).toBe('mapRoles[1]')
+    expect(
+      lookupRules(parsed.rules, sessionOf('012345678912', 'AWSReservedSSO_Billing_123123123', 's')),
+    ).toBeUndefined()
+    expect(
+      lookupRules(parsed.rules, sessionOf('123123123123', 'AWSReservedSSO_ViewOnlyAccess_123123123', 's')),
+    ).toBeUndefined()
   })
 
   it('the accounts are exactly the listed ones', () => {
@@ -165,29 +189,42 @@ describe('ConfigMap store lookups (aws-auth-sso.yaml)', () => {
 
 describe('entry fields are case-insensitive', () => {
   it.each(['rolearn', 'roleARN', 'RoLeArN', 'ROLEARN'])('%s', (key) => {
-    const parsed = parseAwsAuthData({ mapRoles: `- ${key}: arn:aws:iam::111122223333:role/a\n  UserName: a\n  GROUPS: [g]\n` })
+    const parsed = parseAwsAuthData({
+      mapRoles: `- ${key}: arn:aws:iam::111122223333:role/a\n  UserName: a\n  GROUPS: [g]\n`,
+    })
     expect(parsed.problems).toEqual([])
     expect(parsed.doc.mapRoles).toEqual([{ rolearn: 'arn:aws:iam::111122223333:role/a', username: 'a', groups: ['g'] }])
   })
 
   it('sso fields too', () => {
     const parsed = parseAwsAuthData({
-      mapRoles: '- SSO:\n    PermissionSetName: Dev\n    ACCOUNTID: "111122223333"\n    Partition: aws-cn\n  username: dev\n',
+      mapRoles:
+        '- SSO:\n    PermissionSetName: Dev\n    ACCOUNTID: "111122223333"\n    Partition: aws-cn\n  username: dev\n',
     })
     expect(parsed.problems).toEqual([])
-    expect(parsed.doc.mapRoles).toEqual([{ sso: { permissionSetName: 'Dev', accountID: '111122223333', partition: 'aws-cn' }, username: 'dev' }])
-    expect(lookupRules(parsed.rules, sessionOf('111122223333', 'AWSReservedSSO_Dev_abc', 's', { partition: 'aws-cn' }))?.kind).toBe('sso')
+    expect(parsed.doc.mapRoles).toEqual([
+      { sso: { permissionSetName: 'Dev', accountID: '111122223333', partition: 'aws-cn' }, username: 'dev' },
+    ])
+    expect(
+      lookupRules(parsed.rules, sessionOf('111122223333', 'AWSReservedSSO_Dev_abc', 's', { partition: 'aws-cn' }))
+        ?.kind,
+    ).toBe('sso')
   })
 
   it('the same field twice in different case is an error', () => {
     const parsed = parseAwsAuthData({
-      mapRoles: '- rolearn: arn:aws:iam::111122223333:role/a\n  roleArn: arn:aws:iam::111122223333:role/b\n  username: u\n',
+      mapRoles:
+        '- rolearn: arn:aws:iam::111122223333:role/a\n  roleArn: arn:aws:iam::111122223333:role/b\n  username: u\n',
     })
-    expect(parsed.problems).toEqual([err('data.mapRoles[0].roleArn', 'duplicate key (also written as "rolearn"; keys are case-insensitive)')])
+    expect(parsed.problems).toEqual([
+      err('data.mapRoles[0].roleArn', 'duplicate key (also written as "rolearn"; keys are case-insensitive)'),
+    ])
   })
 
   it('an unknown field is a warning', () => {
-    const parsed = parseAwsAuthData({ mapUsers: '- userarn: arn:aws:iam::111122223333:user/a\n  username: a\n  team: platform\n' })
+    const parsed = parseAwsAuthData({
+      mapUsers: '- userarn: arn:aws:iam::111122223333:user/a\n  username: a\n  team: platform\n',
+    })
     expect(parsed.problems).toEqual([warn('data.mapUsers[0].team', 'unknown key (ignored)')])
     expect(parsed.rules.counts.users).toBe(1)
   })
@@ -228,9 +265,12 @@ describe('role ARNs are canonicalized and path-stripped', () => {
 
   it('a role written with and without its path is a duplicate (warning; the first wins)', () => {
     const p = parseAwsAuthData({
-      mapRoles: '- rolearn: arn:aws:iam::111122223333:role/team/x\n  username: first\n- rolearn: arn:aws:iam::111122223333:role/X\n  username: second\n',
+      mapRoles:
+        '- rolearn: arn:aws:iam::111122223333:role/team/x\n  username: first\n- rolearn: arn:aws:iam::111122223333:role/X\n  username: second\n',
     })
-    expect(p.problems).toEqual([warn('data.mapRoles[1].rolearn', 'duplicate of mapRoles[0] (role paths are ignored); the first entry wins')])
+    expect(p.problems).toEqual([
+      warn('data.mapRoles[1].rolearn', 'duplicate of mapRoles[0] (role paths are ignored); the first entry wins'),
+    ])
     expect(lookupRules(p.rules, sessionOf('111122223333', 'x', 's'))?.mapping.username).toBe('first')
   })
 })
@@ -263,17 +303,35 @@ describe('invalid documents: every problem with its path; any error makes the do
     ],
     [
       'several YAML documents',
-      { mapUsers: '- userarn: arn:aws:iam::111122223333:user/a\n  username: a\n---\n- userarn: arn:aws:iam::111122223333:user/b\n  username: b\n' },
+      {
+        mapUsers:
+          '- userarn: arn:aws:iam::111122223333:user/a\n  username: a\n---\n- userarn: arn:aws:iam::111122223333:user/b\n  username: b\n',
+      },
       [err('data.mapUsers', 'must be one YAML list, not several documents')],
     ],
-    ['an entry that is not a mapping', { mapRoles: '- arn:aws:iam::111122223333:role/a\n' }, [err('data.mapRoles[0]', 'must be a mapping')]],
+    [
+      'an entry that is not a mapping',
+      { mapRoles: '- arn:aws:iam::111122223333:role/a\n' },
+      [err('data.mapRoles[0]', 'must be a mapping')],
+    ],
     [
       'rolearn and sso together',
-      { mapRoles: '- rolearn: arn:aws:iam::111122223333:role/a\n  sso:\n    permissionSetName: A\n    accountID: "111122223333"\n  username: a\n' },
+      {
+        mapRoles:
+          '- rolearn: arn:aws:iam::111122223333:role/a\n  sso:\n    permissionSetName: A\n    accountID: "111122223333"\n  username: a\n',
+      },
       [err('data.mapRoles[0]', 'only one of rolearn or SSO can be supplied')],
     ],
-    ['neither rolearn nor sso', { mapRoles: '- username: a\n  groups: [g]\n' }, [err('data.mapRoles[0]', 'one of rolearn or SSO must be supplied')]],
-    ['a user without userarn', { mapUsers: '- username: u\n' }, [err('data.mapUsers[0].userarn', 'value for userarn must be supplied')]],
+    [
+      'neither rolearn nor sso',
+      { mapRoles: '- username: a\n  groups: [g]\n' },
+      [err('data.mapRoles[0]', 'one of rolearn or SSO must be supplied')],
+    ],
+    [
+      'a user without userarn',
+      { mapUsers: '- username: u\n' },
+      [err('data.mapUsers[0].userarn', 'value for userarn must be supplied')],
+    ],
     [
       'a rolearn that is not an ARN',
       { mapRoles: '- rolearn: not-an-arn\n  username: a\n' },
@@ -282,7 +340,12 @@ describe('invalid documents: every problem with its path; any error makes the do
     [
       'a rolearn with an unknown partition',
       { mapRoles: '- rolearn: arn:aws-nk:iam::111122223333:role/a\n  username: a\n' },
-      [err('data.mapRoles[0].rolearn', "error canonicalizing ARN: arn 'arn:aws-nk:iam::111122223333:role/a' does not have a recognized partition")],
+      [
+        err(
+          'data.mapRoles[0].rolearn',
+          "error canonicalizing ARN: arn 'arn:aws-nk:iam::111122223333:role/a' does not have a recognized partition",
+        ),
+      ],
     ],
     [
       'a userarn that is a role',
@@ -322,16 +385,29 @@ describe('invalid documents: every problem with its path; any error makes the do
     [
       'an unquoted account ID with a leading zero (YAML reads a number and drops the zero)',
       { mapAccounts: '- 012345678901\n' },
-      [err('data.mapAccounts[0]', "'12345678901' is not a valid AWS account ID (12 digits; quote account IDs in YAML)")],
+      [
+        err(
+          'data.mapAccounts[0]',
+          "'12345678901' is not a valid AWS account ID (12 digits; quote account IDs in YAML)",
+        ),
+      ],
     ],
     [
       'an unquoted SSO accountID with a leading zero, reported once',
       { mapRoles: '- sso:\n    permissionSetName: X\n    accountID: 012345678912\n  username: u\n' },
-      [err('data.mapRoles[0].sso.accountID', "'12345678912' is not a valid AWS account ID (12 digits; quote account IDs in YAML)")],
+      [
+        err(
+          'data.mapRoles[0].sso.accountID',
+          "'12345678912' is not a valid AWS account ID (12 digits; quote account IDs in YAML)",
+        ),
+      ],
     ],
     [
       'an invalid SSO partition',
-      { mapRoles: '- sso:\n    permissionSetName: X\n    accountID: "111122223333"\n    partition: aws-nk\n  username: u\n' },
+      {
+        mapRoles:
+          '- sso:\n    permissionSetName: X\n    accountID: "111122223333"\n    partition: aws-nk\n  username: u\n',
+      },
       [err('data.mapRoles[0].sso.partition', "partition 'aws-nk' is not a valid AWS partition")],
     ],
   ])('%s', (_name, data, problems) => {
@@ -349,7 +425,8 @@ describe('invalid documents: every problem with its path; any error makes the do
 
   it('one bad entry among good ones is enough to make the document invalid', () => {
     const parsed = parseAwsAuthData({
-      mapRoles: '- rolearn: arn:aws:iam::111122223333:role/a\n  username: a\n- rolearn: arn:aws:iam::111122223333:role/b\n  username: b\n',
+      mapRoles:
+        '- rolearn: arn:aws:iam::111122223333:role/a\n  username: a\n- rolearn: arn:aws:iam::111122223333:role/b\n  username: b\n',
       mapUsers: '- userarn: arn:aws:iam::111122223333:user/c\n  username: "{{Nope}}"\n',
     })
     expect(errorsOf(parsed).map((p) => p.path)).toEqual(['data.mapUsers[0].username'])
@@ -362,7 +439,9 @@ describe('invalid documents: every problem with its path; any error makes the do
   })
 
   it('an unquoted 12-digit SSO accountID is accepted', () => {
-    const parsed = parseAwsAuthData({ mapRoles: '- sso:\n    permissionSetName: X\n    accountID: 111122223333\n  username: u\n' })
+    const parsed = parseAwsAuthData({
+      mapRoles: '- sso:\n    permissionSetName: X\n    accountID: 111122223333\n  username: u\n',
+    })
     expect(parsed.problems).toEqual([])
     expect(parsed.rules.sso).toHaveLength(1)
   })
@@ -382,7 +461,9 @@ describe('awsAuthDataFromManifest', () => {
   })
 
   it('warns about another name or namespace, rejects another kind', () => {
-    const m = awsAuthDataFromManifest('kind: Secret\nmetadata:\n  name: other\n  namespace: default\ndata:\n  mapRoles: ""\n')
+    const m = awsAuthDataFromManifest(
+      'kind: Secret\nmetadata:\n  name: other\n  namespace: default\ndata:\n  mapRoles: ""\n',
+    )
     expect(m.problems).toEqual([
       err('kind', 'expected a ConfigMap, got Secret'),
       warn('metadata.name', 'the server watches aws-auth, this is other'),
@@ -391,7 +472,9 @@ describe('awsAuthDataFromManifest', () => {
   })
 
   it('a ConfigMap without data is an empty aws-auth', () => {
-    const m = awsAuthDataFromManifest('apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: aws-auth\n  namespace: kube-system\n')
+    const m = awsAuthDataFromManifest(
+      'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: aws-auth\n  namespace: kube-system\n',
+    )
     expect(m).toEqual({ data: {}, problems: [] })
     expect(parseAwsAuthData(m.data).problems).toEqual([])
   })

@@ -48,19 +48,29 @@ describe('parseDynamicFile: non-strict (keyed by ARN)', () => {
   })
 
   it('keys are ARNs: any principal ID matches the ARN, a principal ID alone matches nothing', () => {
-    expect(rules.lookup(shanice())).toEqual({ mapping: { username: 'shanice', groups: ['system:masters'] }, rule: 'mapUsers[0]', kind: 'user' })
+    expect(rules.lookup(shanice())).toEqual({
+      mapping: { username: 'shanice', groups: ['system:masters'] },
+      rule: 'mapUsers[0]',
+      kind: 'user',
+    })
     expect(rules.lookup(shanice('AIDASOMEONEELSE00001'))?.rule).toBe('mapUsers[0]')
     expect(rules.lookup(userOf(ACCOUNT, 'shanice'))?.rule).toBe('mapUsers[0]')
     expect(rules.lookup(userOf(ACCOUNT, 'notShanice', { userId: SHANICE_ID }))).toBeUndefined()
   })
 
   it('a configured role path is ignored: role/path/for/this-role/matt maps the session of role/matt', () => {
-    expect(rules.lookup(matt('AROAANYTHING'))).toEqual({ mapping: { username: 'matt', groups: ['devs'] }, rule: 'mapRoles[0]', kind: 'role' })
+    expect(rules.lookup(matt('AROAANYTHING'))).toEqual({
+      mapping: { username: 'matt', groups: ['devs'] },
+      rule: 'mapRoles[0]',
+      kind: 'role',
+    })
     expect(rules.lookup(sessionOf(ACCOUNT, 'this-role', 's'))).toBeUndefined()
   })
 
   it('a userid-only entry is invalid without strict mode (it has no ARN to be keyed by)', () => {
-    expect(rejected({ mapRoles: [{ userid: 'AROA1', username: 'x' }] }, false)).toEqual([err('mapRoles[0]', 'one of rolearn or SSO must be supplied')])
+    expect(rejected({ mapRoles: [{ userid: 'AROA1', username: 'x' }] }, false)).toEqual([
+      err('mapRoles[0]', 'one of rolearn or SSO must be supplied'),
+    ])
   })
 })
 
@@ -77,14 +87,24 @@ describe('parseDynamicFile: strict (dynamicfileUserIDStrict, keyed by principal 
   })
 
   it('user ARN and userid match -> the mapping', () => {
-    expect(rules.lookup(shanice())).toEqual({ mapping: { username: 'shanice', groups: ['system:masters'] }, rule: 'mapUsers[0]', kind: 'user' })
+    expect(rules.lookup(shanice())).toEqual({
+      mapping: { username: 'shanice', groups: ['system:masters'] },
+      rule: 'mapUsers[0]',
+      kind: 'user',
+    })
     // the ARN check ignores case
     expect(rules.lookup(userOf(ACCOUNT, 'shanice', { userId: SHANICE_ID }))?.rule).toBe('mapUsers[0]')
   })
 
   it('role/path/for/this-role/matt against the canonical role/matt -> match (path stripped)', () => {
-    expect(rules.lookup(matt())).toEqual({ mapping: { username: 'matt', groups: ['devs'] }, rule: 'mapRoles[0]', kind: 'role' })
-    expect(rules.lookup(identityOf(`arn:aws:iam::${ACCOUNT}:role/matt`, { userId: MATT_ROLE_ID }))?.rule).toBe('mapRoles[0]')
+    expect(rules.lookup(matt())).toEqual({
+      mapping: { username: 'matt', groups: ['devs'] },
+      rule: 'mapRoles[0]',
+      kind: 'role',
+    })
+    expect(rules.lookup(identityOf(`arn:aws:iam::${ACCOUNT}:role/matt`, { userId: MATT_ROLE_ID }))?.rule).toBe(
+      'mapRoles[0]',
+    )
   })
 
   it('the same userid with another ARN -> not matched (ARN does not match User ID)', () => {
@@ -126,27 +146,52 @@ describe('parseDynamicFile: strict (dynamicfileUserIDStrict, keyed by principal 
 
   it('SSO entries are not supported', () => {
     expect(
-      rejected({ mapRoles: [{ sso: { permissionSetName: 'A', accountID: ACCOUNT }, userid: 'AROA1', username: 'x' }] }, true),
+      rejected(
+        { mapRoles: [{ sso: { permissionSetName: 'A', accountID: ACCOUNT }, userid: 'AROA1', username: 'x' }] },
+        true,
+      ),
     ).toEqual([err('mapRoles[0].sso', 'SSO entries are not supported by DynamicFile')])
   })
 
   it('a repeated userid is a warning; the first entry wins', () => {
     const { rules: r, problems } = parseDynamicFile(
-      JSON.stringify({ mapRoles: [{ userid: 'AROA1', username: 'first' }, { userid: 'AROA1', username: 'second' }] }),
+      JSON.stringify({
+        mapRoles: [
+          { userid: 'AROA1', username: 'first' },
+          { userid: 'AROA1', username: 'second' },
+        ],
+      }),
       { userIdStrict: true },
     )
-    expect(problems).toEqual([{ path: 'mapRoles[1].userid', message: 'duplicate of mapRoles[0]; the first entry wins', severity: 'warning' }])
+    expect(problems).toEqual([
+      { path: 'mapRoles[1].userid', message: 'duplicate of mapRoles[0]; the first entry wins', severity: 'warning' },
+    ])
     expect(r!.lookup(sessionOf(ACCOUNT, 'x', 's', { userId: 'AROA1' }))?.mapping.username).toBe('first')
   })
 })
 
 describe('parseDynamicFile: the whole file is rejected on any error', () => {
   it.each<[string, string, boolean, Problem[]]>([
-    ['not JSON', '{"mapRoles": [', false, [err('(file)', expect.stringMatching(/^invalid JSON: /) as unknown as string)]],
+    [
+      'not JSON',
+      '{"mapRoles": [',
+      false,
+      [err('(file)', expect.stringMatching(/^invalid JSON: /) as unknown as string)],
+    ],
     ['a JSON list', '[]', false, [err('(top level)', 'must be a mapping')]],
     ['Version as a number', '{"Version": 1}', false, [err('Version', 'must be a string, got number 1')]],
-    ['LastUpdatedDateTime as a number', '{"LastUpdatedDateTime": 1706648530}', false, [err('LastUpdatedDateTime', 'must be a string, got number 1706648530')]],
-    ['LastUpdatedDateTime not unix seconds', '{"LastUpdatedDateTime": "foo"}', false, [err('LastUpdatedDateTime', 'must be unix seconds as a string, got "foo"')]],
+    [
+      'LastUpdatedDateTime as a number',
+      '{"LastUpdatedDateTime": 1706648530}',
+      false,
+      [err('LastUpdatedDateTime', 'must be a string, got number 1706648530')],
+    ],
+    [
+      'LastUpdatedDateTime not unix seconds',
+      '{"LastUpdatedDateTime": "foo"}',
+      false,
+      [err('LastUpdatedDateTime', 'must be unix seconds as a string, got "foo"')],
+    ],
     ['mapRoles not a list', '{"mapRoles": {}}', false, [err('mapRoles', 'must be a list, got a mapping')]],
     [
       'a bad account ID',
@@ -228,12 +273,19 @@ async function eventually(what: string, check: () => boolean | Promise<boolean>,
   }
 }
 
-async function sample(metrics: Metrics, name: string, labels: Record<string, string> = {}, sampleName = name): Promise<number | undefined> {
+async function sample(
+  metrics: Metrics,
+  name: string,
+  labels: Record<string, string> = {},
+  sampleName = name,
+): Promise<number | undefined> {
   const metric = metrics.registry.getSingleMetric(name)
   if (metric === undefined) throw new Error(`no metric ${name}`)
   const { values } = await metric.get()
   return values.find(
-    (v) => ((v as { metricName?: string }).metricName ?? name) === sampleName && Object.entries(labels).every(([k, x]) => String(v.labels[k]) === x),
+    (v) =>
+      ((v as { metricName?: string }).metricName ?? name) === sampleName &&
+      Object.entries(labels).every(([k, x]) => String(v.labels[k]) === x),
   )?.value
 }
 
@@ -255,14 +307,17 @@ afterEach(() => {
   }
 })
 
-async function startMapper(opts: { strict?: boolean; pollIntervalMs?: number; now?: () => number; initial?: string } = {}): Promise<Harness> {
+async function startMapper(
+  opts: { strict?: boolean; pollIntervalMs?: number; now?: () => number; initial?: string } = {},
+): Promise<Harness> {
   const dir = tempDir('kia-dynamicfile-')
   const path = join(dir, 'mapping.json')
   if (opts.initial !== undefined) writeFileSync(path, opts.initial)
   const logs: Harness['logs'] = []
   const destination = new Writable({
     write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line !== '') logs.push(JSON.parse(line) as Harness['logs'][number])
+      for (const line of chunk.toString('utf8').split('\n'))
+        if (line !== '') logs.push(JSON.parse(line) as Harness['logs'][number])
       cb()
     },
   })
@@ -293,7 +348,11 @@ function writeAtomic(path: string, text: string): void {
 const mappingFile = (users: Record<string, string>, extra: object = {}) =>
   JSON.stringify({
     Version: '1',
-    mapUsers: Object.entries(users).map(([name, username]) => ({ userarn: `arn:aws:iam::${ACCOUNT}:user/${name}`, username, groups: ['g'] })),
+    mapUsers: Object.entries(users).map(([name, username]) => ({
+      userarn: `arn:aws:iam::${ACCOUNT}:user/${name}`,
+      username,
+      groups: ['g'],
+    })),
     ...extra,
   })
 
@@ -306,9 +365,19 @@ describe('DynamicFileMapper (live, real directory)', () => {
     const h = await startMapper()
     expect(h.mapper.lookup(alice)).toBeUndefined()
     expect(h.mapper.accountRule(ACCOUNT)).toBeUndefined()
-    expect(h.mapper.status()).toMatchObject({ name: 'DynamicFile', synced: true, version: 'missing', counts: { roles: 0, users: 0, accounts: 0 } })
+    expect(h.mapper.status()).toMatchObject({
+      name: 'DynamicFile',
+      synced: true,
+      version: 'missing',
+      counts: { roles: 0, users: 0, accounts: 0 },
+    })
     expect(h.mapper.status().lastError).toBeUndefined()
-    expect(h.logs).toContainEqual(expect.objectContaining({ level: 'warn', msg: 'DynamicFile is missing: its mappings are cleared (as aws-iam-authenticator does)' }))
+    expect(h.logs).toContainEqual(
+      expect.objectContaining({
+        level: 'warn',
+        msg: 'DynamicFile is missing: its mappings are cleared (as aws-iam-authenticator does)',
+      }),
+    )
   })
 
   it('a file present at start is loaded before start() resolves', async () => {
@@ -318,7 +387,9 @@ describe('DynamicFileMapper (live, real directory)', () => {
     expect(h.mapper.status()).toMatchObject({ synced: true, counts: { roles: 0, users: 1, accounts: 1 } })
     expect(h.mapper.status().version).toMatch(/^sha256:[0-9a-f]{12}$/)
     expect(await sample(h.metrics, 'kube_iam_auth_mapping_source_synced', { source: 'DynamicFile' })).toBe(1)
-    expect(h.logs).toContainEqual(expect.objectContaining({ level: 'info', msg: 'DynamicFile mapping applied', users: 1, accounts: 1 }))
+    expect(h.logs).toContainEqual(
+      expect.objectContaining({ level: 'info', msg: 'DynamicFile mapping applied', users: 1, accounts: 1 }),
+    )
   })
 
   it('create -> loaded; modify -> equals a fresh parse; delete -> empty; re-create -> loaded again', async () => {
@@ -330,14 +401,22 @@ describe('DynamicFileMapper (live, real directory)', () => {
 
     const second = JSON.stringify({
       Version: '2',
-      mapRoles: [{ rolearn: `arn:aws:iam::${ACCOUNT}:role/team/deployer`, username: 'deployer', groups: ['deployers'] }],
+      mapRoles: [
+        { rolearn: `arn:aws:iam::${ACCOUNT}:role/team/deployer`, username: 'deployer', groups: ['deployers'] },
+      ],
       mapUsers: [{ userarn: `arn:aws:iam::${ACCOUNT}:user/bob`, username: 'bob' }],
       mapAccounts: ['444455556666'],
     })
     writeFileSync(h.path, second)
     await eventually('modified file loaded', () => usernameOf(h, bob) === 'bob' && usernameOf(h, alice) === undefined)
     const fresh = accepted(second, false)
-    const probes = [alice, bob, sessionOf(ACCOUNT, 'deployer', 's'), sessionOf('444455556666', 'x', 's'), userOf('444455556666', 'alice')]
+    const probes = [
+      alice,
+      bob,
+      sessionOf(ACCOUNT, 'deployer', 's'),
+      sessionOf('444455556666', 'x', 's'),
+      userOf('444455556666', 'alice'),
+    ]
     for (const id of probes) expect(h.mapper.lookup(id)).toEqual(fresh.lookup(id))
     expect(h.mapper.status().counts).toEqual(fresh.counts)
     expect(h.mapper.accountRule('444455556666')).toBe(fresh.accounts.get('444455556666'))
@@ -345,8 +424,17 @@ describe('DynamicFileMapper (live, real directory)', () => {
     unlinkSync(h.path)
     await eventually('deleted file cleared', () => h.mapper.lookup(bob) === undefined)
     expect(h.mapper.accountRule('444455556666')).toBeUndefined()
-    expect(h.mapper.status()).toMatchObject({ synced: true, version: 'missing', counts: { roles: 0, users: 0, accounts: 0 } })
-    expect(h.logs).toContainEqual(expect.objectContaining({ level: 'error', msg: 'DynamicFile is missing: its mappings are cleared (as aws-iam-authenticator does)' }))
+    expect(h.mapper.status()).toMatchObject({
+      synced: true,
+      version: 'missing',
+      counts: { roles: 0, users: 0, accounts: 0 },
+    })
+    expect(h.logs).toContainEqual(
+      expect.objectContaining({
+        level: 'error',
+        msg: 'DynamicFile is missing: its mappings are cleared (as aws-iam-authenticator does)',
+      }),
+    )
 
     writeFileSync(h.path, second)
     await eventually('re-created file loaded', () => usernameOf(h, bob) === 'bob')
@@ -360,7 +448,12 @@ describe('DynamicFileMapper (live, real directory)', () => {
       writeAtomic(h.path, mappingFile({ alice: `alice-v${v}` }))
       await eventually(`rename-over v${v}`, () => usernameOf(h, alice) === `alice-v${v}`)
     }
-    expect(await sample(h.metrics, 'kube_iam_auth_mapping_source_reloads_total', { source: 'DynamicFile', result: 'applied' })).toBe(4)
+    expect(
+      await sample(h.metrics, 'kube_iam_auth_mapping_source_reloads_total', {
+        source: 'DynamicFile',
+        result: 'applied',
+      }),
+    ).toBe(4)
     expect(await sample(h.metrics, 'aws_iam_authenticator_dynamicfile_failures_total')).toBe(0)
   })
 
@@ -389,9 +482,18 @@ describe('DynamicFileMapper (live, real directory)', () => {
     expect(status.lastErrorTime).toEqual(expect.any(String))
     expect(await sample(h.metrics, 'aws_iam_authenticator_dynamicfile_failures_total')).toBe(1)
     expect(await sample(h.metrics, 'kube_iam_auth_mapping_source_rejected_update', { source: 'DynamicFile' })).toBe(1)
-    expect(await sample(h.metrics, 'kube_iam_auth_mapping_source_reloads_total', { source: 'DynamicFile', result: 'rejected' })).toBe(1)
+    expect(
+      await sample(h.metrics, 'kube_iam_auth_mapping_source_reloads_total', {
+        source: 'DynamicFile',
+        result: 'rejected',
+      }),
+    ).toBe(1)
     expect(h.logs).toContainEqual(
-      expect.objectContaining({ level: 'error', msg: 'DynamicFile update rejected; the previous mapping stays in force', file: h.path }),
+      expect.objectContaining({
+        level: 'error',
+        msg: 'DynamicFile update rejected; the previous mapping stays in force',
+        file: h.path,
+      }),
     )
 
     // the same bad content, seen again by the poll, is not counted again
@@ -418,7 +520,9 @@ describe('DynamicFileMapper (live, real directory)', () => {
       }),
     )
     await eventually('rejection recorded', () => h.mapper.status().lastError !== undefined)
-    expect(h.mapper.status().lastError).toMatch(/rejected: mapUsers\[1\]\.userarn: error canonicalizing ARN: arn 'garbage' is invalid/)
+    expect(h.mapper.status().lastError).toMatch(
+      /rejected: mapUsers\[1\]\.userarn: error canonicalizing ARN: arn 'garbage' is invalid/,
+    )
     expect(usernameOf(h, alice)).toBe('alice')
     expect(h.mapper.lookup(bob)).toBeUndefined()
     expect(await sample(h.metrics, 'aws_iam_authenticator_dynamicfile_failures_total')).toBe(1)
@@ -432,9 +536,14 @@ describe('DynamicFileMapper (live, real directory)', () => {
     expect(usernameOf(h, sessionOf('999999999999', 'anything', 's', { userId: ID_ONLY_ROLE_ID }))).toBe('id-only')
 
     // a strict file with a missing userid is rejected; the last good mapping stays
-    writeAtomic(h.path, JSON.stringify({ mapRoles: [{ rolearn: `arn:aws:iam::${ACCOUNT}:role/matt`, username: 'new-matt' }] }))
+    writeAtomic(
+      h.path,
+      JSON.stringify({ mapRoles: [{ rolearn: `arn:aws:iam::${ACCOUNT}:role/matt`, username: 'new-matt' }] }),
+    )
     await eventually('rejection recorded', () => h.mapper.status().lastError !== undefined)
-    expect(h.mapper.status().lastError).toContain('mapRoles[0].userid: value for userid must be supplied (dynamicfileUserIDStrict is on)')
+    expect(h.mapper.status().lastError).toContain(
+      'mapRoles[0].userid: value for userid must be supplied (dynamicfileUserIDStrict is on)',
+    )
     expect(usernameOf(h, matt())).toBe('matt')
   })
 
@@ -444,12 +553,20 @@ describe('DynamicFileMapper (live, real directory)', () => {
     writeAtomic(h.path, text)
     writeAtomic(h.path, text)
     await new Promise((r) => setTimeout(r, 1_200))
-    expect(await sample(h.metrics, 'kube_iam_auth_mapping_source_reloads_total', { source: 'DynamicFile', result: 'applied' })).toBe(1)
+    expect(
+      await sample(h.metrics, 'kube_iam_auth_mapping_source_reloads_total', {
+        source: 'DynamicFile',
+        result: 'applied',
+      }),
+    ).toBe(1)
   })
 
   it('dynamic_e2e_latency_seconds is observed on reloads after the first, from LastUpdatedDateTime', async () => {
     const NOW_MS = 1_706_648_540_000 // LastUpdatedDateTime 1706648530 + 10 s
-    const h = await startMapper({ now: () => NOW_MS, initial: mappingFile({ alice: 'v1' }, { LastUpdatedDateTime: '1706648530' }) })
+    const h = await startMapper({
+      now: () => NOW_MS,
+      initial: mappingFile({ alice: 'v1' }, { LastUpdatedDateTime: '1706648530' }),
+    })
     const labels = { type: 'dynamic_file' }
     const name = 'aws_iam_authenticator_dynamic_e2e_latency_seconds'
     // the first load is not an update

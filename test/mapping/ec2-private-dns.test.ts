@@ -95,9 +95,7 @@ describe('fake EC2, through the real @aws-sdk/client-ec2', () => {
         [iid(2), dns(2)],
       ])
       expect(first.NextToken).toBe('2')
-      const second = await c.send(
-        new DescribeInstancesCommand({ InstanceIds: ids, NextToken: first.NextToken }),
-      )
+      const second = await c.send(new DescribeInstancesCommand({ InstanceIds: ids, NextToken: first.NextToken }))
       expect(second.Reservations?.[0]?.Instances?.[0]).toMatchObject({ InstanceId: iid(3) })
       expect(second.Reservations?.[0]?.Instances?.[0]?.PrivateDnsName ?? '').toBe('')
       expect(second.NextToken).toBeUndefined()
@@ -129,9 +127,7 @@ describe('fake EC2, through the real @aws-sdk/client-ec2', () => {
     const c = client({ ...CREDENTIALS, secretAccessKey: 'wrong' })
     const good = client()
     try {
-      const bad = await c
-        .send(new DescribeInstancesCommand({ InstanceIds: [iid(1)] }))
-        .catch((e: unknown) => e)
+      const bad = await c.send(new DescribeInstancesCommand({ InstanceIds: [iid(1)] })).catch((e: unknown) => e)
       expect(bad).toMatchObject({ name: 'AuthFailure', $metadata: { httpStatusCode: 403 } })
       expect(ec2.rejected).toBe(1)
       ec2.setFault('throttle')

@@ -12,7 +12,12 @@ const B = '444455556666'
 const OTHER = '999988887777'
 
 /** A source as `explain` reads it from a file: compiled rules, a static mapper, and the rules for hints. */
-function source(name: BackendMode, origin: string, parts: Partial<MappingDocument>, reservedPrefixes: string[] = []): ExplainSource {
+function source(
+  name: BackendMode,
+  origin: string,
+  parts: Partial<MappingDocument>,
+  reservedPrefixes: string[] = [],
+): ExplainSource {
   const { rules, problems } = compileRules({ mapRoles: [], mapUsers: [], mapAccounts: [], ...parts })
   expect(problems).toEqual([])
   return { mapper: new StaticMapper(name, snapshotOf(rules), { reservedPrefixes }), origin, rules }
@@ -20,7 +25,9 @@ function source(name: BackendMode, origin: string, parts: Partial<MappingDocumen
 
 // MountedFile first, EKSConfigMap second, as in a server config `backendMode: [MountedFile, EKSConfigMap]`
 const file = source('MountedFile', 'server.yaml', {
-  mapRoles: [{ rolearn: `arn:aws:iam::${A}:role/Admin`, username: 'file-admin:{{SessionName}}', groups: ['system:masters'] }],
+  mapRoles: [
+    { rolearn: `arn:aws:iam::${A}:role/Admin`, username: 'file-admin:{{SessionName}}', groups: ['system:masters'] },
+  ],
   mapUsers: [{ userarn: `arn:aws:iam::${A}:user/alice`, username: 'alice', groups: ['devs'] }],
   mapAccounts: [B],
 })
@@ -32,7 +39,11 @@ const configMap = source(
       { rolearn: `arn:aws:iam::${A}:role/team/Admin`, username: 'cm-admin', groups: ['cm-admins'] },
       { rolearn: `arn:aws:iam::${B}:role/Deployer`, username: 'deployer:{{SessionName}}', groups: ['deployers'] },
       { rolearn: `arn:aws:iam::${OTHER}:role/Dev`, username: 'dev', groups: [] },
-      { rolearn: `arn:aws:iam::${A}:role/eks-node`, username: 'system:node:{{EC2PrivateDNSName}}', groups: ['system:nodes'] },
+      {
+        rolearn: `arn:aws:iam::${A}:role/eks-node`,
+        username: 'system:node:{{EC2PrivateDNSName}}',
+        groups: ['system:nodes'],
+      },
       { rolearn: `arn:aws:iam::${A}:role/bob`, username: 'bob-role', groups: [] },
       { rolearn: `arn:aws:iam::${A}:role/reserved`, username: 'eks:reserved', groups: [] },
     ],
@@ -65,14 +76,26 @@ describe('identityFromArn', () => {
 
   it('session name, principal ID and access key ID can be given', () => {
     expect(
-      identityFromArn(`arn:aws-cn:sts::${A}:assumed-role/R/s`, { sessionName: 'other', userId: 'AROAX', accessKeyId: 'ASIAX' }),
-    ).toMatchObject({ canonicalArn: `arn:aws-cn:iam::${A}:role/R`, sessionName: 'other', userId: 'AROAX', accessKeyId: 'ASIAX' })
+      identityFromArn(`arn:aws-cn:sts::${A}:assumed-role/R/s`, {
+        sessionName: 'other',
+        userId: 'AROAX',
+        accessKeyId: 'ASIAX',
+      }),
+    ).toMatchObject({
+      canonicalArn: `arn:aws-cn:iam::${A}:role/R`,
+      sessionName: 'other',
+      userId: 'AROAX',
+      accessKeyId: 'ASIAX',
+    })
   })
 
   it.each([
     ['not-an-arn', "arn 'not-an-arn' is invalid: 'arn: invalid prefix'"],
     [`arn:aws:s3:::bucket`, 'service s3 in arn arn:aws:s3:::bucket is not a valid service for identities'],
-    [`arn:aws:sts::${A}:assumed-role/nosession`, `assumed-role arn 'arn:aws:sts::${A}:assumed-role/nosession' does not have a role`],
+    [
+      `arn:aws:sts::${A}:assumed-role/nosession`,
+      `assumed-role arn 'arn:aws:sts::${A}:assumed-role/nosession' does not have a role`,
+    ],
   ])('%s is refused', (arn, message) => {
     expect(() => identityFromArn(arn)).toThrow(ArnInvalid)
     expect(() => identityFromArn(arn)).toThrow(message)
@@ -100,12 +123,20 @@ describe('explainIdentity: precedence', () => {
   it('the order of the sources decides', async () => {
     const e = await explainIdentity([configMap, file], identityFromArn(`arn:aws:sts::${A}:assumed-role/Admin/alice`))
     expect(e.result).toMatchObject({ username: 'cm-admin', source: 'EKSConfigMap', rule: 'mapRoles[0]' })
-    expect(e.trace[1]).toBe('MountedFile (server.yaml): role rule mapRoles[0] also matches, but an earlier backend already did')
+    expect(e.trace[1]).toBe(
+      'MountedFile (server.yaml): role rule mapRoles[0] also matches, but an earlier backend already did',
+    )
   })
 
   it('an explicit rule in a later backend beats an account allow-list in an earlier one', async () => {
     const e = await explainIdentity(chain, identityFromArn(`arn:aws:sts::${B}:assumed-role/Deployer/ci`))
-    expect(e.result).toEqual({ username: 'deployer:ci', groups: ['deployers'], source: 'EKSConfigMap', rule: 'mapRoles[1]', kind: 'role' })
+    expect(e.result).toEqual({
+      username: 'deployer:ci',
+      groups: ['deployers'],
+      source: 'EKSConfigMap',
+      rule: 'mapRoles[1]',
+      kind: 'role',
+    })
     expect(e.trace).toEqual([
       `MountedFile (server.yaml): no user, role or SSO rule for arn:aws:iam::${B}:role/Deployer; account ${B} is allowed by mapAccounts[0]`,
       'EKSConfigMap (aws-auth.yaml): role rule mapRoles[1] matches -> username "deployer:{{SessionName}}", groups [deployers]',
@@ -114,14 +145,20 @@ describe('explainIdentity: precedence', () => {
 
   it('account allow-list: username is the canonical ARN, no groups', async () => {
     const e = await explainIdentity(chain, identityFromArn(`arn:aws:sts::${B}:assumed-role/Anything/s`))
-    expect(e.result).toEqual({ username: `arn:aws:iam::${B}:role/Anything`, groups: [], source: 'MountedFile', rule: 'mapAccounts[0]', kind: 'account' })
+    expect(e.result).toEqual({
+      username: `arn:aws:iam::${B}:role/Anything`,
+      groups: [],
+      source: 'MountedFile',
+      rule: 'mapAccounts[0]',
+      kind: 'account',
+    })
     expect(e.trace).toEqual([
       `MountedFile (server.yaml): no user, role or SSO rule for arn:aws:iam::${B}:role/Anything; account ${B} is allowed by mapAccounts[0]`,
       `EKSConfigMap (aws-auth.yaml): no user, role or SSO rule for arn:aws:iam::${B}:role/Anything`,
     ])
   })
 
-  it('agrees with the server\'s chain for every identity', async () => {
+  it("agrees with the server's chain for every identity", async () => {
     const arns = [
       `arn:aws:sts::${A}:assumed-role/Admin/alice`,
       `arn:aws:iam::${A}:user/alice`,
@@ -133,7 +170,13 @@ describe('explainIdentity: precedence', () => {
     for (const arn of arns) {
       const identity = identityFromArn(arn)
       const e = await explainIdentity(chain, identity, dns)
-      expect(e.result).toEqual(await mapIdentity(chain.map((s) => s.mapper), identity, dns))
+      expect(e.result).toEqual(
+        await mapIdentity(
+          chain.map((s) => s.mapper),
+          identity,
+          dns,
+        ),
+      )
     }
   })
 })
@@ -153,8 +196,12 @@ describe('explainIdentity: denials', () => {
   it('a reserved username prefix denies, naming the backend and the rule', async () => {
     const e = await explainIdentity(chain, identityFromArn(`arn:aws:sts::${A}:assumed-role/reserved/s`))
     expect(e.result).toBeUndefined()
-    expect(e.denial).toBe("invalid username 'eks:reserved' for mapper EKSConfigMap (mapRoles[5]): username must not begin with the following prefixes: [eks: aws:]")
-    expect(e.trace[1]).toBe('EKSConfigMap (aws-auth.yaml): role rule mapRoles[5] matches -> username "eks:reserved", groups []')
+    expect(e.denial).toBe(
+      "invalid username 'eks:reserved' for mapper EKSConfigMap (mapRoles[5]): username must not begin with the following prefixes: [eks: aws:]",
+    )
+    expect(e.trace[1]).toBe(
+      'EKSConfigMap (aws-auth.yaml): role rule mapRoles[5] matches -> username "eks:reserved", groups []',
+    )
   })
 
   it('{{EC2PrivateDNSName}} for a session that is not an instance ID denies', async () => {
@@ -200,7 +247,10 @@ describe('explainIdentity: near-miss hints', () => {
   })
 
   it('sources without rules (DynamicFile) give no hints', async () => {
-    const { rules } = parseDynamicFile(JSON.stringify({ mapRoles: [{ rolearn: `arn:aws:iam::${OTHER}:role/Dev`, username: 'dev' }] }), { userIdStrict: false })
+    const { rules } = parseDynamicFile(
+      JSON.stringify({ mapRoles: [{ rolearn: `arn:aws:iam::${OTHER}:role/Dev`, username: 'dev' }] }),
+      { userIdStrict: false },
+    )
     const dynamic: ExplainSource = { mapper: new StaticMapper('DynamicFile', rules!), origin: 'mapping.json' }
     const e = await explainIdentity([dynamic], identityFromArn(`arn:aws:sts::${A}:assumed-role/Dev/s`))
     expect(e.trace).toEqual([`DynamicFile (mapping.json): no user, role or SSO rule for arn:aws:iam::${A}:role/Dev`])
@@ -210,7 +260,10 @@ describe('explainIdentity: near-miss hints', () => {
 
 describe('explainIdentity: templates', () => {
   it('{{EC2PrivateDNSName}} is shown as a placeholder when no EC2 lookup is given', async () => {
-    const e = await explainIdentity(chain, identityFromArn(`arn:aws:sts::${A}:assumed-role/eks-node/i-0123456789abcdef0`))
+    const e = await explainIdentity(
+      chain,
+      identityFromArn(`arn:aws:sts::${A}:assumed-role/eks-node/i-0123456789abcdef0`),
+    )
     expect(e.result).toEqual({
       username: 'system:node:{{EC2PrivateDNSName of i-0123456789abcdef0}}',
       groups: ['system:nodes'],
@@ -222,21 +275,38 @@ describe('explainIdentity: templates', () => {
 
   it('a given EC2 lookup is used', async () => {
     const looked: string[] = []
-    const e = await explainIdentity(chain, identityFromArn(`arn:aws:sts::${A}:assumed-role/eks-node/i-0123456789abcdef0`), async (id) => {
-      looked.push(id)
-      return 'ip-10-0-0-1.ec2.internal'
-    })
+    const e = await explainIdentity(
+      chain,
+      identityFromArn(`arn:aws:sts::${A}:assumed-role/eks-node/i-0123456789abcdef0`),
+      async (id) => {
+        looked.push(id)
+        return 'ip-10-0-0-1.ec2.internal'
+      },
+    )
     expect(e.result?.username).toBe('system:node:ip-10-0-0-1.ec2.internal')
     expect(looked).toEqual(['i-0123456789abcdef0'])
   })
 
   it('SSO rules are traced as sso rules', async () => {
     const sso = source('MountedFile', 'server.yaml', {
-      mapRoles: [{ sso: { permissionSetName: 'ReadOnly', accountID: A }, username: 'ro:{{SessionName}}', groups: ['view'] }],
+      mapRoles: [
+        { sso: { permissionSetName: 'ReadOnly', accountID: A }, username: 'ro:{{SessionName}}', groups: ['view'] },
+      ],
     })
-    const e = await explainIdentity([sso], identityFromArn(`arn:aws:sts::${A}:assumed-role/AWSReservedSSO_ReadOnly_0123abcd/jane@example.com`))
-    expect(e.trace).toEqual(['MountedFile (server.yaml): sso rule mapRoles[0] matches -> username "ro:{{SessionName}}", groups [view]'])
-    expect(e.result).toEqual({ username: 'ro:jane-example.com', groups: ['view'], source: 'MountedFile', rule: 'mapRoles[0]', kind: 'sso' })
+    const e = await explainIdentity(
+      [sso],
+      identityFromArn(`arn:aws:sts::${A}:assumed-role/AWSReservedSSO_ReadOnly_0123abcd/jane@example.com`),
+    )
+    expect(e.trace).toEqual([
+      'MountedFile (server.yaml): sso rule mapRoles[0] matches -> username "ro:{{SessionName}}", groups [view]',
+    ])
+    expect(e.result).toEqual({
+      username: 'ro:jane-example.com',
+      groups: ['view'],
+      source: 'MountedFile',
+      rule: 'mapRoles[0]',
+      kind: 'sso',
+    })
   })
 
   it('an empty chain denies', async () => {

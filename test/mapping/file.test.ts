@@ -30,7 +30,11 @@ describe('FileMapper: invalid documents', () => {
           { rolearn: 'arn:aws:iam::111122223333:role/ok', username: 'ok', groups: [] },
           { rolearn: 'not-an-arn', username: 'u', groups: [] },
           { username: 'nobody', groups: [] },
-          { sso: { permissionSetName: 'Dev*', accountID: '111122223333', partition: 'aws-nk' }, username: 'u-{{Foo}}', groups: [] },
+          {
+            sso: { permissionSetName: 'Dev*', accountID: '111122223333', partition: 'aws-nk' },
+            username: 'u-{{Foo}}',
+            groups: [],
+          },
         ],
         mapUsers: [
           { userarn: '', username: 'x', groups: [] },
@@ -57,7 +61,9 @@ describe('FileMapper: invalid documents', () => {
 
   it('names "config" when no source is given', () => {
     const err = construct(doc({ mapRoles: [{ username: 'u', groups: [] }] }))
-    expect(err.message).toBe('invalid server role mappings in config:\n  - server.mapRoles[0]: one of rolearn or SSO must be supplied')
+    expect(err.message).toBe(
+      'invalid server role mappings in config:\n  - server.mapRoles[0]: one of rolearn or SSO must be supplied',
+    )
   })
 
   it('is not stopped by warnings: duplicates are accepted, the first entry wins', () => {
@@ -76,15 +82,30 @@ describe('FileMapper: invalid documents', () => {
 
 describe('FileMapper', () => {
   const roles: RoleMapping[] = [
-    { rolearn: 'arn:aws:iam::111122223333:role/team/Admin', username: 'admin:{{SessionName}}', groups: ['system:masters'] },
-    { rolearn: 'arn:aws:iam::111122223333:role/node', username: 'system:node:{{EC2PrivateDNSName}}', groups: ['system:nodes'] },
-    { sso: { permissionSetName: 'ReadOnly', accountID: '111122223333' }, username: 'ro:{{SessionName}}', groups: ['view'] },
+    {
+      rolearn: 'arn:aws:iam::111122223333:role/team/Admin',
+      username: 'admin:{{SessionName}}',
+      groups: ['system:masters'],
+    },
+    {
+      rolearn: 'arn:aws:iam::111122223333:role/node',
+      username: 'system:node:{{EC2PrivateDNSName}}',
+      groups: ['system:nodes'],
+    },
+    {
+      sso: { permissionSetName: 'ReadOnly', accountID: '111122223333' },
+      username: 'ro:{{SessionName}}',
+      groups: ['view'],
+    },
   ]
   const users: UserMapping[] = [{ userarn: 'arn:aws:iam::111122223333:user/alice', username: 'alice', groups: [] }]
-  const mapper = new FileMapper(doc({ mapRoles: roles, mapUsers: users, mapAccounts: ['444455556666', '777788889999', '444455556666'] }), {
-    reservedPrefixes: ['aws:', 'system:'],
-    source: 'server config',
-  })
+  const mapper = new FileMapper(
+    doc({ mapRoles: roles, mapUsers: users, mapAccounts: ['444455556666', '777788889999', '444455556666'] }),
+    {
+      reservedPrefixes: ['aws:', 'system:'],
+      source: 'server config',
+    },
+  )
 
   it('is the MountedFile backend with the given reserved prefixes', () => {
     expect(mapper.name).toBe('MountedFile')
@@ -110,7 +131,12 @@ describe('FileMapper', () => {
   })
 
   it('status() of an empty document', () => {
-    expect(new FileMapper(doc({})).status()).toMatchObject({ name: 'MountedFile', synced: true, version: 'config', counts: { roles: 0, users: 0, accounts: 0 } })
+    expect(new FileMapper(doc({})).status()).toMatchObject({
+      name: 'MountedFile',
+      synced: true,
+      version: 'config',
+      counts: { roles: 0, users: 0, accounts: 0 },
+    })
   })
 
   it('lookup(): the explicit rule, unrendered', () => {
@@ -119,7 +145,10 @@ describe('FileMapper', () => {
       rule: 'mapRoles[0]',
       kind: 'role',
     })
-    expect(mapper.lookup(sessionOf('111122223333', 'AWSReservedSSO_ReadOnly_0123456789abcdef', 'jdoe'))).toMatchObject({ rule: 'mapRoles[2]', kind: 'sso' })
+    expect(mapper.lookup(sessionOf('111122223333', 'AWSReservedSSO_ReadOnly_0123456789abcdef', 'jdoe'))).toMatchObject({
+      rule: 'mapRoles[2]',
+      kind: 'sso',
+    })
     expect(mapper.lookup(userOf('111122223333', 'alice'))).toMatchObject({ rule: 'mapUsers[0]', kind: 'user' })
     expect(mapper.lookup(userOf('444455556666', 'alice'))).toBeUndefined()
   })

@@ -61,7 +61,11 @@ describe('EKSConfigMap: kube-system/aws-auth followed live', () => {
     expect(await username(OPS)).toBe('ops:olga')
     expect(await username(ALICE)).toBe('alice')
     const status = JSON.parse((await srv.get('/status')).body)
-    expect(status.sources[0]).toMatchObject({ name: 'EKSConfigMap', synced: true, counts: { roles: 1, users: 1, accounts: 0 } })
+    expect(status.sources[0]).toMatchObject({
+      name: 'EKSConfigMap',
+      synced: true,
+      counts: { roles: 1, users: 1, accounts: 0 },
+    })
   })
 
   it('applies an edit to the next TokenReview within 2 seconds', async () => {
@@ -118,7 +122,9 @@ describe('EKSConfigMap: kube-system/aws-auth followed live', () => {
   it('clears the mapping when aws-auth is deleted (as upstream) and logs it as an error', async () => {
     kube.deleteConfigMap('kube-system', 'aws-auth')
     await within(2000, async () => (await username(OPS)) === undefined)
-    expect(srv.logs.some((l) => l.level === 'error' && String(l.msg).includes('every aws-auth mapping is cleared'))).toBe(true)
+    expect(
+      srv.logs.some((l) => l.level === 'error' && String(l.msg).includes('every aws-auth mapping is cleared')),
+    ).toBe(true)
     kube.setConfigMap('kube-system', 'aws-auth', awsAuth('back:{{SessionName}}'))
     await within(2000, async () => (await username(OPS)) === 'back:olga')
   })
@@ -134,7 +140,11 @@ describe('CRD: IAMIdentityMapping objects followed live', () => {
     sts = await startFakeSts({ principals: [ALICE, OPS] })
     const kubeconfig = join(tempDir('kia-kube-'), 'kubeconfig')
     writeFileSync(kubeconfig, kube.kubeconfigFor())
-    kube.putMapping('alice', { arn: ALICE.arn.replace('alice', 'Alice').replace('user/', 'user/'), username: 'alice-crd', groups: ['crd'] })
+    kube.putMapping('alice', {
+      arn: ALICE.arn.replace('alice', 'Alice').replace('user/', 'user/'),
+      username: 'alice-crd',
+      groups: ['crd'],
+    })
     srv = await startTestServer({ stsUrl: sts.url, server: { backendMode: ['CRD', 'MountedFile'], kubeconfig } })
   })
   afterAll(async () => {
@@ -144,11 +154,17 @@ describe('CRD: IAMIdentityMapping objects followed live', () => {
   })
 
   const username = async (who: FakeStsPrincipal) =>
-    (await srv.review(await presignedToken({ principal: who, now: new Date(Date.now() - 1000) }))).json().status.user?.username
+    (await srv.review(await presignedToken({ principal: who, now: new Date(Date.now() - 1000) }))).json().status.user
+      ?.username
 
   it('maps at once and writes status.canonicalARN as upstream does', async () => {
     expect(await username(ALICE)).toBe('alice-crd')
-    await within(2000, async () => (kube.getObject('iamidentitymappings', '', 'alice')?.status as { canonicalARN?: string } | undefined)?.canonicalARN === ALICE.arn.toLowerCase())
+    await within(
+      2000,
+      async () =>
+        (kube.getObject('iamidentitymappings', '', 'alice')?.status as { canonicalARN?: string } | undefined)
+          ?.canonicalARN === ALICE.arn.toLowerCase(),
+    )
   })
 
   it('follows creates and deletes; a role ARN with a path matches the session', async () => {
@@ -161,7 +177,9 @@ describe('CRD: IAMIdentityMapping objects followed live', () => {
 
   it('ignores an invalid object without dropping the others, and reports it', async () => {
     kube.putMapping('broken', { arn: 'arn:aws:iam::111122223333:group/nope', username: 'x' })
-    await within(2000, async () => JSON.parse((await srv.get('/status')).body).sources[0].lastError?.includes('IAMIdentityMapping/broken'))
+    await within(2000, async () =>
+      JSON.parse((await srv.get('/status')).body).sources[0].lastError?.includes('IAMIdentityMapping/broken'),
+    )
     expect(await username(ALICE)).toBe('alice-crd')
   })
 })

@@ -14,7 +14,11 @@ function role(rolearn: string, username = 'u', groups: string[] = []): RoleMappi
 }
 
 function sso(permissionSetName: string, accountID: string, partition?: string, username = 'sso-user'): RoleMapping {
-  return { sso: { permissionSetName, accountID, ...(partition === undefined ? {} : { partition }) }, username, groups: [] }
+  return {
+    sso: { permissionSetName, accountID, ...(partition === undefined ? {} : { partition }) },
+    username,
+    groups: [],
+  }
 }
 
 function user(userarn: string, username = 'u', groups: string[] = []): UserMapping {
@@ -40,7 +44,9 @@ describe('SSO role mapping {ViewOnlyAccess, 012345678912}', () => {
   it('is keyed by the lower-cased permission set, a suffix without "_" (our "Key")', () => {
     expect(rules.sso).toHaveLength(1)
     expect(rules.sso[0]!.rule).toBe('mapRoles[0]')
-    expect(rules.sso[0]!.pattern.source).toBe(source('^arn:aws:iam::012345678912:role/awsreservedsso_viewonlyaccess_[a-z0-9]+$'))
+    expect(rules.sso[0]!.pattern.source).toBe(
+      source('^arn:aws:iam::012345678912:role/awsreservedsso_viewonlyaccess_[a-z0-9]+$'),
+    )
     expect(rules.roles.size).toBe(0)
     expect(rules.counts).toEqual({ roles: 1, users: 0, accounts: 0 })
   })
@@ -49,7 +55,10 @@ describe('SSO role mapping {ViewOnlyAccess, 012345678912}', () => {
     ['arn:aws:iam::012345678912:role/AWSReservedSSO_ViewOnlyAccess_abcdefg', true],
     ['arn:aws:iam::012345678912:role/awsreservedsso_viewonlyaccess_abcdefg', true],
     // IAM Identity Center roles live under a path; STS reports the session without it
-    ['arn:aws:iam::012345678912:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_ViewOnlyAccess_0a1b2c3d4e5f6789', true],
+    [
+      'arn:aws:iam::012345678912:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_ViewOnlyAccess_0a1b2c3d4e5f6789',
+      true,
+    ],
     ['arn:aws:iam::012345678912:role/AWSReservedSSO_Billing_hijklmn', false],
     ['arn:aws:iam::012345678912:role/AWSReservedSSO_ViewOnlyAccess_', false],
     ['arn:aws:iam::012345678912:role/AWSReservedSSO_ViewOnlyAccessX_abcdefg', false],
@@ -59,7 +68,9 @@ describe('SSO role mapping {ViewOnlyAccess, 012345678912}', () => {
     ['arn:aws:iam::012345678912:user/AWSReservedSSO_ViewOnlyAccess_abcdefg', false],
   ])('canonical %s matches: %s', (canonical, matches) => {
     const m = lookupRules(rules, identityOf(canonical, { sessionName: 'jdoe@example.com' }))
-    expect(m).toEqual(matches ? { mapping: { username: 'sso-user', groups: [] }, rule: 'mapRoles[0]', kind: 'sso' } : undefined)
+    expect(m).toEqual(
+      matches ? { mapping: { username: 'sso-user', groups: [] }, rule: 'mapRoles[0]', kind: 'sso' } : undefined,
+    )
   })
 
   it('matches the assumed-role session STS returns', () => {
@@ -81,12 +92,22 @@ describe('SSO role mapping {ViewOnlyAccess, 012345678912}', () => {
     [
       'permission set ViewOnlyAccess*',
       sso('ViewOnlyAccess*', '012345678912'),
-      [err('mapRoles[0].sso.permissionSetName', "PermissionSetName 'ViewOnlyAccess*' is not a valid AWS SSO PermissionSet Name")],
+      [
+        err(
+          'mapRoles[0].sso.permissionSetName',
+          "PermissionSetName 'ViewOnlyAccess*' is not a valid AWS SSO PermissionSet Name",
+        ),
+      ],
     ],
     [
       'permission set longer than 32 characters',
       sso('A'.repeat(33), '012345678912'),
-      [err('mapRoles[0].sso.permissionSetName', `PermissionSetName '${'A'.repeat(33)}' is not a valid AWS SSO PermissionSet Name`)],
+      [
+        err(
+          'mapRoles[0].sso.permissionSetName',
+          `PermissionSetName '${'A'.repeat(33)}' is not a valid AWS SSO PermissionSet Name`,
+        ),
+      ],
     ],
     [
       'empty permission set',
@@ -125,7 +146,12 @@ describe('SSO role mapping {ViewOnlyAccess, 012345678912}', () => {
 
 describe('SSO "_" boundary: the suffix never contains "_"', () => {
   const rules = compileClean(
-    doc({ mapRoles: [sso('Admin', '111122223333', undefined, 'admin'), sso('Admin_Extra', '111122223333', undefined, 'extra')] }),
+    doc({
+      mapRoles: [
+        sso('Admin', '111122223333', undefined, 'admin'),
+        sso('Admin_Extra', '111122223333', undefined, 'extra'),
+      ],
+    }),
   )
 
   it.each([
@@ -139,7 +165,9 @@ describe('SSO "_" boundary: the suffix never contains "_"', () => {
 
   it('set Admin alone never matches the roles of set Admin_Extra', () => {
     const only = compileClean(doc({ mapRoles: [sso('Admin', '111122223333')] }))
-    expect(lookupRules(only, sessionOf('111122223333', 'AWSReservedSSO_Admin_Extra_0123456789abcdef', 's'))).toBeUndefined()
+    expect(
+      lookupRules(only, sessionOf('111122223333', 'AWSReservedSSO_Admin_Extra_0123456789abcdef', 's')),
+    ).toBeUndefined()
   })
 })
 
@@ -166,7 +194,9 @@ describe('SSO partition', () => {
 })
 
 describe('role ARN mapping role/KubeAdmin', () => {
-  const rules = compileClean(doc({ mapRoles: [role('arn:aws:iam::012345678912:role/KubeAdmin', 'admin', ['system:masters'])] }))
+  const rules = compileClean(
+    doc({ mapRoles: [role('arn:aws:iam::012345678912:role/KubeAdmin', 'admin', ['system:masters'])] }),
+  )
 
   it('is keyed by the lower-cased role ARN', () => {
     expect([...rules.roles.keys()]).toEqual(['arn:aws:iam::012345678912:role/kubeadmin'])
@@ -183,7 +213,9 @@ describe('role ARN mapping role/KubeAdmin', () => {
     ['arn:aws:iam::012345678912:user/KubeAdmin', false],
   ])('%s matches: %s', (arn, matches) => {
     expect(lookupRules(rules, identityOf(arn))).toEqual(
-      matches ? { mapping: { username: 'admin', groups: ['system:masters'] }, rule: 'mapRoles[0]', kind: 'role' } : undefined,
+      matches
+        ? { mapping: { username: 'admin', groups: ['system:masters'] }, rule: 'mapRoles[0]', kind: 'role' }
+        : undefined,
     )
   })
 })
@@ -210,11 +242,24 @@ describe('user ARN mapping user/Shanice', () => {
 
 describe('invalid entries', () => {
   it.each<[string, Partial<MappingDocument>, Problem[]]>([
-    ['empty role mapping', { mapRoles: [{ username: 'u', groups: [] }] }, [err('mapRoles[0]', 'one of rolearn or SSO must be supplied')]],
+    [
+      'empty role mapping',
+      { mapRoles: [{ username: 'u', groups: [] }] },
+      [err('mapRoles[0]', 'one of rolearn or SSO must be supplied')],
+    ],
     ['empty rolearn', { mapRoles: [role('')] }, [err('mapRoles[0]', 'one of rolearn or SSO must be supplied')]],
     [
       'rolearn and sso',
-      { mapRoles: [{ rolearn: 'arn:aws:iam::111122223333:role/a', sso: { permissionSetName: 'X', accountID: '111122223333' }, username: 'u', groups: [] }] },
+      {
+        mapRoles: [
+          {
+            rolearn: 'arn:aws:iam::111122223333:role/a',
+            sso: { permissionSetName: 'X', accountID: '111122223333' },
+            username: 'u',
+            groups: [],
+          },
+        ],
+      },
       [err('mapRoles[0]', 'only one of rolearn or SSO can be supplied')],
     ],
     ['empty userarn', { mapUsers: [user('')] }, [err('mapUsers[0].userarn', 'value for userarn must be supplied')]],
@@ -231,7 +276,12 @@ describe('invalid entries', () => {
     [
       'rolearn with an unknown partition',
       { mapRoles: [role('arn:aws-nk:iam::111122223333:role/a')] },
-      [err('mapRoles[0].rolearn', "error canonicalizing ARN: arn 'arn:aws-nk:iam::111122223333:role/a' does not have a recognized partition")],
+      [
+        err(
+          'mapRoles[0].rolearn',
+          "error canonicalizing ARN: arn 'arn:aws-nk:iam::111122223333:role/a' does not have a recognized partition",
+        ),
+      ],
     ],
     [
       'rolearn that is a user',
@@ -246,7 +296,12 @@ describe('invalid entries', () => {
     [
       'userarn that is an assumed role',
       { mapUsers: [user('arn:aws:sts::111122223333:assumed-role/bob/s')] },
-      [err('mapUsers[0].userarn', "'arn:aws:sts::111122223333:assumed-role/bob/s' is a role ARN; map it under mapRoles")],
+      [
+        err(
+          'mapUsers[0].userarn',
+          "'arn:aws:sts::111122223333:assumed-role/bob/s' is a role ARN; map it under mapRoles",
+        ),
+      ],
     ],
     [
       'userarn not an ARN',
@@ -322,7 +377,10 @@ describe('invalid entries', () => {
   })
 
   it('prefixes every path', () => {
-    const { problems } = compileRules(doc({ mapRoles: [role('arn:aws:iam::111122223333:role/a'), role('')] }), 'server.')
+    const { problems } = compileRules(
+      doc({ mapRoles: [role('arn:aws:iam::111122223333:role/a'), role('')] }),
+      'server.',
+    )
     expect(problems).toEqual([err('server.mapRoles[1]', 'one of rolearn or SSO must be supplied')])
   })
 })
@@ -359,14 +417,19 @@ describe('file-mapper document of spec 8.3', () => {
   it.each([
     ['arn:aws:iam::012345678910:role/test-role', 'shreyas', 'mapRoles[0]', 'role'],
     ['arn:aws:sts::012345678910:assumed-role/test-role/s', 'shreyas', 'mapRoles[0]', 'role'],
-    ['arn:aws:iam::012345678910:role/awsreservedsso_cookiecutterpermissions_123123123', 'cookie-cutter', 'mapRoles[1]', 'sso'],
+    [
+      'arn:aws:iam::012345678910:role/awsreservedsso_cookiecutterpermissions_123123123',
+      'cookie-cutter',
+      'mapRoles[1]',
+      'sso',
+    ],
     ['arn:aws:sts::012345678910:assumed-role/test-assumed-role/another-session', 'test', 'mapRoles[2]', 'role'],
     ['arn:aws:iam::012345678910:user/donald', 'donald', 'mapUsers[0]', 'user'],
   ])('%s -> %s (%s)', (arn, username, rule, kind) => {
     expect(lookupRules(rules, identityOf(arn))).toMatchObject({ mapping: { username }, rule, kind })
   })
 
-  it('does not map the allowed account explicitly (that is the chain\'s account step)', () => {
+  it("does not map the allowed account explicitly (that is the chain's account step)", () => {
     expect(lookupRules(rules, identityOf('arn:aws:iam::000000000000:user/anyone'))).toBeUndefined()
   })
 })
@@ -419,16 +482,27 @@ describe('duplicates: a warning, and the first entry wins', () => {
       warn('mapRoles[1].rolearn', 'duplicate of mapRoles[0] (role paths are ignored); the first entry wins'),
       warn('mapRoles[2].rolearn', 'duplicate of mapRoles[0] (role paths are ignored); the first entry wins'),
     ])
-    expect(lookupRules(rules, sessionOf('111122223333', 'Admin', 's'))).toMatchObject({ mapping: { username: 'first' }, rule: 'mapRoles[0]' })
+    expect(lookupRules(rules, sessionOf('111122223333', 'Admin', 's'))).toMatchObject({
+      mapping: { username: 'first' },
+      rule: 'mapRoles[0]',
+    })
     expect(rules.counts.roles).toBe(1)
   })
 
   it('users, case-insensitively', () => {
     const { rules, problems } = compileRules(
-      doc({ mapUsers: [user('arn:aws:iam::111122223333:user/Bob', 'first'), user('arn:aws:iam::111122223333:user/bob', 'second')] }),
+      doc({
+        mapUsers: [
+          user('arn:aws:iam::111122223333:user/Bob', 'first'),
+          user('arn:aws:iam::111122223333:user/bob', 'second'),
+        ],
+      }),
     )
     expect(problems).toEqual([warn('mapUsers[1].userarn', 'duplicate of mapUsers[0]; the first entry wins')])
-    expect(lookupRules(rules, userOf('111122223333', 'BOB'))).toMatchObject({ mapping: { username: 'first' }, rule: 'mapUsers[0]' })
+    expect(lookupRules(rules, userOf('111122223333', 'BOB'))).toMatchObject({
+      mapping: { username: 'first' },
+      rule: 'mapUsers[0]',
+    })
   })
 
   it('SSO permission sets, case-insensitively', () => {
@@ -436,11 +510,15 @@ describe('duplicates: a warning, and the first entry wins', () => {
       doc({ mapRoles: [sso('Dev', '111122223333', undefined, 'first'), sso('DEV', '111122223333', 'aws', 'second')] }),
     )
     expect(problems).toEqual([warn('mapRoles[1].sso', 'duplicate of mapRoles[0]; the first entry wins')])
-    expect(lookupRules(rules, sessionOf('111122223333', 'AWSReservedSSO_Dev_abc', 's'))).toMatchObject({ mapping: { username: 'first' } })
+    expect(lookupRules(rules, sessionOf('111122223333', 'AWSReservedSSO_Dev_abc', 's'))).toMatchObject({
+      mapping: { username: 'first' },
+    })
   })
 
   it('SSO sets of different partitions are not duplicates', () => {
-    const { problems } = compileRules(doc({ mapRoles: [sso('Dev', '111122223333'), sso('Dev', '111122223333', 'aws-cn')] }))
+    const { problems } = compileRules(
+      doc({ mapRoles: [sso('Dev', '111122223333'), sso('Dev', '111122223333', 'aws-cn')] }),
+    )
     expect(problems).toEqual([])
   })
 
@@ -458,7 +536,10 @@ describe('precedence inside one rule set', () => {
   it('an explicit role beats an SSO permission set, whatever the order', () => {
     const rules = compileClean(
       doc({
-        mapRoles: [sso('Dev', '111122223333', undefined, 'by-sso'), role('arn:aws:iam::111122223333:role/AWSReservedSSO_Dev_abc123', 'by-role')],
+        mapRoles: [
+          sso('Dev', '111122223333', undefined, 'by-sso'),
+          role('arn:aws:iam::111122223333:role/AWSReservedSSO_Dev_abc123', 'by-role'),
+        ],
       }),
     )
     expect(lookupRules(rules, sessionOf('111122223333', 'AWSReservedSSO_Dev_abc123', 's'))).toMatchObject({
@@ -466,11 +547,16 @@ describe('precedence inside one rule set', () => {
       rule: 'mapRoles[1]',
       kind: 'role',
     })
-    expect(lookupRules(rules, sessionOf('111122223333', 'AWSReservedSSO_Dev_fff', 's'))).toMatchObject({ rule: 'mapRoles[0]', kind: 'sso' })
+    expect(lookupRules(rules, sessionOf('111122223333', 'AWSReservedSSO_Dev_fff', 's'))).toMatchObject({
+      rule: 'mapRoles[0]',
+      kind: 'sso',
+    })
   })
 
   it('among SSO rules the first listed wins (distinct sets cannot both match one role)', () => {
-    const rules = compileClean(doc({ mapRoles: [sso('A', '111122223333', undefined, 'a'), sso('B', '111122223333', undefined, 'b')] }))
+    const rules = compileClean(
+      doc({ mapRoles: [sso('A', '111122223333', undefined, 'a'), sso('B', '111122223333', undefined, 'b')] }),
+    )
     expect(lookupRules(rules, sessionOf('111122223333', 'AWSReservedSSO_B_1', 's'))?.mapping.username).toBe('b')
   })
 

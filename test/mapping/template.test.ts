@@ -1,7 +1,13 @@
 import fc from 'fast-check'
 import { describe, expect, it, vi } from 'vitest'
 import { MappingFailed } from '../../src/errors.js'
-import { renderMapping, renderTemplate, TEMPLATE_VARIABLES, templateProblems, type PrivateDnsResolver } from '../../src/mapping/template.js'
+import {
+  renderMapping,
+  renderTemplate,
+  TEMPLATE_VARIABLES,
+  templateProblems,
+  type PrivateDnsResolver,
+} from '../../src/mapping/template.js'
 import { identityOf } from '../support/identities.js'
 
 const KNOWN_VARS = '{{EC2PrivateDNSName}}, {{AccountID}}, {{SessionName}}, {{SessionNameRaw}}, {{AccessKeyID}}'
@@ -32,14 +38,21 @@ describe('renderTemplate (spec 8.4)', () => {
     ['a-{{SessionName}}-b', 'jdoe', 'a-jdoe-b'],
     ['a-{{SessionName}}-b', 'jdoe@example.com', 'a-jdoe-example.com-b'],
     ['a-{{SessionNameRaw}}-b', 'jdoe@example.com', 'a-jdoe@example.com-b'],
-    ['a-{{AccountID}}-{{SessionName}}-{{SessionNameRaw}}-b', 'jdoe@example.com', 'a-123-jdoe-example.com-jdoe@example.com-b'],
+    [
+      'a-{{AccountID}}-{{SessionName}}-{{SessionNameRaw}}-b',
+      'jdoe@example.com',
+      'a-123-jdoe-example.com-jdoe@example.com-b',
+    ],
   ])('%s with session %s -> %s', async (template, sessionName, expected) => {
     expect(await renderTemplate(template, session(sessionName), undefined)).toBe(expected)
   })
 
   it('a-{{EC2PrivateDNSName}}-b with session i-aaaaa fails before any lookup', async () => {
     const resolve = vi.fn<PrivateDnsResolver>(async () => 'never')
-    await expectMappingFailed(renderTemplate('a-{{EC2PrivateDNSName}}-b', session('i-aaaaa'), resolve), 'SessionName did not contain an instance id')
+    await expectMappingFailed(
+      renderTemplate('a-{{EC2PrivateDNSName}}-b', session('i-aaaaa'), resolve),
+      'SessionName did not contain an instance id',
+    )
     expect(resolve).not.toHaveBeenCalled()
   })
 })
@@ -63,9 +76,9 @@ describe('renderTemplate', () => {
 
   it('renders an IAM user (no session) with an empty session name', async () => {
     const id = identityOf('arn:aws:iam::111122223333:user/alice', { accessKeyId: 'AKIAEXAMPLE' })
-    expect(await renderTemplate('u:{{SessionName}}:{{SessionNameRaw}}:{{AccountID}}:{{AccessKeyID}}', id, undefined)).toBe(
-      'u:::111122223333:AKIAEXAMPLE',
-    )
+    expect(
+      await renderTemplate('u:{{SessionName}}:{{SessionNameRaw}}:{{AccountID}}:{{AccessKeyID}}', id, undefined),
+    ).toBe('u:::111122223333:AKIAEXAMPLE')
   })
 
   it('leaves a variable it does not know as written (compileRules rejects such templates first)', async () => {
@@ -97,13 +110,26 @@ describe('renderTemplate', () => {
     })
 
     it('the property holds for session names built from template syntax', async () => {
-      const piece = fc.constantFrom('{{', '}}', '{', '}', '@', '$&', '$1', ...TEMPLATE_VARIABLES, ...TEMPLATE_VARIABLES.map((v) => `{{${v}}}`))
+      const piece = fc.constantFrom(
+        '{{',
+        '}}',
+        '{',
+        '}',
+        '@',
+        '$&',
+        '$1',
+        ...TEMPLATE_VARIABLES,
+        ...TEMPLATE_VARIABLES.map((v) => `{{${v}}}`),
+      )
       await fc.assert(
-        fc.asyncProperty(fc.array(piece, { maxLength: 12 }).map((parts) => parts.join('')), async (sessionName) => {
-          const id = session(sessionName)
-          expect(await renderTemplate('{{SessionNameRaw}}', id, undefined)).toBe(sessionName)
-          expect(await renderTemplate('{{SessionName}}', id, undefined)).toBe(sessionName.replaceAll('@', '-'))
-        }),
+        fc.asyncProperty(
+          fc.array(piece, { maxLength: 12 }).map((parts) => parts.join('')),
+          async (sessionName) => {
+            const id = session(sessionName)
+            expect(await renderTemplate('{{SessionNameRaw}}', id, undefined)).toBe(sessionName)
+            expect(await renderTemplate('{{SessionName}}', id, undefined)).toBe(sessionName.replaceAll('@', '-'))
+          },
+        ),
         { numRuns: 500 },
       )
     })
@@ -120,14 +146,16 @@ describe('{{EC2PrivateDNSName}}', () => {
 
   it('accepts the 8-digit form and combines with the other variables', async () => {
     const resolve = vi.fn<PrivateDnsResolver>(async (instance) => `ip-for-${instance}`)
-    expect(await renderTemplate('{{EC2PrivateDNSName}}/{{AccountID}}/{{SessionName}}', session('i-0123abcd'), resolve)).toBe(
-      'ip-for-i-0123abcd/123/i-0123abcd',
-    )
+    expect(
+      await renderTemplate('{{EC2PrivateDNSName}}/{{AccountID}}/{{SessionName}}', session('i-0123abcd'), resolve),
+    ).toBe('ip-for-i-0123abcd/123/i-0123abcd')
   })
 
   it('is looked up once per template even when used twice', async () => {
     const resolve = vi.fn<PrivateDnsResolver>(async () => 'ip-10-0-0-1')
-    expect(await renderTemplate('{{EC2PrivateDNSName}}+{{EC2PrivateDNSName}}', session('i-0123abcd'), resolve)).toBe('ip-10-0-0-1+ip-10-0-0-1')
+    expect(await renderTemplate('{{EC2PrivateDNSName}}+{{EC2PrivateDNSName}}', session('i-0123abcd'), resolve)).toBe(
+      'ip-10-0-0-1+ip-10-0-0-1',
+    )
     expect(resolve).toHaveBeenCalledTimes(1)
   })
 
@@ -153,7 +181,10 @@ describe('{{EC2PrivateDNSName}}', () => {
     ['jdoe@example.com', 'a person'],
   ])('session %j (%s) is not an instance ID: fails without a lookup', async (sessionName) => {
     const resolve = vi.fn<PrivateDnsResolver>(async () => 'never')
-    await expectMappingFailed(renderTemplate('system:node:{{EC2PrivateDNSName}}', session(sessionName), resolve), 'SessionName did not contain an instance id')
+    await expectMappingFailed(
+      renderTemplate('system:node:{{EC2PrivateDNSName}}', session(sessionName), resolve),
+      'SessionName did not contain an instance id',
+    )
     expect(resolve).not.toHaveBeenCalled()
   })
 
@@ -180,7 +211,10 @@ describe('renderMapping', () => {
     const resolve = vi.fn<PrivateDnsResolver>(async () => 'ip-172-31-27-14')
     expect(
       await renderMapping(
-        { username: 'system:node:{{EC2PrivateDNSName}}', groups: ['system:nodes', 'acct-{{AccountID}}', 'system:bootstrappers'] },
+        {
+          username: 'system:node:{{EC2PrivateDNSName}}',
+          groups: ['system:nodes', 'acct-{{AccountID}}', 'system:bootstrappers'],
+        },
         session('i-0c6f21bf1f24f9708'),
         resolve,
       ),
@@ -218,7 +252,9 @@ describe('renderMapping', () => {
     const resolve: PrivateDnsResolver = async () => {
       throw bug
     }
-    await expect(renderMapping({ username: '{{EC2PrivateDNSName}}', groups: [] }, session('i-0123abcd'), resolve)).rejects.toBe(bug)
+    await expect(
+      renderMapping({ username: '{{EC2PrivateDNSName}}', groups: [] }, session('i-0123abcd'), resolve),
+    ).rejects.toBe(bug)
   })
 })
 
@@ -227,7 +263,10 @@ describe('templateProblems', () => {
 
   it.each([
     ['plain text', 'system:masters'],
-    ['every known variable', 'n:{{EC2PrivateDNSName}}:{{AccountID}}:{{SessionName}}:{{SessionNameRaw}}:{{AccessKeyID}}'],
+    [
+      'every known variable',
+      'n:{{EC2PrivateDNSName}}:{{AccountID}}:{{SessionName}}:{{SessionNameRaw}}:{{AccessKeyID}}',
+    ],
     ['single braces', '{a}b}'],
     ['a known variable inside a third brace', '{{{AccountID}}}'],
     ['empty', ''],

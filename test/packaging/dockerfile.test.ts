@@ -5,7 +5,18 @@
 // as the image's non-root user when the tests run as root.
 
 import { execFile, spawn } from 'node:child_process'
-import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  chownSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { request } from 'node:https'
 import { builtinModules } from 'node:module'
 import { dirname, join, posix, relative } from 'node:path'
@@ -83,7 +94,10 @@ function parseInstructions(text: string): Instruction[] {
 }
 
 function substitute(s: string, vars: Readonly<Record<string, string>>): string {
-  return s.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (_m, a?: string, b?: string) => vars[(a ?? b)!] ?? '')
+  return s.replace(
+    /\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g,
+    (_m, a?: string, b?: string) => vars[(a ?? b)!] ?? '',
+  )
 }
 
 function parseDockerfile(text: string): Dockerfile {
@@ -93,7 +107,13 @@ function parseDockerfile(text: string): Dockerfile {
     if (ins.cmd === 'FROM') {
       const m = /^(\S+)(?:\s+AS\s+(\S+))?$/i.exec(ins.rest)
       if (m === null) throw new Error(`line ${ins.line}: cannot parse FROM ${ins.rest}`)
-      stages.push({ index: stages.length, name: m[2], base: substitute(m[1]!, globalArgs), platform: ins.flags.platform, instructions: [] })
+      stages.push({
+        index: stages.length,
+        name: m[2],
+        base: substitute(m[1]!, globalArgs),
+        platform: ins.flags.platform,
+        instructions: [],
+      })
     } else if (stages.length === 0) {
       if (ins.cmd !== 'ARG') throw new Error(`line ${ins.line}: only ARG may come before the first FROM`)
       const [name, value] = ins.rest.split('=', 2) as [string, string | undefined]
@@ -139,7 +159,8 @@ function stageEnv(stage: Stage): Record<string, string> {
       env[k!] = v.join(' ')
       continue
     }
-    for (const m of ins.rest.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|\S*)/g)) env[m[1]!] = m[2]!.replace(/^"|"$/g, '')
+    for (const m of ins.rest.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|\S*)/g))
+      env[m[1]!] = m[2]!.replace(/^"|"$/g, '')
   }
   return env
 }
@@ -242,7 +263,10 @@ function origin(stage: Stage, absPath: string): { context: string } | { produced
 function landing(stage: Stage, ins: Instruction, source: string, from: Stage | undefined): string {
   const { sources, dest } = copyParts(ins)
   const target = posix.resolve(workdirAt(stage, stage.instructions.indexOf(ins)), dest)
-  const isDir = from === undefined ? statSync(join(ROOT, source)).isDirectory() : !('context' in origin(from, source)) || source.endsWith('/')
+  const isDir =
+    from === undefined
+      ? statSync(join(ROOT, source)).isDirectory()
+      : !('context' in origin(from, source)) || source.endsWith('/')
   if (isDir) return target
   return dest.endsWith('/') || dest === '.' || sources.length > 1 ? posix.join(target, posix.basename(source)) : target
 }
@@ -255,12 +279,19 @@ interface RuntimeCopy {
 }
 const runtimeCopies: RuntimeCopy[] = of(final, 'COPY').flatMap((ins) => {
   const from = ins.flags.from === undefined ? undefined : stageByName(ins.flags.from)
-  if (ins.flags.from !== undefined && from === undefined) throw new Error(`COPY --from=${ins.flags.from}: no such stage`)
+  if (ins.flags.from !== undefined && from === undefined)
+    throw new Error(`COPY --from=${ins.flags.from}: no such stage`)
   return copyParts(ins).sources.map((source) => ({ from, source, dest: landing(final, ins, source, from) }))
 })
 
 /** What `npm run build` produces and the CLI loads (see scripts/build.mjs and bin/). */
-const BUILD_OUTPUTS = ['dist/cli/bin.cjs', 'dist/client/get-token.cjs', 'dist/cli/program.js', 'dist/cli/server.js', 'dist/server/run.js']
+const BUILD_OUTPUTS = [
+  'dist/cli/bin.cjs',
+  'dist/client/get-token.cjs',
+  'dist/cli/program.js',
+  'dist/cli/server.js',
+  'dist/server/run.js',
+]
 
 describe('Dockerfile: stages and base images', () => {
   it('has a build stage, a production-dependencies stage and a runtime stage, the runtime last', () => {
@@ -270,7 +301,9 @@ describe('Dockerfile: stages and base images', () => {
   it('builds every stage on the official Debian 12 Node 20 image', () => {
     expect(df.globalArgs.NODE_IMAGE).toBe('node:20-bookworm-slim')
     for (const stage of df.stages) {
-      expect(stage.base, `stage ${stage.name}`).toMatch(/^(docker\.io\/library\/)?node:20(\.\d+){0,2}-bookworm(-slim)?(@sha256:[0-9a-f]{64})?$/)
+      expect(stage.base, `stage ${stage.name}`).toMatch(
+        /^(docker\.io\/library\/)?node:20(\.\d+){0,2}-bookworm(-slim)?(@sha256:[0-9a-f]{64})?$/,
+      )
     }
     // The build output is platform-independent JavaScript; dependencies are installed per platform.
     expect(stageByName('build')!.platform).toBe('$BUILDPLATFORM')
@@ -303,14 +336,19 @@ describe('Dockerfile: COPY sources exist', () => {
   }, 120_000)
 
   it('every COPY source from the build context exists and is not excluded by .dockerignore', () => {
-    const sources = df.stages.flatMap((s) => of(s, 'COPY').filter((i) => i.flags.from === undefined).flatMap((i) => copyParts(i).sources))
+    const sources = df.stages.flatMap((s) =>
+      of(s, 'COPY')
+        .filter((i) => i.flags.from === undefined)
+        .flatMap((i) => copyParts(i).sources),
+    )
     expect(sources.length).toBeGreaterThan(5)
     for (const source of sources) {
       expect(existsSync(join(ROOT, source)), source).toBe(true)
       expect(ignored(dockerignore, source), `${source} is excluded by .dockerignore`).toBe(false)
       // Inside a copied folder too: every file the build needs reaches the context.
       if (statSync(join(ROOT, source)).isDirectory()) {
-        for (const f of walk(join(ROOT, source))) expect(ignored(dockerignore, posix.join(source, f)), `${source}${f}`).toBe(false)
+        for (const f of walk(join(ROOT, source)))
+          expect(ignored(dockerignore, posix.join(source, f)), `${source}${f}`).toBe(false)
       }
     }
   })
@@ -329,12 +367,19 @@ describe('Dockerfile: COPY sources exist', () => {
         else expect(o.produced).toBe('node_modules') // checked by the production install below
       }
     }
-    for (const f of ['bin/kube-iam-auth.cjs', 'package.json', 'package-lock.json']) expect(existsSync(join(ROOT, f)), f).toBe(true)
+    for (const f of ['bin/kube-iam-auth.cjs', 'package.json', 'package-lock.json'])
+      expect(existsSync(join(ROOT, f)), f).toBe(true)
   })
 
   it('the runtime gets exactly package.json, production node_modules, bin/, dist/ and config/ in /app', () => {
     expect(workdirAt(final)).toBe('/app')
-    expect(runtimeCopies.map((c) => c.dest).sort()).toEqual(['/app/bin', '/app/config', '/app/dist', '/app/node_modules', '/app/package.json'])
+    expect(runtimeCopies.map((c) => c.dest).sort()).toEqual([
+      '/app/bin',
+      '/app/config',
+      '/app/dist',
+      '/app/node_modules',
+      '/app/package.json',
+    ])
     const byDest = Object.fromEntries(runtimeCopies.map((c) => [c.dest, c]))
     expect(byDest['/app/node_modules']!.from?.name).toBe('deps')
     expect(byDest['/app/dist']!.from?.name).toBe('build')
@@ -369,7 +414,9 @@ describe('Dockerfile: runtime stage', () => {
     const [, target, name] = link!
     expect(name).toBe('/usr/local/bin/kube-iam-auth')
     expect(target).toBe(posix.join('/app', pkg.bin['kube-iam-auth']!))
-    expect(runtimeCopies.some((c) => target!.startsWith(`${c.dest}/`) && c.source.replace(/\/$/, '') === 'bin')).toBe(true)
+    expect(runtimeCopies.some((c) => target!.startsWith(`${c.dest}/`) && c.source.replace(/\/$/, '') === 'bin')).toBe(
+      true,
+    )
     // node's image puts /usr/local/bin on PATH; the Dockerfile must not drop it.
     expect(stageEnv(final).PATH).toBeUndefined()
     // The script's shebang needs /usr/bin/env and node on PATH: true on node:*-bookworm*, not distroless.
@@ -381,7 +428,9 @@ describe('Dockerfile: runtime stage', () => {
     const volumes = of(final, 'VOLUME').flatMap((v) => v.json ?? v.rest.split(/\s+/))
     expect(volumes.sort()).toEqual([DEFAULTS.stateDir, dirname(DEFAULTS.generateKubeconfig)].sort())
     // Both exist in the image, owned by the runtime user (so an anonymous volume inherits that).
-    const setup = of(final, 'RUN').map((r) => r.rest).join('\n')
+    const setup = of(final, 'RUN')
+      .map((r) => r.rest)
+      .join('\n')
     for (const v of volumes) {
       expect(setup).toContain(v)
       expect(setup).toMatch(new RegExp(`chown 65532:65532 [^;]*${v.replace(/[/.]/g, '\\$&')}`))
@@ -389,14 +438,24 @@ describe('Dockerfile: runtime stage', () => {
   })
 
   it('removes npm, npx, corepack and yarn (not used at runtime)', () => {
-    const setup = of(final, 'RUN').map((r) => r.rest).join('\n')
-    for (const p of ['/usr/local/lib/node_modules/npm', '/usr/local/bin/npm', '/usr/local/bin/npx', '/usr/local/bin/corepack', '/opt/yarn-*']) {
+    const setup = of(final, 'RUN')
+      .map((r) => r.rest)
+      .join('\n')
+    for (const p of [
+      '/usr/local/lib/node_modules/npm',
+      '/usr/local/bin/npm',
+      '/usr/local/bin/npx',
+      '/usr/local/bin/corepack',
+      '/opt/yarn-*',
+    ]) {
       expect(setup).toContain(p)
     }
   })
 
   it('carries OCI labels; the version label defaults to package.json version', () => {
-    const labels = of(final, 'LABEL').map((l) => l.rest).join(' ')
+    const labels = of(final, 'LABEL')
+      .map((l) => l.rest)
+      .join(' ')
     for (const key of ['title', 'description', 'licenses', 'version', 'revision', 'base.name']) {
       expect(labels).toContain(`org.opencontainers.image.${key}=`)
     }
@@ -407,7 +466,9 @@ describe('Dockerfile: runtime stage', () => {
   it('holds no credentials: no AWS key variables, no key material, no credential files copied', () => {
     for (const stage of df.stages) {
       for (const ins of stage.instructions.filter((i) => i.cmd === 'ENV' || i.cmd === 'ARG')) {
-        expect(ins.rest, `line ${ins.line}`).not.toMatch(/AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN)|PASSWORD|SECRET|TOKEN|NPM_TOKEN|_AUTH/i)
+        expect(ins.rest, `line ${ins.line}`).not.toMatch(
+          /AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN)|PASSWORD|SECRET|TOKEN|NPM_TOKEN|_AUTH/i,
+        )
       }
     }
     expect(dockerfileText).not.toMatch(/\b(AKIA|ASIA)[0-9A-Z]{16}\b/)
@@ -415,7 +476,15 @@ describe('Dockerfile: runtime stage', () => {
     const copied = df.stages.flatMap((s) => of(s, 'COPY').flatMap((i) => copyParts(i).sources))
     for (const s of copied) expect(s).not.toMatch(/(^|\/)(\.state|\.aws|\.npmrc|\.env|\.git)(\/|$)|\.pem$|kubeconfig/)
     // Nor does the context carry them.
-    for (const p of ['.state', '.state/key.pem', '.state/caller-keys/x.jwk', '.env', 'x.kubeconfig', '.git/config', '.aws/credentials']) {
+    for (const p of [
+      '.state',
+      '.state/key.pem',
+      '.state/caller-keys/x.jwk',
+      '.env',
+      'x.kubeconfig',
+      '.git/config',
+      '.aws/credentials',
+    ]) {
       expect(ignored(dockerignore, p), p).toBe(true)
     }
   })
@@ -423,14 +492,39 @@ describe('Dockerfile: runtime stage', () => {
 
 describe('.dockerignore', () => {
   it('excludes node_modules, dist, .state, .test-results, bench/results, .git and test', () => {
-    for (const p of ['node_modules', 'node_modules/x/index.js', 'dist', 'dist/cli/bin.cjs', '.state', '.test-results/vitest.json', 'bench/results/x.json', '.git', '.git/HEAD', 'test', 'test/packaging/dockerfile.test.ts', 'helm/kube-iam-auth/Chart.yaml', 'src/node_modules/x']) {
+    for (const p of [
+      'node_modules',
+      'node_modules/x/index.js',
+      'dist',
+      'dist/cli/bin.cjs',
+      '.state',
+      '.test-results/vitest.json',
+      'bench/results/x.json',
+      '.git',
+      '.git/HEAD',
+      'test',
+      'test/packaging/dockerfile.test.ts',
+      'helm/kube-iam-auth/Chart.yaml',
+      'src/node_modules/x',
+    ]) {
       expect(ignored(dockerignore, p), p).toBe(true)
     }
   })
 
   it('lets in what the build needs and nothing else at the top level', () => {
-    const top = readdirSync(ROOT).filter((e) => !ignored(dockerignore, e)).sort()
-    expect(top).toEqual(['bin', 'config', 'package-lock.json', 'package.json', 'scripts', 'src', 'tsconfig.build.json', 'tsconfig.json'])
+    const top = readdirSync(ROOT)
+      .filter((e) => !ignored(dockerignore, e))
+      .sort()
+    expect(top).toEqual([
+      'bin',
+      'config',
+      'package-lock.json',
+      'package.json',
+      'scripts',
+      'src',
+      'tsconfig.build.json',
+      'tsconfig.json',
+    ])
   })
 
   it('matches like Docker: parents count, the last rule wins, ! re-includes', () => {
@@ -444,19 +538,29 @@ describe('.dockerignore', () => {
 
 // ------------------------------------------------------------------------------------------------
 
-const NETWORK_ERROR = /ENOTFOUND|EAI_AGAIN|ETIMEDOUT|ECONNREFUSED|ECONNRESET|ENETUNREACH|EHOSTUNREACH|network|socket hang up|request to .* failed|timed out/i
+const NETWORK_ERROR =
+  /ENOTFOUND|EAI_AGAIN|ETIMEDOUT|ECONNREFUSED|ECONNRESET|ENETUNREACH|EHOSTUNREACH|network|socket hang up|request to .* failed|timed out/i
 const RUNTIME_UID = 65532
 
-function exec(command: string, args: readonly string[], opts: { cwd: string; env: Record<string, string>; timeoutMs: number }): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function exec(
+  command: string,
+  args: readonly string[],
+  opts: { cwd: string; env: Record<string, string>; timeoutMs: number },
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(command, [...args], { cwd: opts.cwd, env: opts.env, timeout: opts.timeoutMs, maxBuffer: 32 << 20 }, (err, stdout, stderr) => {
-      const killed = err !== null && err.killed === true
-      resolve({
-        code: err === null ? 0 : typeof err.code === 'number' ? err.code : null,
-        stdout,
-        stderr: `${stderr}${err === null ? '' : `\n${killed ? `timed out after ${opts.timeoutMs} ms` : err.message}`}`,
-      })
-    })
+    execFile(
+      command,
+      [...args],
+      { cwd: opts.cwd, env: opts.env, timeout: opts.timeoutMs, maxBuffer: 32 << 20 },
+      (err, stdout, stderr) => {
+        const killed = err !== null && err.killed === true
+        resolve({
+          code: err === null ? 0 : typeof err.code === 'number' ? err.code : null,
+          stdout,
+          stderr: `${stderr}${err === null ? '' : `\n${killed ? `timed out after ${opts.timeoutMs} ms` : err.message}`}`,
+        })
+      },
+    )
   })
 }
 
@@ -507,7 +611,11 @@ describe('runtime image simulation: installs production dependencies from the np
     for (const ins of of(deps, 'COPY')) for (const s of copyParts(ins).sources) cpSync(join(ROOT, s), join(depsDir, s))
     // The caller's registry, proxy and cache settings apply (a mirror or a proxy works), nothing else.
     const passThrough = Object.fromEntries(
-      Object.entries(process.env).filter(([k, v]) => v !== undefined && /^(npm_config_(registry|cache|proxy|https_proxy|noproxy|strict_ssl|cafile)|https?_proxy|no_proxy)$/i.test(k)),
+      Object.entries(process.env).filter(
+        ([k, v]) =>
+          v !== undefined &&
+          /^(npm_config_(registry|cache|proxy|https_proxy|noproxy|strict_ssl|cafile)|https?_proxy|no_proxy)$/i.test(k),
+      ),
     ) as Record<string, string>
     const npmEnv = {
       ...cliEnv(join(work, 'npm-home')),
@@ -538,7 +646,12 @@ describe('runtime image simulation: installs production dependencies from the np
 
   const run = (args: readonly string[], cwd = app) =>
     new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, [join(app, 'bin/kube-iam-auth.cjs'), ...args], { cwd, env, ...runAs, stdio: ['ignore', 'pipe', 'pipe'] })
+      const child = spawn(process.execPath, [join(app, 'bin/kube-iam-auth.cjs'), ...args], {
+        cwd,
+        env,
+        ...runAs,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
       let stdout = ''
       let stderr = ''
       child.stdout.on('data', (d: Buffer) => (stdout += d))
@@ -559,7 +672,14 @@ describe('runtime image simulation: installs production dependencies from the np
     const top = Object.entries(lock.packages).filter(([path]) => /^node_modules\/(@[^/]+\/)?[^/]+$/.test(path))
     const dev = top.filter(([, p]) => p.dev).map(([path]) => path)
     const prod = top.filter(([, p]) => !p.dev && !(p.optional && (p.os || p.cpu))).map(([path]) => path)
-    expect(dev).toEqual(expect.arrayContaining(['node_modules/typescript', 'node_modules/esbuild', 'node_modules/vitest', 'node_modules/tsx']))
+    expect(dev).toEqual(
+      expect.arrayContaining([
+        'node_modules/typescript',
+        'node_modules/esbuild',
+        'node_modules/vitest',
+        'node_modules/tsx',
+      ]),
+    )
     for (const path of dev) expect(existsSync(join(app, path)), `${path} (dev) is installed`).toBe(false)
     for (const path of prod) expect(existsSync(join(app, path, 'package.json')), `${path} is missing`).toBe(true)
     for (const dep of Object.keys(pkg.dependencies)) expect(existsSync(join(app, 'node_modules', dep)), dep).toBe(true)
@@ -571,9 +691,19 @@ describe('runtime image simulation: installs production dependencies from the np
     const specifiers = new Set<string>()
     for (const f of walk(join(app, 'dist')).filter((f) => /\.(c|m)?js$/.test(f))) {
       const text = readFileSync(join(app, 'dist', f), 'utf8')
-      for (const m of text.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\brequire\s*\(\s*|\bimport\s+)["']([^"'./][^"']*)["']/g)) specifiers.add(m[1]!)
+      for (const m of text.matchAll(
+        /(?:\bfrom\s*|\bimport\s*\(\s*|\brequire\s*\(\s*|\bimport\s+)["']([^"'./][^"']*)["']/g,
+      ))
+        specifiers.add(m[1]!)
     }
-    const packages = [...specifiers].filter((s) => !builtins.has(s) && !s.startsWith('node:')).map((s) => s.split('/').slice(0, s.startsWith('@') ? 2 : 1).join('/'))
+    const packages = [...specifiers]
+      .filter((s) => !builtins.has(s) && !s.startsWith('node:'))
+      .map((s) =>
+        s
+          .split('/')
+          .slice(0, s.startsWith('@') ? 2 : 1)
+          .join('/'),
+      )
     expect(packages.length).toBeGreaterThan(5)
     for (const p of new Set(packages)) {
       expect(pkg.dependencies, `${p} is imported by dist/ but not a dependency`).toHaveProperty([p])
@@ -581,20 +711,25 @@ describe('runtime image simulation: installs production dependencies from the np
     }
   })
 
-  it('`kube-iam-auth version`, `--help` and `validate --config config/server.example.yaml` work from it', async ({ skip }) => {
+  it('`kube-iam-auth version`, `--help` and `validate --config config/server.example.yaml` work from it', async ({
+    skip,
+  }) => {
     if (skipReason) skip(skipReason)
     const version = await run(['version'])
     expect(version.stderr).toBe('')
     expect(JSON.parse(version.stdout)).toEqual({ Version: pkg.version })
     const help = await run(['--help'])
     expect(help.code).toBe(0)
-    for (const c of ['token', 'verify', 'server', 'init', 'validate', 'explain', 'add', 'rotate-caller-key', 'version']) expect(help.stdout).toContain(c)
+    for (const c of ['token', 'verify', 'server', 'init', 'validate', 'explain', 'add', 'rotate-caller-key', 'version'])
+      expect(help.stdout).toContain(c)
     const validate = await run(['validate', '--config', 'config/server.example.yaml'])
     expect(validate.stderr + validate.stdout).toContain('config/server.example.yaml: valid')
     expect(validate.code).toBe(0)
   }, 60_000)
 
-  it(`the server runs from it${asRoot ? ` as uid ${RUNTIME_UID}` : ''}, writing only to its two volumes`, async ({ skip }) => {
+  it(`the server runs from it${asRoot ? ` as uid ${RUNTIME_UID}` : ''}, writing only to its two volumes`, async ({
+    skip,
+  }) => {
     if (skipReason) skip(skipReason)
     const volumes = join(work, 'volumes')
     const state = join(volumes, 'state')
@@ -603,15 +738,28 @@ describe('runtime image simulation: installs production dependencies from the np
     mkdirSync(kubeconfigDir, { recursive: true })
     chmodSync(volumes, 0o755)
     if (asRoot) for (const d of [state, kubeconfigDir]) chownSync(d, RUNTIME_UID, RUNTIME_UID)
-    const example = load(readFileSync(join(app, 'config/server.example.yaml'), 'utf8')) as { server: Record<string, unknown> }
+    const example = load(readFileSync(join(app, 'config/server.example.yaml'), 'utf8')) as {
+      server: Record<string, unknown>
+    }
     const configDir = join(work, 'etc')
     mkdirSync(configDir, { mode: 0o755 })
-    writeFileSync(join(configDir, 'config.yaml'), dump({ ...example, server: { ...example.server, port: 0, callerAuth: true } }), { mode: 0o644 })
+    writeFileSync(
+      join(configDir, 'config.yaml'),
+      dump({ ...example, server: { ...example.server, port: 0, callerAuth: true } }),
+      { mode: 0o644 },
+    )
     const before = snapshot(app)
 
     const child = spawn(
       process.execPath,
-      [join(app, 'bin/kube-iam-auth.cjs'), 'server', '--config', join(configDir, 'config.yaml'), `--state-dir=${state}`, `--generate-kubeconfig=${join(kubeconfigDir, 'kubeconfig.yaml')}`],
+      [
+        join(app, 'bin/kube-iam-auth.cjs'),
+        'server',
+        '--config',
+        join(configDir, 'config.yaml'),
+        `--state-dir=${state}`,
+        `--generate-kubeconfig=${join(kubeconfigDir, 'kubeconfig.yaml')}`,
+      ],
       { cwd: '/', env, ...runAs, stdio: ['ignore', 'pipe', 'pipe'] },
     )
     let out = ''
@@ -628,7 +776,10 @@ describe('runtime image simulation: installs production dependencies from the np
           if (!existsSync(kubeconfig)) return
           clearInterval(poll)
           clearTimeout(timer)
-          const doc = load(readFileSync(kubeconfig, 'utf8')) as { clusters: { cluster: { server: string } }[]; users: { user?: { token?: string } }[] }
+          const doc = load(readFileSync(kubeconfig, 'utf8')) as {
+            clusters: { cluster: { server: string } }[]
+            users: { user?: { token?: string } }[]
+          }
           expect(doc.users[0]!.user?.token).toMatch(/^ey/)
           resolve(Number(new URL(doc.clusters[0]!.cluster.server).port))
         }, 50)

@@ -58,7 +58,10 @@ const one = (r: Rendered, kind: string): Obj => {
   expect(found, kind).toHaveLength(1)
   return found[0]!
 }
-const kinds = (r: Rendered) => docs(r).map((d) => d.kind as string).sort()
+const kinds = (r: Rendered) =>
+  docs(r)
+    .map((d) => d.kind as string)
+    .sort()
 const renderError = (values: Record<string, unknown>): string => {
   try {
     render(values)
@@ -70,7 +73,11 @@ const renderError = (values: Record<string, unknown>): string => {
 }
 
 /** The server's view of the rendered config.yaml. */
-function decodeRendered(r: Rendered): { config?: ServerConfig; problems: { path: string; message: string; severity: string }[]; doc: Obj } {
+function decodeRendered(r: Rendered): {
+  config?: ServerConfig
+  problems: { path: string; message: string; severity: string }[]
+  doc: Obj
+} {
   const cm = one(r, 'ConfigMap')
   const doc = load(cm.data['config.yaml']) as Obj
   return { ...decodeServerConfig(doc), doc }
@@ -97,7 +104,12 @@ const NOT_IN_VALUES_SERVER: Record<string, string> = {
 
 describe('Chart.yaml and values.yaml', () => {
   it('Chart.yaml: apiVersion v2, name kube-iam-auth, version 0.1.0, appVersion = package.json version', () => {
-    expect(chart.chart).toMatchObject({ apiVersion: 'v2', name: 'kube-iam-auth', version: '0.1.0', type: 'application' })
+    expect(chart.chart).toMatchObject({
+      apiVersion: 'v2',
+      name: 'kube-iam-auth',
+      version: '0.1.0',
+      type: 'application',
+    })
     expect(chart.chart.appVersion).toBe(pkg.version)
   })
 
@@ -128,8 +140,19 @@ describe('Chart.yaml and values.yaml', () => {
     const v = chart.values as Obj
     expect(v.hostPaths).toEqual({ stateDir: DEFAULTS.stateDir, kubeconfigDir: dirname(DEFAULTS.generateKubeconfig) })
     expect(v.image).toMatchObject({ tag: '', pullPolicy: 'IfNotPresent' })
-    expect(v.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } })
-    expect(v.podSecurityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } })
+    expect(v.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    })
+    expect(v.podSecurityContext).toMatchObject({
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      seccompProfile: { type: 'RuntimeDefault' },
+    })
     expect(v.nodeSelector).toEqual({ 'node-role.kubernetes.io/control-plane': '' })
     expect(v.priorityClassName).toBe('system-cluster-critical')
     expect(v.hostNetwork).toBe(true)
@@ -154,7 +177,9 @@ describe('templates: .Values references (static scan of the parsed templates)', 
   })
 
   it('every .Values path used in a template (and _helpers.tpl) exists in values.yaml', () => {
-    const missing = scan.references.filter((r) => !hasValuePath(chart.values, r.path)).map((r) => `${r.file}:${r.line} .Values.${r.path.join('.')}`)
+    const missing = scan.references
+      .filter((r) => !hasValuePath(chart.values, r.path))
+      .map((r) => `${r.file}:${r.line} .Values.${r.path.join('.')}`)
     expect(missing).toEqual([])
   })
 
@@ -181,15 +206,26 @@ describe('templates: .Values references (static scan of the parsed templates)', 
 describe('the renderer follows Go template and Sprig semantics where the chart depends on them', () => {
   const tpl = (src: string, values: Record<string, unknown> = {}) => {
     const t = parseTemplate(src, 'templates/x.yaml')
-    return renderChart({ ...chart, values: {}, templates: new Map([['x.yaml', t]]) }, { values }).files.get('templates/x.yaml')
+    return renderChart({ ...chart, values: {}, templates: new Map([['x.yaml', t]]) }, { values }).files.get(
+      'templates/x.yaml',
+    )
   }
 
   it('trim markers, comments, if/else if/else, with/else, range over lists and maps', () => {
-    expect(tpl('a  {{- /* c */ -}}  b\n{{- if .Values.x }}X{{ else if .Values.y }}Y{{ else }}Z{{ end }}', { y: 1 })).toBe('abY')
-    expect(tpl('{{ with .Values.m }}{{ .k }}{{ else }}none{{ end }}|{{ with .Values.n }}x{{ else }}none{{ end }}', { m: { k: 'v' } })).toBe('v|none')
-    expect(tpl('{{ range $i, $v := .Values.l }}{{ $i }}={{ $v }};{{ end }}{{ range $k, $v := .Values.m }}{{ $k }}={{ $v }};{{ end }}', { l: ['a', 'b'], m: { z: 1, a: 2 } })).toBe(
-      '0=a;1=b;a=2;z=1;',
-    )
+    expect(
+      tpl('a  {{- /* c */ -}}  b\n{{- if .Values.x }}X{{ else if .Values.y }}Y{{ else }}Z{{ end }}', { y: 1 }),
+    ).toBe('abY')
+    expect(
+      tpl('{{ with .Values.m }}{{ .k }}{{ else }}none{{ end }}|{{ with .Values.n }}x{{ else }}none{{ end }}', {
+        m: { k: 'v' },
+      }),
+    ).toBe('v|none')
+    expect(
+      tpl(
+        '{{ range $i, $v := .Values.l }}{{ $i }}={{ $v }};{{ end }}{{ range $k, $v := .Values.m }}{{ $k }}={{ $v }};{{ end }}',
+        { l: ['a', 'b'], m: { z: 1, a: 2 } },
+      ),
+    ).toBe('0=a;1=b;a=2;z=1;')
   })
 
   it('numbers print as Go prints float64 (1e+06); toYaml and int keep them whole', () => {
@@ -197,7 +233,9 @@ describe('the renderer follows Go template and Sprig semantics where the chart d
     expect(goFloat(1000000)).toBe('1e+06')
     expect(goFloat(1234567)).toBe('1.234567e+06')
     expect(goFloat(0.5)).toBe('0.5')
-    expect(tpl('{{ .Values.n }} {{ toYaml .Values.n }} {{ .Values.n | int }}', { n: 1000000 })).toBe('1e+06 1000000 1000000')
+    expect(tpl('{{ .Values.n }} {{ toYaml .Values.n }} {{ .Values.n | int }}', { n: 1000000 })).toBe(
+      '1e+06 1000000 1000000',
+    )
   })
 
   it('missing keys are empty, fields of nil are errors, unknown functions are errors', () => {
@@ -210,15 +248,21 @@ describe('the renderer follows Go template and Sprig semantics where the chart d
   })
 
   it('Sprig argument order: default, trimSuffix, contains, hasPrefix, has, omit, nindent', () => {
-    expect(tpl('{{ default "d" .Values.e }}|{{ default "d" .Values.f }}|{{ trimSuffix "-" "a-" }}|{{ contains "b" "abc" }}|{{ hasPrefix "/" "/x" }}|{{ has 2 (list 1 2) }}', { e: '', f: 'F' })).toBe(
-      'd|F|a|true|true|true',
-    )
+    expect(
+      tpl(
+        '{{ default "d" .Values.e }}|{{ default "d" .Values.f }}|{{ trimSuffix "-" "a-" }}|{{ contains "b" "abc" }}|{{ hasPrefix "/" "/x" }}|{{ has 2 (list 1 2) }}',
+        { e: '', f: 'F' },
+      ),
+    ).toBe('d|F|a|true|true|true')
     expect(tpl('x:{{ toYaml (omit .Values.m "a") | nindent 2 }}', { m: { a: 1, b: [1] } })).toBe('x:\n  b:\n  - 1')
     expect(toYaml({ b: ['x'], a: {} })).toBe('a: {}\nb:\n- x')
   })
 
   it('values merge as Helm coalesces them: maps merge, lists replace, null deletes', () => {
-    expect(mergeValues({ a: { b: 1, c: 2 }, l: [1, 2], d: 1 }, { a: { b: 3 }, l: [9], d: null })).toEqual({ a: { b: 3, c: 2 }, l: [9] })
+    expect(mergeValues({ a: { b: 1, c: 2 }, l: [1, 2], d: 1 }, { a: { b: 3 }, l: [9], d: null })).toEqual({
+      a: { b: 3, c: 2 },
+      l: [9],
+    })
   })
 })
 
@@ -267,14 +311,22 @@ describe('rendering with the default values', () => {
     expect(pod.priorityClassName).toBe('system-cluster-critical')
     expect(ds.spec.updateStrategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1 } })
     expect(ds.spec.selector.matchLabels).toEqual(
-      Object.fromEntries(Object.entries(ds.spec.template.metadata.labels as Record<string, string>).filter(([k]) => k in ds.spec.selector.matchLabels)),
+      Object.fromEntries(
+        Object.entries(ds.spec.template.metadata.labels as Record<string, string>).filter(
+          ([k]) => k in ds.spec.selector.matchLabels,
+        ),
+      ),
     )
     expect(pod.automountServiceAccountToken).toBe(false)
     expect(pod.serviceAccountName).toBe(one(r, 'ServiceAccount').metadata.name)
   })
 
   it('security: non-root, read-only root filesystem, no privilege escalation, all capabilities dropped, seccomp', () => {
-    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } })
+    expect(pod.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      seccompProfile: { type: 'RuntimeDefault' },
+    })
     expect(container.securityContext).toMatchObject({
       runAsNonRoot: true,
       runAsUser: 65532,
@@ -287,7 +339,12 @@ describe('rendering with the default values', () => {
     expect(container.securityContext.capabilities.add).toBeUndefined()
     // The init container is the only root part: chown/chmod of the two host directories, nothing else.
     const init = pod.initContainers[0]
-    expect(init.securityContext).toMatchObject({ runAsUser: 0, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'], add: ['CHOWN', 'FOWNER'] } })
+    expect(init.securityContext).toMatchObject({
+      runAsUser: 0,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'], add: ['CHOWN', 'FOWNER'] },
+    })
     expect(init.image).toBe(container.image)
     expect(init.command.slice(0, 2)).toEqual(['/bin/sh', '-c'])
     expect(init.command[2]).toContain('chown -R "$owner" "$STATE_DIR"')
@@ -309,7 +366,9 @@ describe('rendering with the default values', () => {
   it('every path in args is on a volume: config from the ConfigMap (read-only), state and kubeconfig on hostPath', () => {
     const arg = (flag: string) => (container.args as string[]).find((a) => a.startsWith(`--${flag}=`))!.split('=')[1]!
     const mountFor = (path: string) =>
-      (container.volumeMounts as Obj[]).filter((m) => path === m.mountPath || path.startsWith(`${m.mountPath}/`)).sort((a, b) => b.mountPath.length - a.mountPath.length)[0] as Obj
+      (container.volumeMounts as Obj[])
+        .filter((m) => path === m.mountPath || path.startsWith(`${m.mountPath}/`))
+        .sort((a, b) => b.mountPath.length - a.mountPath.length)[0] as Obj
     const volume = (name: string) => (pod.volumes as Obj[]).find((v) => v.name === name)!
 
     const configMount = mountFor(arg('config'))
@@ -318,7 +377,10 @@ describe('rendering with the default values', () => {
     expect(cmVolume.configMap.name).toBe(one(r, 'ConfigMap').metadata.name)
     expect(Object.keys(one(r, 'ConfigMap').data)).toContain(posix.relative(configMount.mountPath, arg('config')))
 
-    for (const [flag, hostPath] of [['state-dir', DEFAULTS.stateDir], ['generate-kubeconfig', dirname(DEFAULTS.generateKubeconfig)]] as const) {
+    for (const [flag, hostPath] of [
+      ['state-dir', DEFAULTS.stateDir],
+      ['generate-kubeconfig', dirname(DEFAULTS.generateKubeconfig)],
+    ] as const) {
       const m = mountFor(arg(flag))
       expect(m.readOnly, flag).toBeFalsy()
       const v = volume(m.name)
@@ -338,7 +400,12 @@ describe('rendering with the default values', () => {
     const port = (container.ports as Obj[]).find((p) => p.name === 'https')
     expect(port).toEqual({ name: 'https', containerPort: DEFAULTS.port, protocol: 'TCP' })
     for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe']) {
-      expect(container[probe].httpGet, probe).toEqual({ path: '/healthz', port: 'https', scheme: 'HTTPS', host: DEFAULTS.address })
+      expect(container[probe].httpGet, probe).toEqual({
+        path: '/healthz',
+        port: 'https',
+        scheme: 'HTTPS',
+        host: DEFAULTS.address,
+      })
       expect(container[probe].periodSeconds, probe).toBeGreaterThan(0)
     }
   })
@@ -369,7 +436,17 @@ describe('rendering with ci/examples-values.yaml (example mappings, EKSConfigMap
   const r = render(examples)
 
   it('renders RBAC, the metrics Service and the ServiceMonitor as well', () => {
-    expect(kinds(r)).toEqual(['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'DaemonSet', 'Role', 'RoleBinding', 'Service', 'ServiceAccount', 'ServiceMonitor'])
+    expect(kinds(r)).toEqual([
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'ConfigMap',
+      'DaemonSet',
+      'Role',
+      'RoleBinding',
+      'Service',
+      'ServiceAccount',
+      'ServiceMonitor',
+    ])
   })
 
   it('config.yaml with the example mappings is accepted with no errors and no warnings, and means what the values say', () => {
@@ -400,7 +477,8 @@ describe('rendering with ci/examples-values.yaml (example mappings, EKSConfigMap
   it('a wildcard address: probes go to the pod IP (no host); AWS_REGION and extraEnv are set; the token is mounted', () => {
     const pod = one(r, 'DaemonSet').spec.template.spec
     const c = pod.containers[0]
-    for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe']) expect(c[probe].httpGet.host, probe).toBeUndefined()
+    for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe'])
+      expect(c[probe].httpGet.host, probe).toBeUndefined()
     expect(c.env).toEqual(
       expect.arrayContaining([
         { name: 'AWS_REGION', value: 'us-west-2' },
@@ -417,9 +495,19 @@ describe('rendering with ci/examples-values.yaml (example mappings, EKSConfigMap
     expect(svc.spec.clusterIP).toBe('None')
     expect(svc.spec.selector).toEqual(ds.spec.selector.matchLabels)
     expect(svc.spec.ports).toEqual([{ name: 'https', port: DEFAULTS.port, targetPort: 'https', protocol: 'TCP' }])
-    for (const [k, v] of Object.entries(sm.spec.selector.matchLabels as Record<string, string>)) expect(svc.metadata.labels[k]).toBe(v)
+    for (const [k, v] of Object.entries(sm.spec.selector.matchLabels as Record<string, string>))
+      expect(svc.metadata.labels[k]).toBe(v)
     expect(sm.spec.namespaceSelector).toEqual({ matchNames: ['kube-system'] })
-    expect(sm.spec.endpoints).toEqual([{ port: 'https', scheme: 'https', path: '/metrics', interval: '30s', scrapeTimeout: '10s', tlsConfig: { insecureSkipVerify: true } }])
+    expect(sm.spec.endpoints).toEqual([
+      {
+        port: 'https',
+        scheme: 'https',
+        path: '/metrics',
+        interval: '30s',
+        scrapeTimeout: '10s',
+        tlsConfig: { insecureSkipVerify: true },
+      },
+    ])
     expect(sm.metadata.labels.release).toBe('kube-prometheus-stack')
   })
 })
@@ -428,7 +516,11 @@ describe('rendering with other values', () => {
   it('DynamicFile: the path reaches config.yaml and the extra volume is mounted', () => {
     const r = render({
       ...BASE,
-      server: { backendMode: ['MountedFile', 'DynamicFile'], dynamicfilepath: '/etc/kube-iam-auth-dynamic/mappings.json', dynamicfileUserIDStrict: true },
+      server: {
+        backendMode: ['MountedFile', 'DynamicFile'],
+        dynamicfilepath: '/etc/kube-iam-auth-dynamic/mappings.json',
+        dynamicfileUserIDStrict: true,
+      },
       extraVolumes: [{ name: 'dynamic', configMap: { name: 'kia-dynamic' } }],
       extraVolumeMounts: [{ name: 'dynamic', mountPath: '/etc/kube-iam-auth-dynamic', readOnly: true }],
     })
@@ -437,12 +529,26 @@ describe('rendering with other values', () => {
     expect(config!.dynamicFile).toEqual({ path: '/etc/kube-iam-auth-dynamic/mappings.json', userIdStrict: true })
     const pod = one(r, 'DaemonSet').spec.template.spec
     expect(pod.volumes).toContainEqual({ name: 'dynamic', configMap: { name: 'kia-dynamic' } })
-    expect(pod.containers[0].volumeMounts).toContainEqual({ name: 'dynamic', mountPath: '/etc/kube-iam-auth-dynamic', readOnly: true })
+    expect(pod.containers[0].volumeMounts).toContainEqual({
+      name: 'dynamic',
+      mountPath: '/etc/kube-iam-auth-dynamic',
+      readOnly: true,
+    })
     expect(kinds(r)).not.toContain('Role')
   })
 
   it('every server value reaches config.yaml with its type (numbers stay whole, empty strings are left out)', () => {
-    const r = render({ ...BASE, server: { identityCacheSize: 1000000, ec2DescribeInstancesQps: 2.5, master: '', kubeconfig: '/etc/kube/kubeconfig', port: 31000, headersTimeout: '15s' } })
+    const r = render({
+      ...BASE,
+      server: {
+        identityCacheSize: 1000000,
+        ec2DescribeInstancesQps: 2.5,
+        master: '',
+        kubeconfig: '/etc/kube/kubeconfig',
+        port: 31000,
+        headersTimeout: '15s',
+      },
+    })
     const { config, problems, doc } = decodeRendered(r)
     expect(problems).toEqual([])
     expect(config!.headersTimeoutMs).toBe(15_000)
@@ -455,16 +561,26 @@ describe('rendering with other values', () => {
 
   it('image digest, tag, fullnameOverride, release name and namespace, extra args, log level', () => {
     const r = render(
-      { ...BASE, image: { repository: 'registry.example/kia', tag: '9.9.9' }, extraArgs: ['--ec2-describeInstances-qps=3'], logLevel: 'debug' },
+      {
+        ...BASE,
+        image: { repository: 'registry.example/kia', tag: '9.9.9' },
+        extraArgs: ['--ec2-describeInstances-qps=3'],
+        logLevel: 'debug',
+      },
       { releaseName: 'auth', namespace: 'platform' },
     )
     const ds = one(r, 'DaemonSet')
     expect(ds.metadata.name).toBe('auth-kube-iam-auth')
     expect(ds.metadata.namespace).toBe('platform')
     expect(ds.spec.template.spec.containers[0].image).toBe('registry.example/kia:9.9.9')
-    expect(ds.spec.template.spec.containers[0].args.slice(-2)).toEqual(['--log-verbosity=debug', '--ec2-describeInstances-qps=3'])
+    expect(ds.spec.template.spec.containers[0].args.slice(-2)).toEqual([
+      '--log-verbosity=debug',
+      '--ec2-describeInstances-qps=3',
+    ])
     const digest = 'sha256:' + 'a'.repeat(64)
-    expect(one(render({ ...BASE, image: { digest } }), 'DaemonSet').spec.template.spec.containers[0].image).toBe(`kube-iam-auth@${digest}`)
+    expect(one(render({ ...BASE, image: { digest } }), 'DaemonSet').spec.template.spec.containers[0].image).toBe(
+      `kube-iam-auth@${digest}`,
+    )
     expect(one(render({ ...BASE, fullnameOverride: 'iam' }), 'DaemonSet').metadata.name).toBe('iam')
   })
 
@@ -483,13 +599,17 @@ describe('rendering with other values', () => {
   })
 
   it('refuses values that would install a broken authenticator', () => {
-    expect(renderError({ ...BASE, server: { backendMode: 'MountedFile EKSConfigMap' } })).toMatch(/backendMode must be a list/)
+    expect(renderError({ ...BASE, server: { backendMode: 'MountedFile EKSConfigMap' } })).toMatch(
+      /backendMode must be a list/,
+    )
     expect(renderError({ ...BASE, server: { stateDir: '/x' } })).toMatch(/set hostPaths.stateDir/)
     expect(renderError({ ...BASE, hostPaths: { stateDir: '/etc/kubernetes' } })).toMatch(/directory of its own/)
     expect(renderError({ ...BASE, hostPaths: { kubeconfigDir: 'relative/dir' } })).toMatch(/directory of its own/)
     expect(renderError({ ...BASE, hostPaths: { kubeconfigDir: DEFAULTS.stateDir } })).toMatch(/must be different/)
     expect(renderError({ ...BASE, hostNetwork: false })).toMatch(/only with hostNetwork/)
-    expect(renderError({ ...BASE, serviceMonitor: { enabled: true } })).toMatch(/serviceMonitor.enabled needs server.address/)
+    expect(renderError({ ...BASE, serviceMonitor: { enabled: true } })).toMatch(
+      /serviceMonitor.enabled needs server.address/,
+    )
     expect(renderError({ ...BASE, server: { backendMode: ['DynamicFile'] } })).toMatch(/set server.dynamicfilepath/)
   })
 })
@@ -515,14 +635,29 @@ interface Request {
 function allows(r: Rendered, serviceAccount: { name: string; namespace: string }, req: Request): boolean {
   const all = docs(r)
   const bound = (binding: Obj) =>
-    (binding.subjects as Obj[]).some((s) => s.kind === 'ServiceAccount' && s.name === serviceAccount.name && s.namespace === serviceAccount.namespace)
+    (binding.subjects as Obj[]).some(
+      (s) => s.kind === 'ServiceAccount' && s.name === serviceAccount.name && s.namespace === serviceAccount.namespace,
+    )
   const rulesOf = (kind: string, name: string, namespace?: string) =>
-    all.filter((d) => d.kind === kind && d.metadata.name === name && (namespace === undefined || d.metadata.namespace === namespace)).flatMap((d) => d.rules as Rule[])
+    all
+      .filter(
+        (d) =>
+          d.kind === kind &&
+          d.metadata.name === name &&
+          (namespace === undefined || d.metadata.namespace === namespace),
+      )
+      .flatMap((d) => d.rules as Rule[])
   const rules: Rule[] = [
-    ...all.filter((d) => d.kind === 'ClusterRoleBinding' && bound(d)).flatMap((b) => rulesOf('ClusterRole', b.roleRef.name)),
+    ...all
+      .filter((d) => d.kind === 'ClusterRoleBinding' && bound(d))
+      .flatMap((b) => rulesOf('ClusterRole', b.roleRef.name)),
     ...all
       .filter((d) => d.kind === 'RoleBinding' && bound(d) && d.metadata.namespace === req.namespace)
-      .flatMap((b) => (b.roleRef.kind === 'Role' ? rulesOf('Role', b.roleRef.name, b.metadata.namespace) : rulesOf('ClusterRole', b.roleRef.name))),
+      .flatMap((b) =>
+        b.roleRef.kind === 'Role'
+          ? rulesOf('Role', b.roleRef.name, b.metadata.namespace)
+          : rulesOf('ClusterRole', b.roleRef.name),
+      ),
   ]
   const has = (list: string[] | undefined, v: string) => (list ?? []).includes(v) || (list ?? []).includes('*')
   return rules.some(
@@ -530,13 +665,21 @@ function allows(r: Rendered, serviceAccount: { name: string; namespace: string }
       has(rule.apiGroups, req.group) &&
       has(rule.resources, req.resource) &&
       has(rule.verbs, req.verb) &&
-      (rule.resourceNames === undefined || rule.resourceNames.length === 0 || (req.name !== undefined && rule.resourceNames.includes(req.name))),
+      (rule.resourceNames === undefined ||
+        rule.resourceNames.length === 0 ||
+        (req.name !== undefined && rule.resourceNames.includes(req.name))),
   )
 }
 
 describe('RBAC: what the configured backends need, nothing more', () => {
   const sa = (r: Rendered) => ({ name: one(r, 'ServiceAccount').metadata.name as string, namespace: 'kube-system' })
-  const configMapRequests = (verb: string): Request => ({ verb, group: '', resource: 'configmaps', namespace: AWS_AUTH_NAMESPACE, name: AWS_AUTH_NAME })
+  const configMapRequests = (verb: string): Request => ({
+    verb,
+    group: '',
+    resource: 'configmaps',
+    namespace: AWS_AUTH_NAMESPACE,
+    name: AWS_AUTH_NAME,
+  })
 
   it('MountedFile only: no Role, no ClusterRole, no service account token in the pod', () => {
     const r = render()
@@ -549,11 +692,16 @@ describe('RBAC: what the configured backends need, nothing more', () => {
     const account = { name: sa(r).name, namespace: 'auth' }
     for (const verb of ['get', 'list', 'watch']) expect(allows(r, account, configMapRequests(verb)), verb).toBe(true)
     // Least privilege: not every ConfigMap of kube-system, not other namespaces, no writes, no CRDs.
-    expect(allows(r, account, { verb: 'list', group: '', resource: 'configmaps', namespace: 'kube-system' })).toBe(false)
+    expect(allows(r, account, { verb: 'list', group: '', resource: 'configmaps', namespace: 'kube-system' })).toBe(
+      false,
+    )
     expect(allows(r, account, { ...configMapRequests('get'), name: 'kubeadm-config' })).toBe(false)
     expect(allows(r, account, { ...configMapRequests('get'), namespace: 'default' })).toBe(false)
-    for (const verb of ['update', 'patch', 'delete']) expect(allows(r, account, configMapRequests(verb)), verb).toBe(false)
-    expect(allows(r, account, { verb: 'get', group: '', resource: 'secrets', namespace: 'kube-system', name: 'aws-auth' })).toBe(false)
+    for (const verb of ['update', 'patch', 'delete'])
+      expect(allows(r, account, configMapRequests(verb)), verb).toBe(false)
+    expect(
+      allows(r, account, { verb: 'get', group: '', resource: 'secrets', namespace: 'kube-system', name: 'aws-auth' }),
+    ).toBe(false)
     expect(kinds(r)).not.toContain('ClusterRole')
     expect(one(r, 'Role').metadata.namespace).toBe('kube-system')
     expect(one(r, 'RoleBinding').metadata.namespace).toBe('kube-system')
@@ -575,7 +723,12 @@ describe('RBAC: what the configured backends need, nothing more', () => {
   })
 
   it('rbac.create=false or an existing service account: no RBAC objects', () => {
-    const r = render({ ...BASE, rbac: { create: false }, serviceAccount: { create: false, name: 'existing' }, server: { backendMode: ['EKSConfigMap', 'CRD'] } })
+    const r = render({
+      ...BASE,
+      rbac: { create: false },
+      serviceAccount: { create: false, name: 'existing' },
+      server: { backendMode: ['EKSConfigMap', 'CRD'] },
+    })
     expect(kinds(r)).toEqual(['ConfigMap', 'DaemonSet'])
     expect(one(r, 'DaemonSet').spec.template.spec.serviceAccountName).toBe('existing')
   })
@@ -589,8 +742,12 @@ describe('RBAC: what the configured backends need, nothing more', () => {
     const calls = [...crdSource.matchAll(/\.(\w+ClusterCustomObject\w*)\(/g)].map((m) => m[1]).sort()
     expect(calls).toEqual(['listClusterCustomObject', 'patchClusterCustomObjectStatus'])
     const sources = (d: string): string[] =>
-      readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(d, e.name)) : e.name.endsWith('.ts') ? [join(d, e.name)] : []))
-    const allSource = sources(join(ROOT, 'src')).map((f) => readFileSync(f, 'utf8')).join('\n')
+      readdirSync(d, { withFileTypes: true }).flatMap((e) =>
+        e.isDirectory() ? sources(join(d, e.name)) : e.name.endsWith('.ts') ? [join(d, e.name)] : [],
+      )
+    const allSource = sources(join(ROOT, 'src'))
+      .map((f) => readFileSync(f, 'utf8'))
+      .join('\n')
     expect(allSource).not.toMatch(/createNamespacedEvent|EventsV1Api|CoreV1Event\b/)
   })
 })
@@ -625,7 +782,14 @@ function freePort(): Promise<number> {
   })
 }
 
-function https(opts: { host: string; port: number; path: string; method?: string; token?: string; body?: string }): Promise<{ status: number; body: string }> {
+function https(opts: {
+  host: string
+  port: number
+  path: string
+  method?: string
+  token?: string
+  body?: string
+}): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(
       {
@@ -634,7 +798,10 @@ function https(opts: { host: string; port: number; path: string; method?: string
         path: opts.path,
         method: opts.method ?? 'GET',
         rejectUnauthorized: false,
-        headers: { ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...(opts.body ? { 'content-type': 'application/json' } : {}) },
+        headers: {
+          ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
+          ...(opts.body ? { 'content-type': 'application/json' } : {}),
+        },
       },
       (res) => {
         let body = ''
@@ -669,7 +836,8 @@ describe('the server runs with the rendered DaemonSet args and ConfigMap', () =>
       if (v.configMap) {
         const folder = join(dir, 'configmap', m.name)
         mkdirSync(folder, { recursive: true })
-        for (const [k, text] of Object.entries(one(r, 'ConfigMap').data as Record<string, string>)) writeFileSync(join(folder, k), text)
+        for (const [k, text] of Object.entries(one(r, 'ConfigMap').data as Record<string, string>))
+          writeFileSync(join(folder, k), text)
         mountDirs.set(m.mountPath, folder)
       } else if (v.hostPath) {
         expect(v.hostPath.path).toBe(m.mountPath)
@@ -684,7 +852,9 @@ describe('the server runs with the rendered DaemonSet args and ConfigMap', () =>
       }
       return p
     }
-    const args = (c.args as string[]).map((a) => a.replace(/^(--[a-z-]+=)(\/.*)$/, (_m, flag: string, p: string) => flag + onHost(p)))
+    const args = (c.args as string[]).map((a) =>
+      a.replace(/^(--[a-z-]+=)(\/.*)$/, (_m, flag: string, p: string) => flag + onHost(p)),
+    )
     const env = cliEnv(join(dir, 'home'), Object.fromEntries(((c.env ?? []) as Obj[]).map((e) => [e.name, e.value])))
     const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
@@ -692,7 +862,7 @@ describe('the server runs with the rendered DaemonSet args and ConfigMap', () =>
     child.stderr.on('data', (d: Buffer) => (out += d))
     const exited = new Promise<number | null>((resolve) => child.once('close', resolve))
     const kubeconfigFile = join(kubeconfigDir, 'kubeconfig.yaml')
-    const tokenOf = () => ((load(readFileSync(kubeconfigFile, 'utf8')) as Obj).users[0].user.token as string)
+    const tokenOf = () => (load(readFileSync(kubeconfigFile, 'utf8')) as Obj).users[0].user.token as string
     try {
       // Ready once the webhook kubeconfig is written (logs are buffered).
       const deadline = Date.now() + 15_000
@@ -708,13 +878,29 @@ describe('the server runs with the rendered DaemonSet args and ConfigMap', () =>
         const g = c[probe].httpGet
         const containerPort = (c.ports as Obj[]).find((p) => p.name === g.port)!.containerPort
         expect(g.scheme).toBe('HTTPS')
-        expect(await https({ host: g.host ?? '127.0.0.1', port: containerPort, path: g.path }), probe).toEqual({ status: 200, body: 'ok' })
+        expect(await https({ host: g.host ?? '127.0.0.1', port: containerPort, path: g.path }), probe).toEqual({
+          status: 200,
+          body: 'ok',
+        })
       }
       // Caller authentication is on: only the kubeconfig's bearer token gets to /authenticate.
-      const review = JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token: 'k8s-aws-v1.not-a-token' } })
-      expect((await https({ host: '127.0.0.1', port, path: '/authenticate', method: 'POST', body: review })).status).toBe(401)
+      const review = JSON.stringify({
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenReview',
+        spec: { token: 'k8s-aws-v1.not-a-token' },
+      })
+      expect(
+        (await https({ host: '127.0.0.1', port, path: '/authenticate', method: 'POST', body: review })).status,
+      ).toBe(401)
       const first = tokenOf()
-      const authed = await https({ host: '127.0.0.1', port, path: '/authenticate', method: 'POST', body: review, token: first })
+      const authed = await https({
+        host: '127.0.0.1',
+        port,
+        path: '/authenticate',
+        method: 'POST',
+        body: review,
+        token: first,
+      })
       expect(authed.status).not.toBe(401)
       expect(JSON.parse(authed.body).status.authenticated).toBeFalsy()
 

@@ -93,7 +93,11 @@ describe('per-caller rate limit of STS verifications', () => {
     const srv = await startTestServer({
       stsUrl: sts.url,
       now: () => NOW.getTime(),
-      server: { mapUsers: [{ userarn: ALICE.arn, username: 'alice', groups: [] }], callerRateLimitPerSecond: 0.001, callerRateLimitBurst: 2 },
+      server: {
+        mapUsers: [{ userarn: ALICE.arn, username: 'alice', groups: [] }],
+        callerRateLimitPerSecond: 0.001,
+        callerRateLimitBurst: 2,
+      },
     })
     try {
       const tokens = await Promise.all(principals.map((p) => presignedToken({ principal: p })))
@@ -101,7 +105,9 @@ describe('per-caller rate limit of STS verifications', () => {
       for (const t of tokens) statuses.push((await srv.review(t)).status)
       expect(statuses).toEqual([200, 200, 429])
       expect((await srv.review(tokens[0]!)).status).toBe(200)
-      expect((await srv.review(tokens[2]!)).json().status.error).toMatch(/^caller 127\.0\.0\.1 is over its rate of STS verifications/)
+      expect((await srv.review(tokens[2]!)).json().status.error).toMatch(
+        /^caller 127\.0\.0\.1 is over its rate of STS verifications/,
+      )
       expect(sts.calls.getCallerIdentity).toBe(2)
     } finally {
       await srv.close()

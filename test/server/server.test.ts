@@ -23,7 +23,11 @@ const SCRUBBED: FakeStsPrincipal = {
 const MAPPINGS = {
   mapRoles: [
     // a path in the configured ARN matches the path-less assumed-role ARN STS returns
-    { rolearn: 'arn:aws:iam::444455556666:role/team/Admin', username: 'admin:{{SessionName}}', groups: ['system:masters', 'acct-{{AccountID}}'] },
+    {
+      rolearn: 'arn:aws:iam::444455556666:role/team/Admin',
+      username: 'admin:{{SessionName}}',
+      groups: ['system:masters', 'acct-{{AccountID}}'],
+    },
   ],
   mapUsers: [
     { userarn: ALICE.arn, username: 'alice', groups: ['devs'] },
@@ -172,7 +176,11 @@ describe('webhook over TLS', () => {
 
   it('hides scrubbed accounts from user info and logs', async () => {
     const res = await srv.review(await presignedToken({ principal: SCRUBBED }))
-    expect(res.json().status.user).toEqual({ username: 'ops', uid: 'aws-iam-authenticator:administrative:ops', groups: ['ops'] })
+    expect(res.json().status.user).toEqual({
+      username: 'ops',
+      uid: 'aws-iam-authenticator:administrative:ops',
+      groups: ['ops'],
+    })
     const line = JSON.stringify(srv.logs.at(-1))
     expect(line).not.toContain('999988887777')
     expect(line).not.toContain(SCRUBBED.arn)
@@ -192,10 +200,34 @@ describe('webhook over TLS', () => {
     ['POST', 'not valid json', {}, 400, 'expected a request body to be a TokenReview'],
     ['POST', '', {}, 400, 'expected a request body'],
     ['POST', '[]', {}, 400, 'expected a request body to be a TokenReview'],
-    ['POST', JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'SubjectAccessReview', spec: { token: 'x' } }), {}, 400, 'expected kind TokenReview, got "SubjectAccessReview"'],
-    ['POST', JSON.stringify({ apiVersion: 'authentication.k8s.io/v2', kind: 'TokenReview', spec: { token: 'x' } }), {}, 400, 'unsupported TokenReview apiVersion "authentication.k8s.io/v2" (supported: authentication.k8s.io/v1, authentication.k8s.io/v1beta1)'],
-    ['POST', JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: {} }), {}, 400, 'expected spec.token to be a non-empty string'],
-    ['POST', JSON.stringify(tokenReview('x')), { 'content-type': 'text/plain' }, 415, 'expected Content-Type: application/json'],
+    [
+      'POST',
+      JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'SubjectAccessReview', spec: { token: 'x' } }),
+      {},
+      400,
+      'expected kind TokenReview, got "SubjectAccessReview"',
+    ],
+    [
+      'POST',
+      JSON.stringify({ apiVersion: 'authentication.k8s.io/v2', kind: 'TokenReview', spec: { token: 'x' } }),
+      {},
+      400,
+      'unsupported TokenReview apiVersion "authentication.k8s.io/v2" (supported: authentication.k8s.io/v1, authentication.k8s.io/v1beta1)',
+    ],
+    [
+      'POST',
+      JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: {} }),
+      {},
+      400,
+      'expected spec.token to be a non-empty string',
+    ],
+    [
+      'POST',
+      JSON.stringify(tokenReview('x')),
+      { 'content-type': 'text/plain' },
+      415,
+      'expected Content-Type: application/json',
+    ],
     ['POST', JSON.stringify(tokenReview('x'.repeat(70_000))), {}, 413, 'request body larger than 65536 bytes'],
   ] as const)('%s with a bad request answers %i', async (method, raw, headers, status, message) => {
     const res = await srv.post(undefined, { method, ...(raw === undefined ? {} : { raw }), headers })
@@ -207,7 +239,11 @@ describe('webhook over TLS', () => {
   it('serves /healthz, /status, /metrics with upstream metric names, and 404 elsewhere', async () => {
     expect(await srv.get('/healthz')).toMatchObject({ status: 200, body: 'ok' })
     const status = JSON.parse((await srv.get('/status')).body)
-    expect(status.sources[0]).toMatchObject({ name: 'MountedFile', synced: true, counts: { roles: 1, users: 2, accounts: 0 } })
+    expect(status.sources[0]).toMatchObject({
+      name: 'MountedFile',
+      synced: true,
+      counts: { roles: 1, users: 2, accounts: 0 },
+    })
     const metrics = (await srv.get('/metrics')).body
     for (const name of [
       'aws_iam_authenticator_authenticate_latency_seconds_bucket{le="0.005",result="success"}',
@@ -244,7 +280,11 @@ describe('webhook limits and shutdown', () => {
 
   it('finishes in-flight reviews on shutdown and stops answering health checks as healthy', async () => {
     const sts = await startFakeSts({ now: () => NOW, principals: [ALICE], latencyMs: 300 })
-    const srv = await startTestServer({ stsUrl: sts.url, now: () => NOW.getTime(), server: { mapUsers: MAPPINGS.mapUsers } })
+    const srv = await startTestServer({
+      stsUrl: sts.url,
+      now: () => NOW.getTime(),
+      server: { mapUsers: MAPPINGS.mapUsers },
+    })
     try {
       const inflight = srv.review(await presignedToken({ principal: ALICE }))
       // close only once the review is in flight (STS has it), however loaded the machine is

@@ -59,12 +59,7 @@ async function rejection(p: Promise<unknown>): Promise<unknown> {
 }
 
 /** Serves with (cert, key) on 127.0.0.1 and makes one verified request; resolves to the body or rejects. */
-async function handshake(
-  cert: string,
-  key: string,
-  ca: string,
-  servername: string | undefined,
-): Promise<string> {
+async function handshake(cert: string, key: string, ca: string, servername: string | undefined): Promise<string> {
   const server = createServer({ cert, key }, (_req, res) => res.end('ok'))
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   const { port } = server.address() as AddressInfo
@@ -142,25 +137,30 @@ describe('generateServingCert', () => {
     expect(new X509Certificate(other.certPem).fingerprint256).not.toBe(node.fingerprint256)
   })
 
-  it.skipIf(OPENSSL.missing)(`has the extensions and criticality openssl expects of a server certificate${OPENSSL.skipNote}`, async () => {
-    const { certPem } = await generateServingCert({ address: '127.0.0.1', hostname: 'localhost', now: new Date() })
-    const text = openssl(['x509', '-noout', '-text'], certPem)
-    expect(text).toContain('Signature Algorithm: ecdsa-with-SHA256')
-    expect(text).toContain('NIST CURVE: P-256')
-    expect(text).toMatch(/X509v3 Basic Constraints: critical\s+CA:TRUE\n/)
-    expect(text).toMatch(/X509v3 Key Usage: critical\s+Digital Signature, Certificate Sign\n/)
-    expect(text).toMatch(/X509v3 Extended Key Usage: ?\s+TLS Web Server Authentication\n/)
-    expect(text).toMatch(/X509v3 Subject Key Identifier: ?\s+[0-9A-F:]{59}\n/)
-    expect(text).toMatch(/X509v3 Subject Alternative Name: ?\s+IP Address:127.0.0.1, DNS:localhost\n/)
-    const dir = tempDir()
-    try {
-      writeFileSync(join(dir, 'cert.pem'), certPem)
-      const file = join(dir, 'cert.pem')
-      expect(openssl(['verify', '-x509_strict', '-purpose', 'sslserver', '-CAfile', file, file]).trim()).toBe(`${file}: OK`)
-    } finally {
-      rmSync(dir, { recursive: true, force: true })
-    }
-  })
+  it.skipIf(OPENSSL.missing)(
+    `has the extensions and criticality openssl expects of a server certificate${OPENSSL.skipNote}`,
+    async () => {
+      const { certPem } = await generateServingCert({ address: '127.0.0.1', hostname: 'localhost', now: new Date() })
+      const text = openssl(['x509', '-noout', '-text'], certPem)
+      expect(text).toContain('Signature Algorithm: ecdsa-with-SHA256')
+      expect(text).toContain('NIST CURVE: P-256')
+      expect(text).toMatch(/X509v3 Basic Constraints: critical\s+CA:TRUE\n/)
+      expect(text).toMatch(/X509v3 Key Usage: critical\s+Digital Signature, Certificate Sign\n/)
+      expect(text).toMatch(/X509v3 Extended Key Usage: ?\s+TLS Web Server Authentication\n/)
+      expect(text).toMatch(/X509v3 Subject Key Identifier: ?\s+[0-9A-F:]{59}\n/)
+      expect(text).toMatch(/X509v3 Subject Alternative Name: ?\s+IP Address:127.0.0.1, DNS:localhost\n/)
+      const dir = tempDir()
+      try {
+        writeFileSync(join(dir, 'cert.pem'), certPem)
+        const file = join(dir, 'cert.pem')
+        expect(openssl(['verify', '-x509_strict', '-purpose', 'sslserver', '-CAfile', file, file]).trim()).toBe(
+          `${file}: OK`,
+        )
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
+    },
+  )
 
   it.each([
     ['127.0.0.1', '127.0.0.1', ['127.0.0.1'], []],
@@ -278,7 +278,10 @@ describe('loadOrCreateServingCert', () => {
 
   it('refuses a key of another type than the certificate (RSA key, ECDSA cert)', async () => {
     await loadOrCreateServingCert({ stateDir: dir, address: '127.0.0.1', hostname: 'localhost' })
-    writeFileSync(join(dir, 'key.pem'), generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs1', format: 'pem' }))
+    writeFileSync(
+      join(dir, 'key.pem'),
+      generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs1', format: 'pem' }),
+    )
     const err = await rejection(loadOrCreateServingCert({ stateDir: dir, address: '127.0.0.1', hostname: 'localhost' }))
     expect(err).toBeInstanceOf(ConfigInvalid)
     expect((err as Error).message).toContain('does not match the certificate')
@@ -315,7 +318,11 @@ describe('TLS handshake with the generated certificate', () => {
   })
 
   it('fails verification for a name the certificate does not carry', async () => {
-    const { certPem, keyPem } = await generateServingCert({ address: '127.0.0.1', hostname: 'localhost', now: new Date() })
+    const { certPem, keyPem } = await generateServingCert({
+      address: '127.0.0.1',
+      hostname: 'localhost',
+      now: new Date(),
+    })
     const err = await rejection(handshake(certPem, keyPem, certPem, 'other.example.test'))
     expect((err as NodeJS.ErrnoException).code).toBe('ERR_TLS_CERT_ALTNAME_INVALID')
   })
@@ -343,7 +350,9 @@ describe('servingCertProblems', () => {
     ])
     expect(servingCertProblems(certPem, { hostname: '10.0.0.1', now: NOW })).toHaveLength(1)
     const later = new Date(NOW.getTime() + 101 * 365 * 86_400_000)
-    expect(servingCertProblems(certPem, { hostname: 'localhost', now: later })[0]).toMatch(/^the certificate expired on /)
+    expect(servingCertProblems(certPem, { hostname: 'localhost', now: later })[0]).toMatch(
+      /^the certificate expired on /,
+    )
   })
 })
 
@@ -358,9 +367,27 @@ function upstreamRsaPair(dir: string): { certPem: string; keyPem: string } {
   const keyFile = join(dir, 'upstream-key.pem')
   const certFile = join(dir, 'upstream-cert.pem')
   writeFileSync(keyFile, keyPem)
-  openssl(['req', '-new', '-x509', '-key', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=aws-iam-authenticator',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=keyEncipherment,digitalSignature,keyCertSign',
-    '-addext', 'extendedKeyUsage=serverAuth', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'])
+  openssl([
+    'req',
+    '-new',
+    '-x509',
+    '-key',
+    keyFile,
+    '-out',
+    certFile,
+    '-days',
+    '2',
+    '-subj',
+    '/CN=aws-iam-authenticator',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=keyEncipherment,digitalSignature,keyCertSign',
+    '-addext',
+    'extendedKeyUsage=serverAuth',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1,DNS:localhost',
+  ])
   const certPem = readFileSync(certFile, 'utf8')
   rmSync(keyFile)
   rmSync(certFile)

@@ -58,7 +58,11 @@ describe('IdentityCache', () => {
       await new Promise((r) => setTimeout(r, 10))
       return { identity: id, validUntil: 60_000 }
     }
-    const results = await Promise.all([cache.getOrLoad('a', load), cache.getOrLoad('a', load), cache.getOrLoad('a', load)])
+    const results = await Promise.all([
+      cache.getOrLoad('a', load),
+      cache.getOrLoad('a', load),
+      cache.getOrLoad('a', load),
+    ])
     expect(loads).toBe(1)
     expect(results.map((r) => r.source).sort()).toEqual(['miss', 'shared', 'shared'])
     await cache.getOrLoad('b', load)

@@ -59,7 +59,12 @@ describe('renderWebhookKubeconfig', () => {
   })
 
   it('adds the bearer token to the apiserver user when given', () => {
-    const text = renderWebhookKubeconfig({ certPem: CERT_PEM, hostname: '2001:db8::1:0', port: 1234, bearerToken: 's3cr3t' })
+    const text = renderWebhookKubeconfig({
+      certPem: CERT_PEM,
+      hostname: '2001:db8::1:0',
+      port: 1234,
+      bearerToken: 's3cr3t',
+    })
     const doc = load(text) as { users: unknown; clusters: { cluster: { server: string } }[] }
     expect(doc.users).toEqual([{ name: 'apiserver', user: { token: 's3cr3t' } }])
     expect(doc.clusters[0]!.cluster.server).toBe('https://[2001:db8::1:0]:1234/authenticate')
@@ -74,7 +79,9 @@ describe('renderWebhookKubeconfig', () => {
   })
 
   it('rejects an empty bearer token', () => {
-    expect(() => renderWebhookKubeconfig({ certPem: CERT_PEM, hostname: 'h', port: 1, bearerToken: '' })).toThrow(TypeError)
+    expect(() => renderWebhookKubeconfig({ certPem: CERT_PEM, hostname: 'h', port: 1, bearerToken: '' })).toThrow(
+      TypeError,
+    )
   })
 })
 
@@ -104,7 +111,10 @@ describe('writeWebhookKubeconfig', () => {
   it.skipIf(KUBECTL.missing)(`is read by kubectl${KUBECTL.skipNote}`, async () => {
     const { certPem } = await generateServingCert({ address: '127.0.0.1', hostname: 'localhost', now: new Date() })
     const path = join(dir, 'webhook.kubeconfig')
-    writeWebhookKubeconfig(path, renderWebhookKubeconfig({ certPem, hostname: 'localhost', port: 21362, bearerToken: 'tok' }))
+    writeWebhookKubeconfig(
+      path,
+      renderWebhookKubeconfig({ certPem, hostname: 'localhost', port: 21362, bearerToken: 'tok' }),
+    )
     const out = execFileSync('kubectl', ['config', 'view', '--kubeconfig', path, '--raw', '-o', 'json'], {
       encoding: 'utf8',
       env: { PATH: process.env.PATH ?? '', HOME: dir },

@@ -75,7 +75,10 @@ describe('canonicalizeArn', () => {
       'arn:aws-not-a-partition:iam::123456789012:user/Alice',
       "arn 'arn:aws-not-a-partition:iam::123456789012:user/Alice' does not have a recognized partition",
     ],
-    ['arn::iam::123456789012:user/Alice', "arn 'arn::iam::123456789012:user/Alice' does not have a recognized partition"],
+    [
+      'arn::iam::123456789012:user/Alice',
+      "arn 'arn::iam::123456789012:user/Alice' does not have a recognized partition",
+    ],
     ['arn:aws:sts::123456789012:foo/bar', 'unrecognized resource foo/bar for service sts'],
     ['arn:aws:sts::123456789012:user/Alice', 'unrecognized resource user/Alice for service sts'],
     [
@@ -85,10 +88,7 @@ describe('canonicalizeArn', () => {
     ['arn:aws:iam::123456789012:group/Devs', 'unrecognized resource group/Devs for service iam'],
     ['arn:aws:iam::123456789012:federated-user/Bob', 'unrecognized resource federated-user/Bob for service iam'],
     ['arn:aws:iam::123456789012:User/Alice', 'unrecognized resource User/Alice for service iam'],
-    [
-      'arn:aws:s3:::my-bucket',
-      'service s3 in arn arn:aws:s3:::my-bucket is not a valid service for identities',
-    ],
+    ['arn:aws:s3:::my-bucket', 'service s3 in arn arn:aws:s3:::my-bucket is not a valid service for identities'],
   ])('%j is refused: %s', (arn, message) => expectArnInvalid(() => canonicalizeArn(arn), message))
 })
 
@@ -134,7 +134,11 @@ describe('arnLike', () => {
     ['metacharacters before a wildcard', WACKY, 'arn:aws:iam::000000000000:wacky-new-[reso*'],
     ['question mark inside a word', ROLE, 'arn:aws:iam::000000000000:role/some-r?le'],
     ['wildcard account', ROLE, 'arn:aws:iam::*:role/some-role'],
-    ['wildcard matches a colon inside the resource', 'arn:aws:testservice::000000000000:a:b:c', 'arn:aws:testservice::000000000000:a:*'],
+    [
+      'wildcard matches a colon inside the resource',
+      'arn:aws:testservice::000000000000:a:b:c',
+      'arn:aws:testservice::000000000000:a:*',
+    ],
     [
       'SSO role pattern',
       'arn:aws:iam::000000000000:role/aws-reserved/sso.amazonaws.com/us-west-2/AWSReservedSSO_Admin_0123456789abcdef',
@@ -160,7 +164,11 @@ describe('arnLike', () => {
     ['13 question marks for a 14-character resource', ROLE, `arn:aws:iam::000000000000:${'?'.repeat(13)}`],
     // Deliberate difference from upstream: there `?` becomes `.?` (zero or one character), so 15
     // question marks match a 14-character resource. IAM's ArnLike, which we follow, needs exactly one.
-    ['15 question marks for a 14-character resource (upstream: true)', ROLE, `arn:aws:iam::000000000000:${'?'.repeat(15)}`],
+    [
+      '15 question marks for a 14-character resource (upstream: true)',
+      ROLE,
+      `arn:aws:iam::000000000000:${'?'.repeat(15)}`,
+    ],
     ['a question mark does not match nothing (upstream: true)', ROLE, 'arn:aws:iam::000000000000:role/some-role?'],
   ])('false: %s', (_name, arn, pattern) => {
     expect(arnLike(arn, pattern)).toBe(false)
@@ -168,9 +176,24 @@ describe('arnLike', () => {
 
   it.each([
     ['pattern with too few sections', ROLE, 'arn:*', 'could not parse ArnLike string: not enough sections'],
-    ['pattern without the arn prefix', ROLE, 'nar:aws:iam::000000000000:*', 'could not parse ArnLike string: invalid prefix'],
-    ['input without the arn prefix', 'nar:aws:iam::000000000000:role/some-role', 'arn:*:*:*:*:*', 'could not parse input arn: invalid prefix'],
-    ['input with five sections', 'arn:aws:iam::000000000000', 'arn:*:*:*:*:*', 'could not parse input arn: not enough sections'],
+    [
+      'pattern without the arn prefix',
+      ROLE,
+      'nar:aws:iam::000000000000:*',
+      'could not parse ArnLike string: invalid prefix',
+    ],
+    [
+      'input without the arn prefix',
+      'nar:aws:iam::000000000000:role/some-role',
+      'arn:*:*:*:*:*',
+      'could not parse input arn: invalid prefix',
+    ],
+    [
+      'input with five sections',
+      'arn:aws:iam::000000000000',
+      'arn:*:*:*:*:*',
+      'could not parse input arn: not enough sections',
+    ],
     ['input checked before the pattern', 'nar:x', 'arn:*', 'could not parse input arn: invalid prefix'],
   ])('error: %s', (_name, arn, pattern, message) => {
     expectArnInvalid(() => arnLike(arn, pattern), message)

@@ -1,4 +1,10 @@
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import { StsRejected, StsThrottled, StsUnavailable } from '../../src/errors.js'
@@ -74,10 +80,30 @@ async function rejectionOf(p: Promise<unknown>): Promise<unknown> {
 
 describe('processCallerIdentityResponse: STS errors', () => {
   it.each([
-    ['JSON Throttling', jsonError(400, 'Throttling', 'Rate exceeded'), 'STS answered 400: Throttling: Rate exceeded on global endpoint', 400],
-    ['XML Throttling', xmlError(400, 'Throttling', 'Rate exceeded'), 'STS answered 400: Throttling: Rate exceeded on global endpoint', 400],
-    ['ThrottlingException', jsonError(400, 'ThrottlingException', 'slow down'), 'STS answered 400: ThrottlingException: slow down on global endpoint', 400],
-    ['RequestLimitExceeded', xmlError(503, 'RequestLimitExceeded', 'too many'), 'STS answered 503: RequestLimitExceeded: too many on global endpoint', 503],
+    [
+      'JSON Throttling',
+      jsonError(400, 'Throttling', 'Rate exceeded'),
+      'STS answered 400: Throttling: Rate exceeded on global endpoint',
+      400,
+    ],
+    [
+      'XML Throttling',
+      xmlError(400, 'Throttling', 'Rate exceeded'),
+      'STS answered 400: Throttling: Rate exceeded on global endpoint',
+      400,
+    ],
+    [
+      'ThrottlingException',
+      jsonError(400, 'ThrottlingException', 'slow down'),
+      'STS answered 400: ThrottlingException: slow down on global endpoint',
+      400,
+    ],
+    [
+      'RequestLimitExceeded',
+      xmlError(503, 'RequestLimitExceeded', 'too many'),
+      'STS answered 503: RequestLimitExceeded: too many on global endpoint',
+      503,
+    ],
     ['429 without a body', json(429, ''), 'STS answered 429 on global endpoint', 429],
   ])('%s -> StsThrottled', (_name, res, message, status) => {
     const err = thrownBy(() => processCallerIdentityResponse(res, REQ)) as StsThrottled
@@ -102,7 +128,10 @@ describe('processCallerIdentityResponse: STS errors', () => {
 
   it('403 in XML (a client that forgot Accept) is read the same way', () => {
     const err = thrownBy(() =>
-      processCallerIdentityResponse(xmlError(403, 'ExpiredToken', 'The security token included in the request is expired'), REQ),
+      processCallerIdentityResponse(
+        xmlError(403, 'ExpiredToken', 'The security token included in the request is expired'),
+        REQ,
+      ),
     ) as StsRejected
     expect(err).toBeInstanceOf(StsRejected)
     expect(err.stsCode).toBe('ExpiredToken')
@@ -139,7 +168,10 @@ describe('processCallerIdentityResponse: STS errors', () => {
 
   it('503 with an HTML body from a load balancer -> StsUnavailable without details', () => {
     const err = thrownBy(() =>
-      processCallerIdentityResponse({ status: 503, contentType: 'text/html', body: '<html><body>down</body></html>' }, REQ),
+      processCallerIdentityResponse(
+        { status: 503, contentType: 'text/html', body: '<html><body>down</body></html>' },
+        REQ,
+      ),
     ) as StsUnavailable
     expect(err).toBeInstanceOf(StsUnavailable)
     expect(err.message).toBe('sts getCallerIdentity failed: error from AWS (expected 200, got 503) on global endpoint')
@@ -164,8 +196,14 @@ describe('processCallerIdentityResponse: STS errors', () => {
   })
 
   it('parseStsError reads JSON and XML, and nothing from other bodies', () => {
-    expect(parseStsError(jsonError(400, 'Throttling', 'Rate exceeded').body)).toEqual({ code: 'Throttling', message: 'Rate exceeded' })
-    expect(parseStsError(xmlError(403, 'InvalidClientTokenId', 'bad').body)).toEqual({ code: 'InvalidClientTokenId', message: 'bad' })
+    expect(parseStsError(jsonError(400, 'Throttling', 'Rate exceeded').body)).toEqual({
+      code: 'Throttling',
+      message: 'Rate exceeded',
+    })
+    expect(parseStsError(xmlError(403, 'InvalidClientTokenId', 'bad').body)).toEqual({
+      code: 'InvalidClientTokenId',
+      message: 'bad',
+    })
     expect(parseStsError('')).toEqual({})
     expect(parseStsError('null')).toEqual({})
     expect(parseStsError('{"Error":{"Code":42}}')).toEqual({})
@@ -184,7 +222,14 @@ describe('processCallerIdentityResponse: 200 answers', () => {
     ['XML (Accept ignored)', '<GetCallerIdentityResponse><GetCallerIdentityResult/></GetCallerIdentityResponse>'],
     ['JSON without the result', '{"GetCallerIdentityResponse":{}}'],
     ['JSON null', 'null'],
-    ['a non-string Account', JSON.stringify({ GetCallerIdentityResponse: { GetCallerIdentityResult: { Account: 1, Arn: 'arn:aws:iam::1:user/a', UserId: 'A' } } })],
+    [
+      'a non-string Account',
+      JSON.stringify({
+        GetCallerIdentityResponse: {
+          GetCallerIdentityResult: { Account: 1, Arn: 'arn:aws:iam::1:user/a', UserId: 'A' },
+        },
+      }),
+    ],
     ['an empty UserId', identityBody('arn:aws:iam::123456789012:user/Alice', '', '123456789012').body],
   ])('200 with %s -> StsUnavailable', (_name, body) => {
     const err = thrownBy(() => processCallerIdentityResponse(json(200, body), REQ)) as StsUnavailable
@@ -212,7 +257,10 @@ describe('processCallerIdentityResponse: 200 answers', () => {
 
   it('role ARN with UserId "not:vailid:userid" (upstream case 26) -> malformed UserID', () => {
     const err = thrownBy(() =>
-      processCallerIdentityResponse(identityBody('arn:aws:iam::123456789012:role/Alice', 'not:vailid:userid', '123456789012'), REQ),
+      processCallerIdentityResponse(
+        identityBody('arn:aws:iam::123456789012:role/Alice', 'not:vailid:userid', '123456789012'),
+        REQ,
+      ),
     ) as StsRejected
     expect(err).toBeInstanceOf(StsRejected)
     expect(err.message).toBe('sts getCallerIdentity failed: malformed UserID "not:vailid:userid"')
@@ -222,9 +270,15 @@ describe('processCallerIdentityResponse: 200 answers', () => {
   it.each([
     ['role', 'arn:aws:iam::123456789012:role/Alice', 'AROAIYCCCMMMMMMMMGGDA'],
     ['assumed-role', 'arn:aws:sts::123456789012:assumed-role/Alice/session', 'AROAIYCCCMMMMMMMMGGDA'],
-    ['assumed-role with a trailing colon only', 'arn:aws:sts::123456789012:assumed-role/Alice/session', 'AROAIYCCCMMMMMMMMGGDA:x:'],
+    [
+      'assumed-role with a trailing colon only',
+      'arn:aws:sts::123456789012:assumed-role/Alice/session',
+      'AROAIYCCCMMMMMMMMGGDA:x:',
+    ],
   ])('%s: %s with UserId %j -> malformed UserID', (_kind, arn, userId) => {
-    const err = thrownBy(() => processCallerIdentityResponse(identityBody(arn, userId, '123456789012'), REQ)) as StsRejected
+    const err = thrownBy(() =>
+      processCallerIdentityResponse(identityBody(arn, userId, '123456789012'), REQ),
+    ) as StsRejected
     expect(err).toBeInstanceOf(StsRejected)
     expect(err.message).toBe(`sts getCallerIdentity failed: malformed UserID "${userId}"`)
   })
@@ -271,11 +325,19 @@ describe('processCallerIdentityResponse: 200 answers', () => {
   })
 
   // getIdentityFromSTSResponse cases, access key preset AKIAVVVVVVVVVVVAGAVA
-  const AKIA_REQ: PresignedRequest = { ...REQ, accessKeyId: 'AKIAVVVVVVVVVVVAGAVA', host: 'sts.us-west-2.amazonaws.com', stsRegion: 'us-west-2' }
+  const AKIA_REQ: PresignedRequest = {
+    ...REQ,
+    accessKeyId: 'AKIAVVVVVVVVVVVAGAVA',
+    host: 'sts.us-west-2.amazonaws.com',
+    stsRegion: 'us-west-2',
+  }
 
   it('root (upstream case 30): UserID is the account', () => {
     expect(
-      processCallerIdentityResponse(identityBody('arn:aws:iam::123456789012:root', '123456789012', '123456789012'), AKIA_REQ),
+      processCallerIdentityResponse(
+        identityBody('arn:aws:iam::123456789012:root', '123456789012', '123456789012'),
+        AKIA_REQ,
+      ),
     ).toEqual({
       arn: 'arn:aws:iam::123456789012:root',
       canonicalArn: 'arn:aws:iam::123456789012:root',
@@ -316,13 +378,17 @@ describe('processCallerIdentityResponse: 200 answers', () => {
 
   it('a user whose UserId contains colons keeps it whole', () => {
     expect(
-      processCallerIdentityResponse(identityBody('arn:aws:iam::123456789012:user/Alice', 'a:b:c', '123456789012'), REQ).userId,
+      processCallerIdentityResponse(identityBody('arn:aws:iam::123456789012:user/Alice', 'a:b:c', '123456789012'), REQ)
+        .userId,
     ).toBe('a:b:c')
   })
 
-  it('an Account that is not the ARN\'s account is rejected', () => {
+  it("an Account that is not the ARN's account is rejected", () => {
     const err = thrownBy(() =>
-      processCallerIdentityResponse(identityBody('arn:aws:iam::123456789012:user/Alice', 'AIDAIYCCCMMMMMMMMGGDA', '210987654321'), REQ),
+      processCallerIdentityResponse(
+        identityBody('arn:aws:iam::123456789012:user/Alice', 'AIDAIYCCCMMMMMMMMGGDA', '210987654321'),
+        REQ,
+      ),
     ) as StsRejected
     expect(err).toBeInstanceOf(StsRejected)
     expect(err.status).toBe(200)
@@ -357,7 +423,12 @@ async function startServer(handler: (req: IncomingMessage, res: ServerResponse) 
   const state: Omit<LocalServer, 'url' | 'port' | 'close'> = { requests: [], connections: 0 }
   const server: Server = createServer((req, res) => {
     res.on('error', () => {})
-    state.requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, remotePort: req.socket.remotePort })
+    state.requests.push({
+      method: req.method ?? '',
+      url: req.url ?? '',
+      headers: req.headers,
+      remotePort: req.socket.remotePort,
+    })
     handler(req, res)
   })
   server.on('connection', (s: Socket) => {
@@ -424,7 +495,9 @@ describe('requestCallerIdentity over real sockets', () => {
   })
 
   it('another cluster ID is refused by STS: StsRejected 403 SignatureDoesNotMatch', async () => {
-    const err = (await rejectionOf(identify(req, { clusterId: 'other-cluster', stsEndpoint: fake.url }, transport.send))) as StsRejected
+    const err = (await rejectionOf(
+      identify(req, { clusterId: 'other-cluster', stsEndpoint: fake.url }, transport.send),
+    )) as StsRejected
     expect(err).toBeInstanceOf(StsRejected)
     expect(err.status).toBe(403)
     expect(err.stsCode).toBe('SignatureDoesNotMatch')
@@ -440,7 +513,9 @@ describe('requestCallerIdentity over real sockets', () => {
     expect(Date.now() - started).toBeLessThan(3_000)
     expect(err).toBeInstanceOf(StsUnavailable)
     expect(err.status).toBeUndefined()
-    expect(err.message).toBe('sts getCallerIdentity failed: error during GET: timed out after 200 ms on us-west-2 endpoint')
+    expect(err.message).toBe(
+      'sts getCallerIdentity failed: error during GET: timed out after 200 ms on us-west-2 endpoint',
+    )
     expect(err.cause).toBeDefined()
   })
 
@@ -454,14 +529,18 @@ describe('requestCallerIdentity over real sockets', () => {
     const err = (await rejectionOf(requestCallerIdentity(req, opts(server.url, 200), transport.send))) as StsUnavailable
     expect(Date.now() - started).toBeLessThan(3_000)
     expect(err).toBeInstanceOf(StsUnavailable)
-    expect(err.message).toBe('sts getCallerIdentity failed: error during GET: timed out after 200 ms on us-west-2 endpoint')
+    expect(err.message).toBe(
+      'sts getCallerIdentity failed: error during GET: timed out after 200 ms on us-west-2 endpoint',
+    )
   })
 
   it('fault reset -> StsUnavailable naming the socket error', async () => {
     fake.setFault('reset')
     const err = (await rejectionOf(requestCallerIdentity(req, opts(fake.url), transport.send))) as StsUnavailable
     expect(err).toBeInstanceOf(StsUnavailable)
-    expect(err.message).toMatch(/^sts getCallerIdentity failed: error during GET: UND_ERR_SOCKET: other side closed on us-west-2 endpoint$/)
+    expect(err.message).toMatch(
+      /^sts getCallerIdentity failed: error during GET: UND_ERR_SOCKET: other side closed on us-west-2 endpoint$/,
+    )
   })
 
   it('fault error500 -> StsUnavailable 500', async () => {
@@ -480,7 +559,9 @@ describe('requestCallerIdentity over real sockets', () => {
     const err = (await rejectionOf(identify(req, opts(fake.url), transport.send))) as StsThrottled
     expect(err).toBeInstanceOf(StsThrottled)
     expect(err.status).toBe(400)
-    expect(err.message).toBe('sts getCallerIdentity was throttled: STS answered 400: Throttling: Rate exceeded on us-west-2 endpoint')
+    expect(err.message).toBe(
+      'sts getCallerIdentity was throttled: STS answered 400: Throttling: Rate exceeded on us-west-2 endpoint',
+    )
   })
 
   it('a 302 is returned as the answer; its Location is never requested', async () => {
@@ -496,7 +577,9 @@ describe('requestCallerIdentity over real sockets', () => {
     const err = thrownBy(() => processCallerIdentityResponse(res, req)) as StsUnavailable
     expect(err).toBeInstanceOf(StsUnavailable)
     expect(err.status).toBe(302)
-    expect(err.message).toBe('sts getCallerIdentity failed: error from AWS (expected 200, got 302) on us-west-2 endpoint')
+    expect(err.message).toBe(
+      'sts getCallerIdentity failed: error from AWS (expected 200, got 302) on us-west-2 endpoint',
+    )
     expect(redirector.requests).toHaveLength(1)
     expect(target.requests).toHaveLength(0)
     expect(target.connections).toBe(0)
@@ -534,7 +617,7 @@ describe('requestCallerIdentity over real sockets', () => {
     )
   })
 
-  it('sends exactly the token\'s request: GET, same path and query bytes, token host, cluster ID, JSON', async () => {
+  it("sends exactly the token's request: GET, same path and query bytes, token host, cluster ID, JSON", async () => {
     const server = await startServer((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' })
       res.end(identityBody(ALICE.arn, ALICE.userId, ALICE.account).body)

@@ -83,7 +83,9 @@ export async function ensureBuilt(timeoutMs = 90_000): Promise<void> {
   try {
     if (distIsFresh()) return
     const srcState = String(newestMtime(join(ROOT, 'src')))
-    const failed = existsSync(failedMarker) ? (JSON.parse(readFileSync(failedMarker, 'utf8')) as { src: string; error: string }) : undefined
+    const failed = existsSync(failedMarker)
+      ? (JSON.parse(readFileSync(failedMarker, 'utf8')) as { src: string; error: string })
+      : undefined
     if (failed?.src === srcState) throw new Error(failed.error)
     try {
       await new Promise<void>((resolve, reject) => {

@@ -61,7 +61,11 @@ export async function startFakeApiserver(opts: {
   const ttl = opts.cacheTtlMs ?? 120_000
   const cache = new Map<string, { user?: WebhookUser; until: number }>()
   const statuses: number[] = []
-  const { certPem, keyPem } = await generateServingCert({ address: '127.0.0.1', hostname: 'localhost', now: new Date() })
+  const { certPem, keyPem } = await generateServingCert({
+    address: '127.0.0.1',
+    hostname: 'localhost',
+    now: new Date(),
+  })
 
   const review = (token: string) =>
     new Promise<{ status: number; body: string }>((resolve, reject) => {
@@ -126,7 +130,17 @@ export async function startFakeApiserver(opts: {
       res.setHeader('content-type', 'application/json')
       if (user === undefined) {
         res.statusCode = 401
-        res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'Unauthorized', reason: 'Unauthorized', code: 401 }))
+        res.end(
+          JSON.stringify({
+            kind: 'Status',
+            apiVersion: 'v1',
+            metadata: {},
+            status: 'Failure',
+            message: 'Unauthorized',
+            reason: 'Unauthorized',
+            code: 401,
+          }),
+        )
         return
       }
       const m = /^\/apis\/authentication\.k8s\.io\/(v1|v1beta1|v1alpha1)\/selfsubjectreviews$/.exec(req.url ?? '')

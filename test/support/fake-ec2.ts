@@ -167,12 +167,7 @@ export async function startFakeEc2(opts: FakeEc2Options = {}): Promise<FakeEc2> 
       return errorReply(requestId, 400, 'InvalidParameterValue', `Unsupported Version '${version}'`)
     }
     if (action !== 'DescribeInstances') {
-      return errorReply(
-        requestId,
-        400,
-        'InvalidAction',
-        `The action ${action} is not valid for this web service.`,
-      )
+      return errorReply(requestId, 400, 'InvalidAction', `The action ${action} is not valid for this web service.`)
     }
     return describeInstances(params, requestId)
   }

@@ -523,14 +523,7 @@ describe('fake-kube, driven by @kubernetes/client-node', () => {
     await waitFor(() => seen.includes('delete new'), 'delete new')
     expect(fake.lists).toBe(2)
 
-    expect(seen).toEqual([
-      'add 1',
-      'update 2',
-      'error UND_ERR_SOCKET',
-      'update 3',
-      'add n',
-      'delete new',
-    ])
+    expect(seen).toEqual(['add 1', 'update 2', 'error UND_ERR_SOCKET', 'update 3', 'add n', 'delete new'])
     // list, watch, cut; watch from the old RV -> 410 ERROR, list, watch; clean end, watch
     const sequence = fake.requests.map((r) => (r.path.includes('watch=true') ? 'watch' : 'list'))
     expect(sequence).toEqual(['list', 'watch', 'watch', 'list', 'watch', 'watch'])

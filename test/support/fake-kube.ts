@@ -27,12 +27,7 @@
 // - errors are `Status` objects with kube-apiserver's reasons and messages.
 
 import { randomBytes, randomUUID } from 'node:crypto'
-import {
-  createServer as createHttpServer,
-  type IncomingMessage,
-  type Server,
-  type ServerResponse,
-} from 'node:http'
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
 import { generateServingCert } from '../../src/server/tls.js'
@@ -220,11 +215,7 @@ const conflict = (r: ResourceDef, name: string, why: string): KubeError =>
   )
 
 const modifiedConflict = (r: ResourceDef, name: string): KubeError =>
-  conflict(
-    r,
-    name,
-    'the object has been modified; please apply your changes to the latest version and try again',
-  )
+  conflict(r, name, 'the object has been modified; please apply your changes to the latest version and try again')
 
 const badRequest = (message: string): KubeError => new KubeError(400, 'BadRequest', message)
 
@@ -239,8 +230,7 @@ const unsupportedMediaType = (contentType: string, accepted: string[]): KubeErro
       accepted.join(', '),
   )
 
-const pathNotFound = (): KubeError =>
-  new KubeError(404, 'NotFound', 'the server could not find the requested resource')
+const pathNotFound = (): KubeError => new KubeError(404, 'NotFound', 'the server could not find the requested resource')
 
 const methodNotAllowed = (): KubeError =>
   new KubeError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource')
@@ -340,8 +330,7 @@ function pointerAdd(doc: unknown, tokens: string[], value: unknown): unknown {
   const key = tokens[tokens.length - 1]!
   if (Array.isArray(parent)) {
     parent.splice(key === '-' ? parent.length : arrayIndex(key, parent.length), 0, value)
-  }
-  else if (isRecord(parent)) parent[key] = value
+  } else if (isRecord(parent)) parent[key] = value
   else throw new PatchError(`cannot add to a scalar at /${tokens.join('/')}`)
   return doc
 }
@@ -404,12 +393,7 @@ const JSON_PATCH = 'application/json-patch+json'
 const MERGE_PATCH = 'application/merge-patch+json'
 const STRATEGIC_MERGE_PATCH = 'application/strategic-merge-patch+json'
 
-function applyPatch(
-  r: ResourceDef,
-  existing: KubeObject,
-  contentType: string | undefined,
-  body: string,
-): unknown {
+function applyPatch(r: ResourceDef, existing: KubeObject, contentType: string | undefined, body: string): unknown {
   const accepted = r.custom ? [JSON_PATCH, MERGE_PATCH] : [JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH]
   const mediaType = (contentType ?? '').split(';')[0]!.trim().toLowerCase()
   if (!accepted.includes(mediaType)) throw unsupportedMediaType(mediaType, accepted)
@@ -512,8 +496,7 @@ interface StoredEvent {
   previous: KubeObject | undefined
 }
 
-const objectKey = (r: ResourceDef, namespace: string, name: string): string =>
-  `${r.plural}/${namespace}/${name}`
+const objectKey = (r: ResourceDef, namespace: string, name: string): string => `${r.plural}/${namespace}/${name}`
 
 /**
  * The objects, the global resourceVersion and the event history. Stored objects are never mutated:
@@ -596,8 +579,7 @@ class Store {
 
 const isoSeconds = (d: Date): string => d.toISOString().replace(/\.\d{3}Z$/, 'Z')
 
-const randomSuffix = (): string =>
-  [...randomBytes(5)].map((b) => 'bcdfghjklmnpqrstvwxz2456789'[b % 27]).join('')
+const randomSuffix = (): string => [...randomBytes(5)].map((b) => 'bcdfghjklmnpqrstvwxz2456789'[b % 27]).join('')
 
 /** Everything that counts towards metadata.generation: all but metadata and status. */
 const generationContent = (obj: JsonRecord): JsonRecord => withoutKeys(obj, ['metadata', 'status'])
@@ -611,8 +593,7 @@ function prepareCreate(r: ResourceDef, body: unknown, namespace: string): KubeOb
   }
   if (name === '') throw invalid(r, '', 'metadata.name: Required value: name or generateName is required')
   if (name.length > 253 || !NAME_RE.test(name)) {
-    const rule =
-      "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'"
+    const rule = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'"
     throw invalid(r, name, `metadata.name: Invalid value: "${name}": ${rule}`)
   }
   if (r.namespaced && isSetAndDiffers(meta.namespace, namespace)) {

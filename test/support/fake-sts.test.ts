@@ -24,10 +24,7 @@ const Sha256 = Hash.bind(null, 'sha256')
 // Known-answer vector: a presigned GetCallerIdentity URL signed at 2023-04-28T00:00:00Z for
 // cluster `test-cluster` with the key pair below (no session token).
 const KAV_AKID = Buffer.from('QVNJQVIyVEc0NFY2QVMzWlpFN0M=', 'base64').toString()
-const KAV_SECRET = Buffer.from(
-  'NEtENWNudEdjVm1MV1JkRjV3dk5SdXpOTDVReG1wNk9LVlk2RnovUQ==',
-  'base64',
-).toString()
+const KAV_SECRET = Buffer.from('NEtENWNudEdjVm1MV1JkRjV3dk5SdXpOTDVReG1wNk9LVlk2RnovUQ==', 'base64').toString()
 const KAV_PATH =
   '/?Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Algorithm=AWS4-HMAC-SHA256' +
   '&X-Amz-Credential=ASIAR2TG44V6AS3ZZE7C%2F20230428%2Fus-west-2%2Fsts%2Faws4_request' +
@@ -122,12 +119,7 @@ async function presign(
 }
 
 /** Signs a form-encoded POST with an Authorization header, like @aws-sdk/client-sts does. */
-async function signPost(
-  p: FakeStsPrincipal,
-  body: string,
-  date: Date,
-  service = 'sts',
-): Promise<SigV4VerifyRequest> {
+async function signPost(p: FakeStsPrincipal, body: string, date: Date, service = 'sts'): Promise<SigV4VerifyRequest> {
   const signer = new SignatureV4({ credentials: p, region: 'eu-west-1', service, sha256: Sha256 })
   const unsigned = {
     method: 'POST',
@@ -139,9 +131,7 @@ async function signPost(
     body,
   }
   const signed = await signer.sign(unsigned, { signingDate: date })
-  const headers = Object.fromEntries(
-    Object.entries(signed.headers).map(([k, v]) => [k.toLowerCase(), v]),
-  )
+  const headers = Object.fromEntries(Object.entries(signed.headers).map(([k, v]) => [k.toLowerCase(), v]))
   return { method: 'POST', path: '/', headers, body }
 }
 
@@ -190,7 +180,6 @@ function send(
     req.end(opts.body)
   })
 }
-
 
 describe('verifySigV4Request', () => {
   const lookup = lookupOf(KAV_PRINCIPAL)
@@ -302,11 +291,7 @@ describe('verifySigV4Request', () => {
       expectFailure(result, 403, 'InvalidClientTokenId')
     }
     const stripped = path.replace(/&X-Amz-Security-Token=[^&]*/, '')
-    const result = verifySigV4Request(
-      { method: 'GET', path: stripped, headers, body: '' },
-      lookupOf(TEMP),
-      date,
-    )
+    const result = verifySigV4Request({ method: 'GET', path: stripped, headers, body: '' }, lookupOf(TEMP), date)
     expectFailure(result, 403, 'InvalidClientTokenId')
   })
 
@@ -412,9 +397,7 @@ describe('startFakeSts over sockets', () => {
       })
       expect(xml.status).toBe(200)
       expect(xml.headers['content-type']).toBe('text/xml')
-      expect(xml.body).toMatch(
-        /^<GetCallerIdentityResponse xmlns="https:\/\/sts.amazonaws.com\/doc\/2011-06-15\/">/,
-      )
+      expect(xml.body).toMatch(/^<GetCallerIdentityResponse xmlns="https:\/\/sts.amazonaws.com\/doc\/2011-06-15\/">/)
       expect(xml.body).toContain('<Arn>arn:aws:iam::111122223333:user/kav</Arn>')
       expect(xml.body).toContain('<Account>111122223333</Account>')
       expect(xml.reusedSocket).toBe(true)
@@ -533,11 +516,7 @@ describe('startFakeSts over sockets', () => {
   })
 
   describe('with @aws-sdk/client-sts', () => {
-    const client = (credentials: {
-      accessKeyId: string
-      secretAccessKey: string
-      sessionToken?: string
-    }): STSClient =>
+    const client = (credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string }): STSClient =>
       new STSClient({ region: 'us-west-2', endpoint: fake.url, credentials, maxAttempts: 1 })
 
     it('assumes a role and uses the minted temporary credentials', async () => {
@@ -587,9 +566,7 @@ describe('startFakeSts over sockets', () => {
 
       // Default duration (3600 s) when DurationSeconds is absent.
       const again = client(ALICE)
-      const out2 = await again.send(
-        new AssumeRoleCommand({ RoleArn: ADMIN_ROLE, RoleSessionName: 'second' }),
-      )
+      const out2 = await again.send(new AssumeRoleCommand({ RoleArn: ADMIN_ROLE, RoleSessionName: 'second' }))
       expect(out2.Credentials!.Expiration!.getTime() - clock.getTime()).toBeGreaterThan(3599_000)
       expect(fake.lastAssumeRole).toEqual({ roleArn: ADMIN_ROLE, sessionName: 'second' })
 
@@ -681,9 +658,7 @@ describe('startFakeSts over sockets', () => {
     it('hangs without answering, and resets connections', async () => {
       fake.setFault('hang')
       const started = Date.now()
-      await expect(send(fake, KAV_PATH, { headers: KAV_HEADERS, timeoutMs: 300 })).rejects.toThrow(
-        'client timeout',
-      )
+      await expect(send(fake, KAV_PATH, { headers: KAV_HEADERS, timeoutMs: 300 })).rejects.toThrow('client timeout')
       expect(Date.now() - started).toBeGreaterThanOrEqual(290)
       fake.setFault('reset')
       await expect(send(fake, KAV_PATH, { headers: KAV_HEADERS })).rejects.toMatchObject({

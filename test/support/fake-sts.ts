@@ -196,7 +196,10 @@ function parseAmzDate(s: string): Date | undefined {
 }
 
 function toAmzDate(d: Date): string {
-  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '')
+  return d
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '')
 }
 
 const sha256Hex = (s: string): string => createHash('sha256').update(s, 'utf8').digest('hex')
@@ -207,7 +210,9 @@ function signingKey(secret: string, date: string, region: string, service: strin
   const cacheKey = `${secret}\n${date}\n${region}\n${service}`
   let key = signingKeyCache.get(cacheKey)
   if (key === undefined) {
-    const kDate = createHmac('sha256', 'AWS4' + secret).update(date, 'utf8').digest()
+    const kDate = createHmac('sha256', 'AWS4' + secret)
+      .update(date, 'utf8')
+      .digest()
     const kRegion = createHmac('sha256', kDate).update(region, 'utf8').digest()
     const kService = createHmac('sha256', kRegion).update(service, 'utf8').digest()
     key = createHmac('sha256', kService).update('aws4_request', 'utf8').digest()
@@ -270,9 +275,7 @@ function parsePresignedQuery(query: Map<string, string>): AuthParts | Failure {
   const missing = required.filter((k) => !query.get(k))
   if (missing.length > 0) {
     const names = missing.map((m) => `'${m}'`).join(', ')
-    return incomplete(
-      `AWS query-string parameters must include ${names}. Re-examine the query-string parameters.`,
-    )
+    return incomplete(`AWS query-string parameters must include ${names}. Re-examine the query-string parameters.`)
   }
   return {
     credential: query.get('X-Amz-Credential')!,
@@ -323,9 +326,7 @@ export function verifySigV4Request(
     return fail(400, 'MissingAuthenticationToken', 'Request is missing Authentication Token')
   }
 
-  const auth = presigned
-    ? parsePresignedQuery(query)
-    : parseAuthorizationHeader(req.headers, authorization!)
+  const auth = presigned ? parsePresignedQuery(query) : parseAuthorizationHeader(req.headers, authorization!)
   if ('ok' in auth) return auth
 
   // Credential scope: <akid>/<yyyymmdd>/<region>/<service>/aws4_request
@@ -336,18 +337,10 @@ export function verifySigV4Request(
         `keyid/date/region/service/term, got '${auth.credential}'`,
     )
   }
-  const [akid, scopeDate, region, scopeService, terminator] = scopeParts as [
-    string,
-    string,
-    string,
-    string,
-    string,
-  ]
+  const [akid, scopeDate, region, scopeService, terminator] = scopeParts as [string, string, string, string, string]
   const signedAt = parseAmzDate(auth.amzDate)
   if (signedAt === undefined) {
-    return incomplete(
-      `X-Amz-Date must be in the ISO8601 Long Format "yyyyMMdd'T'HHmmss'Z'", got '${auth.amzDate}'`,
-    )
+    return incomplete(`X-Amz-Date must be in the ISO8601 Long Format "yyyyMMdd'T'HHmmss'Z'", got '${auth.amzDate}'`)
   }
   if (scopeDate !== auth.amzDate.slice(0, 8)) {
     return mismatch(
@@ -360,9 +353,7 @@ export function verifySigV4Request(
     return mismatch(`Credential should be scoped to correct service: '${service}'.`)
   }
   if (terminator !== 'aws4_request') {
-    return mismatch(
-      `Credential should be scoped with a valid terminator: 'aws4_request', not '${terminator}'.`,
-    )
+    return mismatch(`Credential should be scoped with a valid terminator: 'aws4_request', not '${terminator}'.`)
   }
   const signedHeaderNames = auth.signedHeaders.split(';')
   if (!signedHeaderNames.includes('host')) {
@@ -374,11 +365,7 @@ export function verifySigV4Request(
   const expectedToken = principal.sessionToken
   const givenToken = auth.securityToken
   if (expectedToken !== undefined || givenToken !== undefined) {
-    if (
-      expectedToken === undefined ||
-      givenToken === undefined ||
-      !constantTimeEqual(expectedToken, givenToken)
-    ) {
+    if (expectedToken === undefined || givenToken === undefined || !constantTimeEqual(expectedToken, givenToken)) {
       return fail(403, 'InvalidClientTokenId', MSG_INVALID_TOKEN)
     }
   }
@@ -387,15 +374,13 @@ export function verifySigV4Request(
   if (skew > MAX_SKEW_MS) {
     const limit = toAmzDate(new Date(now.getTime() - MAX_SKEW_MS))
     return mismatch(
-      `Signature expired: ${auth.amzDate} is now earlier than ${limit} ` +
-        `(${toAmzDate(now)} - 15 min.)`,
+      `Signature expired: ${auth.amzDate} is now earlier than ${limit} ` + `(${toAmzDate(now)} - 15 min.)`,
     )
   }
   if (skew < -MAX_SKEW_MS) {
     const limit = toAmzDate(new Date(now.getTime() + MAX_SKEW_MS))
     return mismatch(
-      `Signature not yet current: ${auth.amzDate} is still later than ${limit} ` +
-        `(${toAmzDate(now)} + 15 min.)`,
+      `Signature not yet current: ${auth.amzDate} is still later than ${limit} ` + `(${toAmzDate(now)} + 15 min.)`,
     )
   }
 
@@ -520,13 +505,7 @@ export async function startFakeSts(
   const counters: FakeStsCalls = { getCallerIdentity: 0, assumeRole: 0, rejected: 0, total: 0 }
   const lastErrors: string[] = []
 
-  const errorReply = (
-    json: boolean,
-    requestId: string,
-    status: number,
-    code: string,
-    message: string,
-  ): Reply => {
+  const errorReply = (json: boolean, requestId: string, status: number, code: string, message: string): Reply => {
     counters.rejected++
     lastErrors.push(`${code}: ${message}`)
     if (lastErrors.length > 50) lastErrors.shift()
@@ -562,12 +541,7 @@ export async function startFakeSts(
     return { status: 200, contentType: 'text/xml', body }
   }
 
-  const assumeRole = (
-    caller: FakeStsPrincipal,
-    params: URLSearchParams,
-    json: boolean,
-    requestId: string,
-  ): Reply => {
+  const assumeRole = (caller: FakeStsPrincipal, params: URLSearchParams, json: boolean, requestId: string): Reply => {
     const roleArn = params.get('RoleArn')
     const sessionName = params.get('RoleSessionName')
     if (roleArn === null || sessionName === null) {
@@ -592,8 +566,7 @@ export async function startFakeSts(
     }
     const role = roles.get(roleArn)
     if (role === undefined || !(role.trusted?.(caller) ?? true)) {
-      const message =
-        `User: ${caller.arn} is not authorized to perform: sts:AssumeRole on resource: ${roleArn}`
+      const message = `User: ${caller.arn} is not authorized to perform: sts:AssumeRole on resource: ${roleArn}`
       return errorReply(json, requestId, 403, 'AccessDenied', message)
     }
 
@@ -637,8 +610,7 @@ export async function startFakeSts(
     const json = req.headers.accept?.includes('application/json') ?? false
     switch (activeFault) {
       case 'error500': {
-        const message =
-          'The request processing has failed because of an unknown error, exception or failure.'
+        const message = 'The request processing has failed because of an unknown error, exception or failure.'
         return errorReply(json, requestId, 500, 'InternalFailure', message)
       }
       case 'throttle':

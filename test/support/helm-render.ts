@@ -30,7 +30,12 @@ import { dump, load } from 'js-yaml'
 // ------------------------------------------------------------------------------------------------
 // Syntax tree
 
-type Literal = { t: 'str'; v: string } | { t: 'int'; v: bigint } | { t: 'float'; v: number } | { t: 'bool'; v: boolean } | { t: 'nil' }
+type Literal =
+  | { t: 'str'; v: string }
+  | { t: 'int'; v: bigint }
+  | { t: 'float'; v: number }
+  | { t: 'bool'; v: boolean }
+  | { t: 'nil' }
 type Arg =
   | Literal
   | { t: 'dot'; fields: string[] }
@@ -294,7 +299,8 @@ export function parseTemplate(src: string, file: string): ParsedTemplate {
             else branches[branches.length - 1]!.body = r.nodes
             if (r.stop === undefined) throw new TemplateError(`${tok.pos.file}:${tok.pos.line}: if without end`)
             if (r.stop.word === 'end') break
-            if (otherwise !== undefined) throw new TemplateError(`${r.stop.pos.file}:${r.stop.pos.line}: else after else`)
+            if (otherwise !== undefined)
+              throw new TemplateError(`${r.stop.pos.file}:${r.stop.pos.line}: else after else`)
             const elseIf = /^if\b\s*(.*)$/s.exec(r.stop.rest)
             if (elseIf) branches.push({ pipe: parsePipeline(elseIf[1]!, r.stop.pos), body: [], pos: r.stop.pos })
             else if (r.stop.rest === '') otherwise = []
@@ -306,12 +312,14 @@ export function parseTemplate(src: string, file: string): ParsedTemplate {
         case 'with':
         case 'range': {
           const pipe = parsePipeline(rest, tok.pos)
-          if (word === 'with' && pipe.decl !== undefined) throw new TemplateError(`${tok.pos.file}:${tok.pos.line}: with $x := is not supported`)
+          if (word === 'with' && pipe.decl !== undefined)
+            throw new TemplateError(`${tok.pos.file}:${tok.pos.line}: with $x := is not supported`)
           const r = list(['else', 'end'])
           if (r.stop === undefined) throw new TemplateError(`${tok.pos.file}:${tok.pos.line}: ${word} without end`)
           let otherwise: Node[] | undefined
           if (r.stop.word === 'else') {
-            if (r.stop.rest !== '') throw new TemplateError(`${r.stop.pos.file}:${r.stop.pos.line}: unsupported else ${r.stop.rest}`)
+            if (r.stop.rest !== '')
+              throw new TemplateError(`${r.stop.pos.file}:${r.stop.pos.line}: unsupported else ${r.stop.rest}`)
             const e = list(['end'])
             if (e.stop === undefined) throw new TemplateError(`${tok.pos.file}:${tok.pos.line}: ${word} without end`)
             otherwise = e.nodes
@@ -326,7 +334,8 @@ export function parseTemplate(src: string, file: string): ParsedTemplate {
           if (name === undefined) throw new TemplateError(`${tok.pos.file}:${tok.pos.line}: define needs a quoted name`)
           const r = list(['end'])
           if (r.stop === undefined) throw new TemplateError(`${tok.pos.file}:${tok.pos.line}: define without end`)
-          if (defines.has(name)) throw new TemplateError(`${tok.pos.file}:${tok.pos.line}: template ${name} defined twice`)
+          if (defines.has(name))
+            throw new TemplateError(`${tok.pos.file}:${tok.pos.line}: template ${name} defined twice`)
           defines.set(name, r.nodes)
           break
         }
@@ -394,7 +403,11 @@ function goPrint(v: unknown, nil = '<nil>'): string {
   if (typeof v === 'boolean' || typeof v === 'bigint') return String(v)
   if (typeof v === 'number') return goFloat(v)
   if (Array.isArray(v)) return `[${v.map((x) => goPrint(x)).join(' ')}]`
-  if (isMap(v)) return `map[${Object.keys(v).sort().map((k) => `${k}:${goPrint(v[k])}`).join(' ')}]`
+  if (isMap(v))
+    return `map[${Object.keys(v)
+      .sort()
+      .map((k) => `${k}:${goPrint(v[k])}`)
+      .join(' ')}]`
   throw new TemplateError(`cannot print ${typeof v}`)
 }
 
@@ -519,7 +532,8 @@ export function loadChart(dir: string): ChartFiles {
   }
   const crds = new Map<string, string>()
   if (existsSync(join(dir, 'crds'))) {
-    for (const name of readdirSync(join(dir, 'crds')).sort()) crds.set(name, readFileSync(join(dir, 'crds', name), 'utf8'))
+    for (const name of readdirSync(join(dir, 'crds')).sort())
+      crds.set(name, readFileSync(join(dir, 'crds', name), 'utf8'))
   }
   return { dir, chart, values, templates, crds }
 }
@@ -569,7 +583,14 @@ export function renderChart(chart: ChartFiles, opts: RenderOptions = {}): Render
         AppVersion: String(chart.chart.appVersion ?? ''),
         Description: String(chart.chart.description ?? ''),
       }),
-      Release: struct({ Name: opts.releaseName ?? 'kube-iam-auth', Namespace: opts.namespace ?? 'kube-system', Service: 'Helm', IsInstall: true, IsUpgrade: false, Revision: 1n }),
+      Release: struct({
+        Name: opts.releaseName ?? 'kube-iam-auth',
+        Namespace: opts.namespace ?? 'kube-system',
+        Service: 'Helm',
+        IsInstall: true,
+        IsUpgrade: false,
+        Revision: 1n,
+      }),
       Template: struct({ BasePath: `${chartName}/templates`, Name: `${chartName}/templates/${file}` }),
     })
 
@@ -603,7 +624,9 @@ export function renderChart(chart: ChartFiles, opts: RenderOptions = {}): Render
           const entries: [unknown, unknown][] = Array.isArray(v)
             ? v.map((x, i) => [BigInt(i), x])
             : isMap(v) && !(STRICT in v)
-              ? Object.keys(v).sort().map((k) => [k, v[k]])
+              ? Object.keys(v)
+                  .sort()
+                  .map((k) => [k, v[k]])
               : v === undefined || v === null
                 ? []
                 : (() => {
@@ -679,7 +702,14 @@ export function renderChart(chart: ChartFiles, opts: RenderOptions = {}): Render
     }
   }
 
-  const command = (cmd: Command, dot: unknown, scope: Scope, piped: { v: unknown } | undefined, pos: Pos, depth: number): unknown => {
+  const command = (
+    cmd: Command,
+    dot: unknown,
+    scope: Scope,
+    piped: { v: unknown } | undefined,
+    pos: Pos,
+    depth: number,
+  ): unknown => {
     const [first, ...rest] = cmd.args
     if (first!.t === 'fn') {
       const lazy = rest.map((a) => () => arg(a, dot, scope, pos, depth))
@@ -735,7 +765,8 @@ export function renderChart(chart: ChartFiles, opts: RenderOptions = {}): Render
         return include(str(a[0], 'include'), a[1], depth)
       case 'required':
         want(2)
-        if (a[1] === undefined || a[1] === null || a[1] === '') throw new TemplateError(`execution error: ${str(a[0], 'required')}`)
+        if (a[1] === undefined || a[1] === null || a[1] === '')
+          throw new TemplateError(`execution error: ${str(a[0], 'required')}`)
         return a[1]
       case 'fail':
         want(1)
@@ -922,7 +953,8 @@ export function valuesReferences(chart: ChartFiles): ValuesScan {
         const ctxArg = cmd.args[2]
         const ctx = ctxArg === undefined ? null : paths[2]
         const name = cmd.args[1]?.t === 'str' ? cmd.args[1].v : '(dynamic)'
-        if (ctx === null || ctx === undefined || ctx.length !== 0) nonRootIncludes.push({ name, file: pos.file, line: pos.line })
+        if (ctx === null || ctx === undefined || ctx.length !== 0)
+          nonRootIncludes.push({ name, file: pos.file, line: pos.line })
       }
       result = p.cmds.length === 1 && ci === 0 && cmd.args.length === 1 ? (paths[0] ?? null) : null
     })
@@ -948,11 +980,13 @@ export function valuesReferences(chart: ChartFiles): ValuesScan {
       return null
     }
     if (base === null) {
-      if (fields.length > 0) unresolved.push({ expr: `${a.t === 'var' ? a.name : ''}.${fields.join('.')}`, file: pos.file, line: pos.line })
+      if (fields.length > 0)
+        unresolved.push({ expr: `${a.t === 'var' ? a.name : ''}.${fields.join('.')}`, file: pos.file, line: pos.line })
       return null
     }
     const full = [...base, ...fields]
-    if (full[0] === 'Values' && full.length > 1) references.push({ path: full.slice(1), file: pos.file, line: pos.line })
+    if (full[0] === 'Values' && full.length > 1)
+      references.push({ path: full.slice(1), file: pos.file, line: pos.line })
     return full
   }
 

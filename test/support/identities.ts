@@ -43,7 +43,11 @@ export function sessionOf(
 }
 
 /** An IAM user `arn:<partition>:iam::<account>:user/<name>` (name may include a path). */
-export function userOf(account: string, name: string, overrides: IdentityOverrides & { readonly partition?: string } = {}): Identity {
+export function userOf(
+  account: string,
+  name: string,
+  overrides: IdentityOverrides & { readonly partition?: string } = {},
+): Identity {
   const { partition = 'aws', ...rest } = overrides
   return identityOf(`arn:${partition}:iam::${account}:user/${name}`, rest)
 }

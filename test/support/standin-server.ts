@@ -29,7 +29,12 @@ export interface StandInServerOptions<F extends string> {
    * Answers one request, after the latency, under the fault in force when it arrived (never a
    * connection fault). Called even when the client has gone meanwhile; the reply is then dropped.
    */
-  respond(req: IncomingMessage, body: string, fault: Exclude<F | 'none', ConnectionFault>, requestId: string): StandInReply
+  respond(
+    req: IncomingMessage,
+    body: string,
+    fault: Exclude<F | 'none', ConnectionFault>,
+    requestId: string,
+  ): StandInReply
 }
 
 export interface StandInServer<F extends string> {

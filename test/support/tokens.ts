@@ -56,7 +56,10 @@ export function fromToken(token: string): string {
 
 /** `yyyymmddThhmmssZ` for a Date. */
 export function amzDate(d: Date): string {
-  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z')
+  return d
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}Z$/, 'Z')
 }
 
 export interface PresignOptions {
@@ -185,7 +188,8 @@ export interface SdkStsEndpoint {
   readonly signingRegion: string
 }
 
-let sdkEndpointProvider: ((params: Record<string, unknown>) => { url: URL; properties?: Record<string, unknown> }) | undefined
+let sdkEndpointProvider:
+  ((params: Record<string, unknown>) => { url: URL; properties?: Record<string, unknown> }) | undefined
 
 /**
  * The STS endpoint the installed AWS SDK resolves for a region (regional endpoints, never the
@@ -204,7 +208,12 @@ export async function sdkStsEndpoint(
   }
   let endpoint
   try {
-    endpoint = sdkEndpointProvider!({ Region: region, UseFIPS: opts.fips, UseDualStack: opts.dualStack, UseGlobalEndpoint: false })
+    endpoint = sdkEndpointProvider!({
+      Region: region,
+      UseFIPS: opts.fips,
+      UseDualStack: opts.dualStack,
+      UseGlobalEndpoint: false,
+    })
   } catch {
     return undefined
   }

@@ -17,7 +17,10 @@ export interface TestServer {
   /** Every log line the server wrote, parsed. */
   readonly logs: Record<string, unknown>[]
   /** POSTs a body to /authenticate (or another path) over TLS keep-alive. */
-  post(body: unknown, opts?: { path?: string; headers?: Record<string, string>; method?: string; raw?: string }): Promise<{ status: number; body: string; json: () => any }>
+  post(
+    body: unknown,
+    opts?: { path?: string; headers?: Record<string, string>; method?: string; raw?: string },
+  ): Promise<{ status: number; body: string; json: () => any }>
   get(path: string): Promise<{ status: number; body: string }>
   review(token: string, apiVersion?: string): Promise<{ status: number; body: string; json: () => any }>
   close(): Promise<void>
@@ -36,7 +39,11 @@ export interface ServerClient {
 }
 
 /** An HTTPS keep-alive client for the server under test, trusting its CA. */
-export function serverClient(origin: string, ca: string, opts: { connections: number; timeoutMs?: number }): ServerClient {
+export function serverClient(
+  origin: string,
+  ca: string,
+  opts: { connections: number; timeoutMs?: number },
+): ServerClient {
   const agent = new Agent({ connect: { ca }, connections: opts.connections })
   return {
     send: async (path, method, body, headers = {}) => {
@@ -58,7 +65,8 @@ export function serverClient(origin: string, ca: string, opts: { connections: nu
 export function jsonLogSink(onLine: (doc: Record<string, unknown>) => void): Writable {
   return new Writable({
     write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split('\n')) if (line.trim() !== '') onLine(JSON.parse(line) as Record<string, unknown>)
+      for (const line of chunk.toString().split('\n'))
+        if (line.trim() !== '') onLine(JSON.parse(line) as Record<string, unknown>)
       done()
     },
   })
@@ -103,7 +111,8 @@ export async function startTestServer(opts: {
     config,
     stateDir,
     logs,
-    post: (body, o = {}) => send(o.path ?? '/authenticate', o.method ?? 'POST', o.raw ?? JSON.stringify(body), o.headers),
+    post: (body, o = {}) =>
+      send(o.path ?? '/authenticate', o.method ?? 'POST', o.raw ?? JSON.stringify(body), o.headers),
     get: (path) => send(path, 'GET'),
     review: (token, apiVersion) => send('/authenticate', 'POST', JSON.stringify(tokenReview(token, apiVersion))),
     close: async () => {

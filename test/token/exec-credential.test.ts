@@ -38,12 +38,16 @@ describe('execCredentialVersion (KUBERNETES_EXEC_INFO)', () => {
 
   it('a v1beta1 ExecCredential -> v1beta1', () => {
     expect(
-      execCredentialVersion(JSON.stringify({ kind: 'ExecCredential', apiVersion: V1BETA1, spec: { interactive: false } })),
+      execCredentialVersion(
+        JSON.stringify({ kind: 'ExecCredential', apiVersion: V1BETA1, spec: { interactive: false } }),
+      ),
     ).toBe(V1BETA1)
   })
 
   it('a v1 ExecCredential -> v1', () => {
-    expect(execCredentialVersion(JSON.stringify({ kind: 'ExecCredential', apiVersion: V1, spec: { interactive: true } }))).toBe(V1)
+    expect(
+      execCredentialVersion(JSON.stringify({ kind: 'ExecCredential', apiVersion: V1, spec: { interactive: true } })),
+    ).toBe(V1)
   })
 
   it('what kubectl sends with provideClusterInfo (spec.cluster.config object) -> v1 (upstream falls back to v1beta1)', () => {
@@ -68,8 +72,16 @@ describe('execCredentialVersion (KUBERNETES_EXEC_INFO)', () => {
   })
 
   it.each([
-    ['v1alpha1', JSON.stringify({ kind: 'ExecCredential', apiVersion: 'client.authentication.k8s.io/v1alpha1' }), '"client.authentication.k8s.io/v1alpha1"'],
-    ['a made-up version', JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v2' }), '"client.authentication.k8s.io/v2"'],
+    [
+      'v1alpha1',
+      JSON.stringify({ kind: 'ExecCredential', apiVersion: 'client.authentication.k8s.io/v1alpha1' }),
+      '"client.authentication.k8s.io/v1alpha1"',
+    ],
+    [
+      'a made-up version',
+      JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v2' }),
+      '"client.authentication.k8s.io/v2"',
+    ],
     ['missing apiVersion', JSON.stringify({ kind: 'ExecCredential', spec: {} }), 'null'],
     ['empty apiVersion', JSON.stringify({ apiVersion: '' }), '""'],
     ['a non-string apiVersion', JSON.stringify({ apiVersion: 1 }), '1'],
@@ -82,7 +94,7 @@ describe('execCredentialVersion (KUBERNETES_EXEC_INFO)', () => {
 })
 
 describe('formatExecCredential', () => {
-  it('prints upstream\'s v1beta1 document byte for byte, one line and a newline', () => {
+  it("prints upstream's v1beta1 document byte for byte, one line and a newline", () => {
     expect(formatExecCredential(V1BETA1, 'token', EXPIRY)).toBe(
       '{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1beta1","spec":{"interactive":false},' +
         '"status":{"expirationTimestamp":"2012-11-01T22:08:41Z","token":"token"}}\n',
@@ -99,7 +111,11 @@ describe('formatExecCredential', () => {
   it.each([
     ['env unset', undefined, V1BETA1],
     ['env empty', '', V1BETA1],
-    ['env v1beta1', JSON.stringify({ kind: 'ExecCredential', apiVersion: V1BETA1, spec: { interactive: false } }), V1BETA1],
+    [
+      'env v1beta1',
+      JSON.stringify({ kind: 'ExecCredential', apiVersion: V1BETA1, spec: { interactive: false } }),
+      V1BETA1,
+    ],
     ['env v1', JSON.stringify({ kind: 'ExecCredential', apiVersion: V1, spec: { interactive: false } }), V1],
   ])('round trip with %s (upstream FormatJSON cases)', (_name, env, apiVersion) => {
     const token = 'k8s-aws-v1.aHR0cHM6Ly9zdHMuYW1hem9uYXdzLmNvbS8_QWN0aW9uPUdldENhbGxlcklkZW50aXR5'

@@ -19,7 +19,10 @@ function failure(token: string): unknown {
 }
 
 /** Printable ASCII without space: the only bytes decodeToken lets through. */
-const printable = fc.string({ unit: fc.integer({ min: 0x21, max: 0x7e }).map((c) => String.fromCharCode(c)), minLength: 1 })
+const printable = fc.string({
+  unit: fc.integer({ min: 0x21, max: 0x7e }).map((c) => String.fromCharCode(c)),
+  minLength: 1,
+})
 
 describe('encodeToken / decodeToken round trip', () => {
   it('round-trips a real presigned URL, and matches upstream T(url)', async () => {
@@ -37,7 +40,9 @@ describe('encodeToken / decodeToken round trip', () => {
       '&X-Amz-Credential=ASIAR2TG44V6AS3ZZE7C%2F20230428%2Fus-west-2%2Fsts%2Faws4_request&X-Amz-Date=20230428T000000Z' +
       '&X-Amz-Expires=60&X-Amz-SignedHeaders=host%3Bx-k8s-aws-id' +
       '&X-Amz-Signature=e211dba77aba9dc44b0b6be38b8eaad092599c5157f6314444c5b9d85747f5ce'
-    expect(encodeToken(url)).toBe(`k8s-aws-v1.${Buffer.from(url).toString('base64').replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_')}`)
+    expect(encodeToken(url)).toBe(
+      `k8s-aws-v1.${Buffer.from(url).toString('base64').replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_')}`,
+    )
     expect(decodeToken(encodeToken(url))).toBe(url)
   })
 
@@ -70,7 +75,15 @@ describe('decodeToken strict rules', () => {
 
   it('prefix: exactly "k8s-aws-v1." at the start', () => {
     const msg = `${P}token is missing expected "k8s-aws-v1." prefix`
-    for (const t of ['', 'k8s-aws-v1', 'k8s-aws-v2.aGVsbG8', 'K8S-AWS-V1.aGVsbG8', ' k8s-aws-v1.aGVsbG8', 'aGVsbG8', 'k8s-aws-v1:aGVsbG8']) {
+    for (const t of [
+      '',
+      'k8s-aws-v1',
+      'k8s-aws-v2.aGVsbG8',
+      'K8S-AWS-V1.aGVsbG8',
+      ' k8s-aws-v1.aGVsbG8',
+      'aGVsbG8',
+      'k8s-aws-v1:aGVsbG8',
+    ]) {
       expectTokenInvalid(failure(t), 'prefix', msg)
     }
   })
@@ -93,14 +106,26 @@ describe('decodeToken strict rules', () => {
     ['NUL', 'aGVs\0bG8', 4],
     ['percent-encoding', 'aGVs%3D', 4],
   ])('alphabet: refuses %s at its exact byte offset', (_name, body, at) => {
-    expectTokenInvalid(failure(`k8s-aws-v1.${body}`), 'encoding', `${P}illegal base64 data at input byte ${at}: ${B64_ALPHABET}`)
+    expectTokenInvalid(
+      failure(`k8s-aws-v1.${body}`),
+      'encoding',
+      `${P}illegal base64 data at input byte ${at}: ${B64_ALPHABET}`,
+    )
   })
 
   it('length: a body of length % 4 == 1 is truncated', () => {
     // upstream 8.1 #3: "decodingerror" (13 characters)
-    expectTokenInvalid(failure('k8s-aws-v1.decodingerror'), 'encoding', `${P}illegal base64 data at input byte 12: truncated`)
+    expectTokenInvalid(
+      failure('k8s-aws-v1.decodingerror'),
+      'encoding',
+      `${P}illegal base64 data at input byte 12: truncated`,
+    )
     expectTokenInvalid(failure('k8s-aws-v1.a'), 'encoding', `${P}illegal base64 data at input byte 0: truncated`)
-    expectTokenInvalid(failure('k8s-aws-v1.aGVsbG8hh'), 'encoding', `${P}illegal base64 data at input byte 8: truncated`)
+    expectTokenInvalid(
+      failure('k8s-aws-v1.aGVsbG8hh'),
+      'encoding',
+      `${P}illegal base64 data at input byte 8: truncated`,
+    )
   })
 
   it('trailing bits: the unused low bits of the last character must be zero (one string per URL)', () => {

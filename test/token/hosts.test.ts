@@ -24,71 +24,175 @@ interface HostRow {
   readonly divergence?: string
 }
 
-const UNKNOWN = (host: string, region: string) => `${P}unexpected hostname "${host}" in pre-signed URL: unknown region "${region}"`
+const UNKNOWN = (host: string, region: string) =>
+  `${P}unexpected hostname "${host}" in pre-signed URL: unknown region "${region}"`
 const FOREIGN = (host: string, owner: string, server: string) =>
   `${P}hostname "${host}" belongs to partition ${owner}; this server accepts only partition ${server}`
 const GLOBAL_UNSUPPORTED = (p: string) => `${P}global endpoint unsupported in partition ${p}`
 
 const AWS_REGIONAL_OK = [
-  'us-east-1', 'us-east-2', 'us-west-1', 'us-west-2', 'ap-south-1', 'ap-northeast-1', 'ap-northeast-2', 'ap-southeast-1',
-  'ap-southeast-2', 'ca-central-1', 'eu-central-1', 'eu-west-1', 'eu-west-2', 'eu-west-3', 'eu-north-1',
+  'us-east-1',
+  'us-east-2',
+  'us-west-1',
+  'us-west-2',
+  'ap-south-1',
+  'ap-northeast-1',
+  'ap-northeast-2',
+  'ap-southeast-1',
+  'ap-southeast-2',
+  'ca-central-1',
+  'eu-central-1',
+  'eu-west-1',
+  'eu-west-2',
+  'eu-west-3',
+  'eu-north-1',
 ]
 
 /** spec 8.1, "Host validation (partition, host, verifier region -> valid?)", in upstream's order. */
 const MATRIX: readonly HostRow[] = [
   // global sts.amazonaws.com
   { partition: 'aws', host: 'sts.amazonaws.com', upstream: true, ours: true },
-  ...['aws-cn', 'aws-us-gov', 'aws-iso', 'aws-iso-b', 'aws-iso-e', 'aws-iso-f'].map(
-    (p): HostRow => ({ partition: p, host: 'sts.amazonaws.com', upstream: false, ours: GLOBAL_UNSUPPORTED(p) }),
-  ),
+  ...['aws-cn', 'aws-us-gov', 'aws-iso', 'aws-iso-b', 'aws-iso-e', 'aws-iso-f'].map((p): HostRow => ({
+    partition: p,
+    host: 'sts.amazonaws.com',
+    upstream: false,
+    ours: GLOBAL_UNSUPPORTED(p),
+  })),
   // aws-cn
   { partition: 'aws-cn', host: 'sts.cn-northwest-1.amazonaws.com.cn', upstream: true, ours: true },
   { partition: 'aws-cn', host: 'sts.cn-north-1.amazonaws.com.cn', upstream: true, ours: true },
-  { partition: 'aws-cn', host: 'sts.us-iso-east-1.c2s.ic.gov', upstream: false,
-    ours: FOREIGN('sts.us-iso-east-1.c2s.ic.gov', 'aws-iso', 'aws-cn') },
-  { partition: 'aws-cn', host: 'sts.not-a-region1.amazonaws.com.cn', upstream: { '': false },
-    ours: UNKNOWN('sts.not-a-region1.amazonaws.com.cn', 'not-a-region1') },
-  { partition: 'aws-cn', host: 'sts.not-a-region2.amazonaws.com.cn', upstream: { 'not-a-region2': true },
-    ours: UNKNOWN('sts.not-a-region2.amazonaws.com.cn', 'not-a-region2'), divergence: 'stricter: unknown region' },
-  { partition: 'aws-cn', host: 'sts-fips.us-east-1.amazonaws.com', upstream: false,
-    ours: FOREIGN('sts-fips.us-east-1.amazonaws.com', 'aws', 'aws-cn') },
-  { partition: 'aws-cn', host: 'sts.us-isob-east-1.amazonaws.com.cn', upstream: { '': false, 'us-isob-east-1': true },
+  {
+    partition: 'aws-cn',
+    host: 'sts.us-iso-east-1.c2s.ic.gov',
+    upstream: false,
+    ours: FOREIGN('sts.us-iso-east-1.c2s.ic.gov', 'aws-iso', 'aws-cn'),
+  },
+  {
+    partition: 'aws-cn',
+    host: 'sts.not-a-region1.amazonaws.com.cn',
+    upstream: { '': false },
+    ours: UNKNOWN('sts.not-a-region1.amazonaws.com.cn', 'not-a-region1'),
+  },
+  {
+    partition: 'aws-cn',
+    host: 'sts.not-a-region2.amazonaws.com.cn',
+    upstream: { 'not-a-region2': true },
+    ours: UNKNOWN('sts.not-a-region2.amazonaws.com.cn', 'not-a-region2'),
+    divergence: 'stricter: unknown region',
+  },
+  {
+    partition: 'aws-cn',
+    host: 'sts-fips.us-east-1.amazonaws.com',
+    upstream: false,
+    ours: FOREIGN('sts-fips.us-east-1.amazonaws.com', 'aws', 'aws-cn'),
+  },
+  {
+    partition: 'aws-cn',
+    host: 'sts.us-isob-east-1.amazonaws.com.cn',
+    upstream: { '': false, 'us-isob-east-1': true },
     ours: FOREIGN('sts.us-isob-east-1.amazonaws.com.cn', 'aws-iso-b', 'aws-cn'),
-    divergence: 'stricter: no fallback to the verifier region; the region belongs to aws-iso-b' },
+    divergence: 'stricter: no fallback to the verifier region; the region belongs to aws-iso-b',
+  },
   { partition: 'aws-cn', host: 'sts.cn-north-1.api.amazonwebservices.com.cn', upstream: true, ours: true },
-  { partition: 'aws-cn', host: 'sts.not-a-region3.amazonaws.com.cn', upstream: { '': false },
-    ours: UNKNOWN('sts.not-a-region3.amazonaws.com.cn', 'not-a-region3') },
-  { partition: 'aws-cn', host: 'sts.not-a-region4.amazonaws.com.cn', upstream: { 'not-a-region4': true },
-    ours: UNKNOWN('sts.not-a-region4.amazonaws.com.cn', 'not-a-region4'), divergence: 'stricter: unknown region' },
-  { partition: 'aws-cn', host: 'sts.not-a-region5.amazonaws.com.cn', upstream: { 'us-west-2': false },
-    ours: UNKNOWN('sts.not-a-region5.amazonaws.com.cn', 'not-a-region5') },
-  { partition: 'aws-cn', host: 'sts.us-west-2.amazonaws.com.cn', upstream: false,
-    ours: FOREIGN('sts.us-west-2.amazonaws.com.cn', 'aws', 'aws-cn') },
-  { partition: 'aws-cn', host: 'sts.not-a-region.amazonaws.com', upstream: { 'not-a-region': false },
-    ours: UNKNOWN('sts.not-a-region.amazonaws.com', 'not-a-region') },
+  {
+    partition: 'aws-cn',
+    host: 'sts.not-a-region3.amazonaws.com.cn',
+    upstream: { '': false },
+    ours: UNKNOWN('sts.not-a-region3.amazonaws.com.cn', 'not-a-region3'),
+  },
+  {
+    partition: 'aws-cn',
+    host: 'sts.not-a-region4.amazonaws.com.cn',
+    upstream: { 'not-a-region4': true },
+    ours: UNKNOWN('sts.not-a-region4.amazonaws.com.cn', 'not-a-region4'),
+    divergence: 'stricter: unknown region',
+  },
+  {
+    partition: 'aws-cn',
+    host: 'sts.not-a-region5.amazonaws.com.cn',
+    upstream: { 'us-west-2': false },
+    ours: UNKNOWN('sts.not-a-region5.amazonaws.com.cn', 'not-a-region5'),
+  },
+  {
+    partition: 'aws-cn',
+    host: 'sts.us-west-2.amazonaws.com.cn',
+    upstream: false,
+    ours: FOREIGN('sts.us-west-2.amazonaws.com.cn', 'aws', 'aws-cn'),
+  },
+  {
+    partition: 'aws-cn',
+    host: 'sts.not-a-region.amazonaws.com',
+    upstream: { 'not-a-region': false },
+    ours: UNKNOWN('sts.not-a-region.amazonaws.com', 'not-a-region'),
+  },
   // aws
   { partition: 'aws', host: 'sts-fips.us-west-2.amazonaws.com', upstream: true, ours: true },
   { partition: 'aws', host: 'sts-fips.us-east-1.amazonaws.com', upstream: true, ours: true },
-  ...AWS_REGIONAL_OK.map((r): HostRow => ({ partition: 'aws', host: `sts.${r}.amazonaws.com`, upstream: true, ours: true })),
-  { partition: 'aws', host: 'sts.amazonaws.com.cn', upstream: false, ours: UNKNOWN('sts.amazonaws.com.cn', 'amazonaws') },
-  { partition: 'aws', host: 'website.amazonaws.com', upstream: false, ours: UNKNOWN('website.amazonaws.com', 'amazonaws') },
-  { partition: 'aws', host: 'sts.default-region.amazonaws.com', upstream: { 'default-region': true },
-    ours: UNKNOWN('sts.default-region.amazonaws.com', 'default-region'), divergence: 'stricter: unknown region' },
+  ...AWS_REGIONAL_OK.map((r): HostRow => ({
+    partition: 'aws',
+    host: `sts.${r}.amazonaws.com`,
+    upstream: true,
+    ours: true,
+  })),
+  {
+    partition: 'aws',
+    host: 'sts.amazonaws.com.cn',
+    upstream: false,
+    ours: UNKNOWN('sts.amazonaws.com.cn', 'amazonaws'),
+  },
+  {
+    partition: 'aws',
+    host: 'website.amazonaws.com',
+    upstream: false,
+    ours: UNKNOWN('website.amazonaws.com', 'amazonaws'),
+  },
+  {
+    partition: 'aws',
+    host: 'sts.default-region.amazonaws.com',
+    upstream: { 'default-region': true },
+    ours: UNKNOWN('sts.default-region.amazonaws.com', 'default-region'),
+    divergence: 'stricter: unknown region',
+  },
   { partition: 'aws', host: 'sts.us-west-2.api.aws', upstream: true, ours: true },
-  { partition: 'aws', host: 'sts.cn-north-1.api.amazonwebservices.com.cn', upstream: false,
-    ours: FOREIGN('sts.cn-north-1.api.amazonwebservices.com.cn', 'aws-cn', 'aws') },
-  { partition: 'aws', host: 'sts.not-a-region.amazonaws.com', upstream: { '': true, 'not-a-region': true, 'us-west-2': true },
-    ours: UNKNOWN('sts.not-a-region.amazonaws.com', 'not-a-region'), divergence: 'stricter: unknown region' },
-  { partition: 'aws', host: 'sts.us-west-2.amazonaws.com.cn', upstream: { '': false, 'us-west-2': false },
-    ours: `${P}partition {aws} does not support hostname sts.us-west-2.amazonaws.com.cn` },
+  {
+    partition: 'aws',
+    host: 'sts.cn-north-1.api.amazonwebservices.com.cn',
+    upstream: false,
+    ours: FOREIGN('sts.cn-north-1.api.amazonwebservices.com.cn', 'aws-cn', 'aws'),
+  },
+  {
+    partition: 'aws',
+    host: 'sts.not-a-region.amazonaws.com',
+    upstream: { '': true, 'not-a-region': true, 'us-west-2': true },
+    ours: UNKNOWN('sts.not-a-region.amazonaws.com', 'not-a-region'),
+    divergence: 'stricter: unknown region',
+  },
+  {
+    partition: 'aws',
+    host: 'sts.us-west-2.amazonaws.com.cn',
+    upstream: { '': false, 'us-west-2': false },
+    ours: `${P}partition {aws} does not support hostname sts.us-west-2.amazonaws.com.cn`,
+  },
   // aws-iso, aws-iso-b, aws-us-gov
   { partition: 'aws-iso', host: 'sts.us-iso-east-1.c2s.ic.gov', upstream: true, ours: true },
-  { partition: 'aws-iso', host: 'sts.cn-north-1.amazonaws.com.cn', upstream: false,
-    ours: FOREIGN('sts.cn-north-1.amazonaws.com.cn', 'aws-cn', 'aws-iso') },
-  { partition: 'aws-iso-b', host: 'sts.cn-north-1.amazonaws.com.cn', upstream: false,
-    ours: FOREIGN('sts.cn-north-1.amazonaws.com.cn', 'aws-cn', 'aws-iso-b') },
-  { partition: 'aws-iso-b', host: 'sts.us-isob-east-1.amazonaws.com.cn', upstream: { '': false, 'us-isob-east-1': false },
-    ours: `${P}partition {aws-iso-b} does not support hostname sts.us-isob-east-1.amazonaws.com.cn` },
+  {
+    partition: 'aws-iso',
+    host: 'sts.cn-north-1.amazonaws.com.cn',
+    upstream: false,
+    ours: FOREIGN('sts.cn-north-1.amazonaws.com.cn', 'aws-cn', 'aws-iso'),
+  },
+  {
+    partition: 'aws-iso-b',
+    host: 'sts.cn-north-1.amazonaws.com.cn',
+    upstream: false,
+    ours: FOREIGN('sts.cn-north-1.amazonaws.com.cn', 'aws-cn', 'aws-iso-b'),
+  },
+  {
+    partition: 'aws-iso-b',
+    host: 'sts.us-isob-east-1.amazonaws.com.cn',
+    upstream: { '': false, 'us-isob-east-1': false },
+    ours: `${P}partition {aws-iso-b} does not support hostname sts.us-isob-east-1.amazonaws.com.cn`,
+  },
   { partition: 'aws-us-gov', host: 'sts.us-gov-east-1.amazonaws.com', upstream: true, ours: true },
 ]
 
@@ -188,7 +292,12 @@ describe('every STS host the AWS SDK resolves, in its own partition and in every
         for (const dualStack of [false, true]) {
           const ep = await sdkStsEndpoint(region, { fips, dualStack })
           if (ep === undefined) continue
-          hosts.push({ host: ep.host, region, partition, variant: `${fips ? 'fips' : 'regular'}${dualStack ? '+dualstack' : ''}` })
+          hosts.push({
+            host: ep.host,
+            region,
+            partition,
+            variant: `${fips ? 'fips' : 'regular'}${dualStack ? '+dualstack' : ''}`,
+          })
         }
       }
     }
@@ -196,7 +305,9 @@ describe('every STS host the AWS SDK resolves, in its own partition and in every
 
   it('covers all partitions and all four variants', () => {
     expect(new Set(hosts.map((h) => h.partition))).toEqual(new Set(PARTITION_IDS))
-    expect(new Set(hosts.map((h) => h.variant))).toEqual(new Set(['regular', 'regular+dualstack', 'fips', 'fips+dualstack']))
+    expect(new Set(hosts.map((h) => h.variant))).toEqual(
+      new Set(['regular', 'regular+dualstack', 'fips', 'fips+dualstack']),
+    )
     expect(hosts.length).toBeGreaterThan(150)
   })
 

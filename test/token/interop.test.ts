@@ -7,7 +7,16 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { StsRejected } from '../../src/errors.js'
 import { createStsTransport } from '../../src/sts/transport.js'
 import { verifyToken } from '../../src/token/verify.js'
-import { cliEnv, decodeTokenUrl, ensureBuilt, tool, runCli, runProcess, tempDir, type CliResult } from '../support/cli.js'
+import {
+  cliEnv,
+  decodeTokenUrl,
+  ensureBuilt,
+  tool,
+  runCli,
+  runProcess,
+  tempDir,
+  type CliResult,
+} from '../support/cli.js'
 import { startFakeSts, type FakeSts, type FakeStsPrincipal } from '../support/fake-sts.js'
 
 const ALICE: FakeStsPrincipal = {
@@ -75,53 +84,56 @@ describe('token interop through verifyToken and the STS stand-in', () => {
     return r.stdout.trim()
   }
 
-  it.skipIf(AWS_CLI.missing)(`(a) tokens from \`aws eks get-token\` verify; for another cluster STS rejects them${AWS_CLI.skipNote}`, async () => {
-    const awsToken = async (p: FakeStsPrincipal) => {
-      const r = await runProcess('aws', ['eks', 'get-token', '--cluster-name', CLUSTER, '--output', 'json'], {
-        env: credsEnv(p, { AWS_REGION: 'us-east-1', AWS_PAGER: '' }),
-        timeoutMs: 20_000,
+  it.skipIf(AWS_CLI.missing)(
+    `(a) tokens from \`aws eks get-token\` verify; for another cluster STS rejects them${AWS_CLI.skipNote}`,
+    async () => {
+      const awsToken = async (p: FakeStsPrincipal) => {
+        const r = await runProcess('aws', ['eks', 'get-token', '--cluster-name', CLUSTER, '--output', 'json'], {
+          env: credsEnv(p, { AWS_REGION: 'us-east-1', AWS_PAGER: '' }),
+          timeoutMs: 20_000,
+        })
+        expect({ code: r.code, timedOut: r.timedOut }).toEqual({ code: 0, timedOut: false })
+        const doc = JSON.parse(r.stdout) as { kind: string; status: { token: string } }
+        expect(doc.kind).toBe('ExecCredential')
+        return doc.status.token
+      }
+      // Two invocations, in parallel: static keys, and temporary ones (X-Amz-Security-Token as botocore encodes it).
+      const [staticToken, sessionToken] = await Promise.all([awsToken(ALICE), awsToken(BOB_SESSION)])
+      expect(decodeTokenUrl(staticToken)).toMatch(/^https:\/\/sts(\.us-east-1)?\.amazonaws\.com\/\?/)
+      expect(decodeTokenUrl(sessionToken)).toContain('X-Amz-Security-Token=')
+
+      const host = new URL(decodeTokenUrl(staticToken)).host
+      expect(await verify(staticToken)).toEqual({
+        arn: ALICE.arn,
+        canonicalArn: ALICE.arn,
+        accountId: ALICE.account,
+        userId: ALICE.userId,
+        sessionName: '',
+        accessKeyId: ALICE.accessKeyId,
+        stsEndpoint: host,
       })
-      expect({ code: r.code, timedOut: r.timedOut }).toEqual({ code: 0, timedOut: false })
-      const doc = JSON.parse(r.stdout) as { kind: string; status: { token: string } }
-      expect(doc.kind).toBe('ExecCredential')
-      return doc.status.token
-    }
-    // Two invocations, in parallel: static keys, and temporary ones (X-Amz-Security-Token as botocore encodes it).
-    const [staticToken, sessionToken] = await Promise.all([awsToken(ALICE), awsToken(BOB_SESSION)])
-    expect(decodeTokenUrl(staticToken)).toMatch(/^https:\/\/sts(\.us-east-1)?\.amazonaws\.com\/\?/)
-    expect(decodeTokenUrl(sessionToken)).toContain('X-Amz-Security-Token=')
+      expect(await verify(sessionToken)).toEqual({
+        arn: BOB_SESSION.arn,
+        canonicalArn: 'arn:aws:iam::111122223333:role/Developer',
+        accountId: BOB_SESSION.account,
+        userId: 'AROAINTEROPDEVELOPER',
+        sessionName: 'bob-session',
+        accessKeyId: BOB_SESSION.accessKeyId,
+        stsEndpoint: host,
+      })
 
-    const host = new URL(decodeTokenUrl(staticToken)).host
-    expect(await verify(staticToken)).toEqual({
-      arn: ALICE.arn,
-      canonicalArn: ALICE.arn,
-      accountId: ALICE.account,
-      userId: ALICE.userId,
-      sessionName: '',
-      accessKeyId: ALICE.accessKeyId,
-      stsEndpoint: host,
-    })
-    expect(await verify(sessionToken)).toEqual({
-      arn: BOB_SESSION.arn,
-      canonicalArn: 'arn:aws:iam::111122223333:role/Developer',
-      accountId: BOB_SESSION.account,
-      userId: 'AROAINTEROPDEVELOPER',
-      sessionName: 'bob-session',
-      accessKeyId: BOB_SESSION.accessKeyId,
-      stsEndpoint: host,
-    })
-
-    const err = await verify(staticToken, 'another-cluster').then(
-      () => undefined,
-      (e: unknown) => e,
-    )
-    expect(err).toBeInstanceOf(StsRejected)
-    expect(err).toMatchObject({ status: 403, stsCode: 'SignatureDoesNotMatch' })
-    expect((err as StsRejected).message).toMatch(
-      /^sts getCallerIdentity failed: error from AWS \(expected 200, got 403\) on (global|us-east-1) endpoint: SignatureDoesNotMatch: /,
-    )
-    expect((err as StsRejected).message.endsWith(BAD_SIGNATURE)).toBe(true)
-  })
+      const err = await verify(staticToken, 'another-cluster').then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+      expect(err).toBeInstanceOf(StsRejected)
+      expect(err).toMatchObject({ status: 403, stsCode: 'SignatureDoesNotMatch' })
+      expect((err as StsRejected).message).toMatch(
+        /^sts getCallerIdentity failed: error from AWS \(expected 200, got 403\) on (global|us-east-1) endpoint: SignatureDoesNotMatch: /,
+      )
+      expect((err as StsRejected).message.endsWith(BAD_SIGNATURE)).toBe(true)
+    },
+  )
 
   it('(b) a token from `kube-iam-auth token` with env credentials verifies', async () => {
     const token = tokenFrom(await runCli(['token', '-i', CLUSTER, '--token-only'], { env: credsEnv(ALICE) }))
@@ -151,7 +163,7 @@ describe('token interop through verifyToken and the STS stand-in', () => {
     })
   })
 
-  describe('(c) -r through the stand-in\'s AssumeRole (AWS_ENDPOINT_URL_STS)', () => {
+  describe("(c) -r through the stand-in's AssumeRole (AWS_ENDPOINT_URL_STS)", () => {
     const roleToken = async (args: string[], base: FakeStsPrincipal = ALICE) =>
       tokenFrom(
         await runCli(['token', '-i', CLUSTER, '--token-only', '-r', ROLE_ARN, ...args], {

@@ -81,8 +81,16 @@ describe('partitionOfRegion vs the SDK partition() function', () => {
 
   it('agrees on unlisted names that match a partition regex (future regions)', () => {
     const future = [
-      'us-east-9', 'ap-southeast-99', 'mx-west-2', 'cn-south-1', 'us-gov-central-1', 'us-iso-north-2', 'us-isob-south-1',
-      'eu-isoe-north-1', 'us-isof-west-1', 'eusc-de-west-1',
+      'us-east-9',
+      'ap-southeast-99',
+      'mx-west-2',
+      'cn-south-1',
+      'us-gov-central-1',
+      'us-iso-north-2',
+      'us-isob-south-1',
+      'eu-isoe-north-1',
+      'us-isof-west-1',
+      'eusc-de-west-1',
     ]
     for (const region of future) {
       expect(partitionOfRegion(region)?.id, region).toBe(sdkPartition(region).name)
@@ -91,7 +99,16 @@ describe('partitionOfRegion vs the SDK partition() function', () => {
   })
 
   it('claims no partition for names no regex matches (the SDK silently falls back to aws)', () => {
-    const names = ['not-a-region', 'local', 'default-region', 'eusc-fr-east-1', 'us_east_1', 'US-EAST-1', '', 'aws-eusc-global']
+    const names = [
+      'not-a-region',
+      'local',
+      'default-region',
+      'eusc-fr-east-1',
+      'us_east_1',
+      'US-EAST-1',
+      '',
+      'aws-eusc-global',
+    ]
     for (const region of names) {
       expect(partitionOfRegion(region), region).toBeUndefined()
       expect(sdkPartition(region).name, region).toBe('aws')
@@ -101,7 +118,10 @@ describe('partitionOfRegion vs the SDK partition() function', () => {
   it('keeps partitions disjoint: no listed region belongs to two of ours', () => {
     for (const { region } of listed) {
       if (region.endsWith('-global')) continue
-      expect(PARTITIONS.filter((p) => regionBelongsTo(region, p)).map((p) => p.id), region).toHaveLength(1)
+      expect(
+        PARTITIONS.filter((p) => regionBelongsTo(region, p)).map((p) => p.id),
+        region,
+      ).toHaveLength(1)
     }
   })
 })
@@ -128,7 +148,11 @@ describe('stsEndpointFor vs the SDK STS endpoint resolver', () => {
   it('aws-global without FIPS or dual-stack is the legacy global endpoint signed for us-east-1, as in the SDK', async () => {
     const theirs = await sdkStsEndpoint('aws-global', { fips: false, dualStack: false })
     expect(theirs).toEqual({ host: GLOBAL_STS_HOST, signingRegion: 'us-east-1' })
-    expect(stsEndpointFor('aws-global')).toEqual({ host: GLOBAL_STS_HOST, signingRegion: 'us-east-1', partition: 'aws' })
+    expect(stsEndpointFor('aws-global')).toEqual({
+      host: GLOBAL_STS_HOST,
+      signingRegion: 'us-east-1',
+      partition: 'aws',
+    })
   })
 
   it('other pseudo-global regions resolve to the endpoint of the partition implicit global region (deliberate)', async () => {
@@ -165,7 +189,9 @@ describe('stsEndpointFor vs the SDK STS endpoint resolver', () => {
 
   it('aws-us-gov serves FIPS on its regular hostname, like the SDK', async () => {
     expect(stsEndpointFor('us-gov-west-1', { fips: true }).host).toBe('sts.us-gov-west-1.amazonaws.com')
-    expect((await sdkStsEndpoint('us-gov-west-1', { fips: true, dualStack: false }))?.host).toBe('sts.us-gov-west-1.amazonaws.com')
+    expect((await sdkStsEndpoint('us-gov-west-1', { fips: true, dualStack: false }))?.host).toBe(
+      'sts.us-gov-west-1.amazonaws.com',
+    )
     expect(stsEndpointFor('us-gov-west-1', { fips: true, dualStack: true }).host).toBe('sts-fips.us-gov-west-1.api.aws')
   })
 })

@@ -70,7 +70,12 @@ describe('presignToken', () => {
     const { expiresAt } = await presignToken({
       clusterId: 'c',
       region: 'us-west-2',
-      credentials: { accessKeyId: 'ASIAEXAMPLEEXAMPLE12', secretAccessKey: 'x', sessionToken: 't', expiration: credsExpire },
+      credentials: {
+        accessKeyId: 'ASIAEXAMPLEEXAMPLE12',
+        secretAccessKey: 'x',
+        sessionToken: 't',
+        expiration: credsExpire,
+      },
       now: VECTOR.now,
     })
     expect(expiresAt).toEqual(credsExpire)

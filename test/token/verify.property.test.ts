@@ -68,7 +68,8 @@ function judge(base: Base, token: string, outcome: Outcome): void {
   }
   if (outcome.err instanceof TokenInvalid) stats.tokenInvalid++
   else if (outcome.err instanceof StsRejected) stats.stsRejected++
-  else throw new Error(`unexpected error for mutated ${base.name} token: ${String(outcome.err)}`, { cause: outcome.err })
+  else
+    throw new Error(`unexpected error for mutated ${base.name} token: ${String(outcome.err)}`, { cause: outcome.err })
 }
 
 // ---- mutations --------------------------------------------------------------------------------
@@ -85,19 +86,26 @@ function randomCase(s: string, mask: readonly boolean[]): string {
   return [...s].map((c, i) => (mask[i % Math.max(mask.length, 1)] ? c.toUpperCase() : c.toLowerCase())).join('')
 }
 
-const byteFlip = fc.record({ at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }) }).map(
-  ({ at, byte }) =>
-    (url: string): Uint8Array | string => {
-      const bytes = latin1(url)
-      bytes[at % bytes.length] = byte
-      return bytes
-    },
-)
+const byteFlip = fc
+  .record({ at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }) })
+  .map(({ at, byte }) => (url: string): Uint8Array | string => {
+    const bytes = latin1(url)
+    bytes[at % bytes.length] = byte
+    return bytes
+  })
 
 const sameClassSubstitution = fc.record({ at: fc.nat(), pick: fc.nat() }).map(({ at, pick }) => (url: string) => {
   const i = at % url.length
   const c = url[i]!
-  const pool = /[0-9]/.test(c) ? '0123456789' : /[a-f]/.test(c) ? 'abcdef' : /[a-z]/.test(c) ? 'abcdefghijklmnopqrstuvwxyz' : /[A-Z]/.test(c) ? 'ABCDEFGHIJKLMNOPQRSTUVWXYZ' : c
+  const pool = /[0-9]/.test(c)
+    ? '0123456789'
+    : /[a-f]/.test(c)
+      ? 'abcdef'
+      : /[a-z]/.test(c)
+        ? 'abcdefghijklmnopqrstuvwxyz'
+        : /[A-Z]/.test(c)
+          ? 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'
+          : c
   return url.slice(0, i) + pool[pick % pool.length]! + url.slice(i + 1)
 })
 
@@ -162,9 +170,9 @@ const percentChange = fc
     }
   })
 
-const credentialSwap = fc.constantFrom(ALICE, TEMP, BOB).map((p) => (url: string) =>
-  url.replace(/X-Amz-Credential=[A-Z0-9]+%2F/, `X-Amz-Credential=${p.accessKeyId}%2F`),
-)
+const credentialSwap = fc
+  .constantFrom(ALICE, TEMP, BOB)
+  .map((p) => (url: string) => url.replace(/X-Amz-Credential=[A-Z0-9]+%2F/, `X-Amz-Credential=${p.accessKeyId}%2F`))
 
 type UrlMutation = (url: string) => Uint8Array | string
 const urlMutation: fc.Arbitrary<UrlMutation> = fc.oneof(
@@ -179,34 +187,33 @@ const urlMutation: fc.Arbitrary<UrlMutation> = fc.oneof(
 )
 
 /** Changes in the base64url text itself (the decoded bytes are not what is targeted). */
-const base64Change = fc.record({ at: fc.nat(), kind: fc.integer({ min: 0, max: 6 }), pick: fc.nat() }).map(
-  ({ at, kind, pick }) =>
-    (token: string): string => {
-      const prefix = 'k8s-aws-v1.'
-      const body = token.slice(prefix.length)
-      const i = at % body.length
-      const set = (s: string) => prefix + body.slice(0, i) + s + body.slice(i + 1)
-      const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
-      switch (kind) {
-        case 0:
-          return prefix + body.replaceAll('-', '+').replaceAll('_', '/')
-        case 1:
-          return `${token}${'='.repeat(1 + (pick % 2))}`
-        case 2:
-          return prefix + body.slice(0, i) + [' ', '\n', '\r\n', '\t'][pick % 4]! + body.slice(i)
-        case 3: {
-          const c = body[i]!
-          return set(c === c.toUpperCase() ? c.toLowerCase() : c.toUpperCase())
-        }
-        case 4:
-          return set(B64URL[pick % 64]!)
-        case 5:
-          return prefix + Buffer.from(body, 'base64url').toString('base64')
-        default:
-          return prefix + body.slice(0, i)
+const base64Change = fc
+  .record({ at: fc.nat(), kind: fc.integer({ min: 0, max: 6 }), pick: fc.nat() })
+  .map(({ at, kind, pick }) => (token: string): string => {
+    const prefix = 'k8s-aws-v1.'
+    const body = token.slice(prefix.length)
+    const i = at % body.length
+    const set = (s: string) => prefix + body.slice(0, i) + s + body.slice(i + 1)
+    const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+    switch (kind) {
+      case 0:
+        return prefix + body.replaceAll('-', '+').replaceAll('_', '/')
+      case 1:
+        return `${token}${'='.repeat(1 + (pick % 2))}`
+      case 2:
+        return prefix + body.slice(0, i) + [' ', '\n', '\r\n', '\t'][pick % 4]! + body.slice(i)
+      case 3: {
+        const c = body[i]!
+        return set(c === c.toUpperCase() ? c.toLowerCase() : c.toUpperCase())
       }
-    },
-)
+      case 4:
+        return set(B64URL[pick % 64]!)
+      case 5:
+        return prefix + Buffer.from(body, 'base64url').toString('base64')
+      default:
+        return prefix + body.slice(0, i)
+    }
+  })
 
 // ---- properties -------------------------------------------------------------------------------
 
@@ -214,7 +221,10 @@ beforeAll(async () => {
   fake = await startFakeSts({ now: () => NOW, principals: [ALICE, TEMP, BOB] })
   transport = createStsTransport({ maxConnections: 4 })
   bases = []
-  for (const [name, principal] of [['alice', ALICE], ['temp', TEMP]] as const) {
+  for (const [name, principal] of [
+    ['alice', ALICE],
+    ['temp', TEMP],
+  ] as const) {
     const token = await presignedToken({ principal })
     const outcome = await verify(token)
     if (!outcome.ok) throw new Error(`the unmutated ${name} token does not verify: ${String(outcome.err)}`)
@@ -316,41 +326,96 @@ describe('parsePresignedToken throws nothing but TokenInvalid', () => {
     }
   }
   const anyCodePoint = fc.integer({ min: 0, max: 0x10ffff }).map((c) => String.fromCodePoint(c))
-  const printable = fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), maxLength: 400 })
+  const printable = fc.string({
+    unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)),
+    maxLength: 400,
+  })
   const KEYS = [
-    'Action', 'Version', 'X-Amz-Algorithm', 'X-Amz-Credential', 'X-Amz-Date', 'X-Amz-Expires', 'X-Amz-Security-Token',
-    'X-Amz-SignedHeaders', 'X-Amz-Signature', 'action', 'x-amz-credential', 'Foo', '',
+    'Action',
+    'Version',
+    'X-Amz-Algorithm',
+    'X-Amz-Credential',
+    'X-Amz-Date',
+    'X-Amz-Expires',
+    'X-Amz-Security-Token',
+    'X-Amz-SignedHeaders',
+    'X-Amz-Signature',
+    'action',
+    'x-amz-credential',
+    'Foo',
+    '',
   ]
   const VALUES = [
-    'GetCallerIdentity', '2011-06-15', 'AWS4-HMAC-SHA256', `${ALICE.accessKeyId}%2F20240501%2Fus-west-2%2Fsts%2Faws4_request`,
-    NOW_AMZ, '60', 'host%3Bx-k8s-aws-id', 'a'.repeat(64), 'IQoJ%2B%3D', '%', '%zz', '%0A', '+', '',
+    'GetCallerIdentity',
+    '2011-06-15',
+    'AWS4-HMAC-SHA256',
+    `${ALICE.accessKeyId}%2F20240501%2Fus-west-2%2Fsts%2Faws4_request`,
+    NOW_AMZ,
+    '60',
+    'host%3Bx-k8s-aws-id',
+    'a'.repeat(64),
+    'IQoJ%2B%3D',
+    '%',
+    '%zz',
+    '%0A',
+    '+',
+    '',
   ]
   const structuredQuery = fc
     .array(
-      fc.tuple(fc.oneof(fc.constantFrom(...KEYS), printable), fc.oneof(fc.constantFrom(...VALUES), printable), fc.constantFrom('&', '&', '&', ';', '&&')),
+      fc.tuple(
+        fc.oneof(fc.constantFrom(...KEYS), printable),
+        fc.oneof(fc.constantFrom(...VALUES), printable),
+        fc.constantFrom('&', '&', '&', ';', '&&'),
+      ),
       { maxLength: 12 },
     )
     .map((pairs) => pairs.map(([k, v, sep], i) => `${i === 0 ? '' : sep}${k}=${v}`).join(''))
   const host = fc.constantFrom(
-    'sts.us-west-2.amazonaws.com', 'sts.amazonaws.com', 'sts-fips.us-east-1.api.aws', 'sts.cn-north-1.amazonaws.com.cn',
-    'evil.com', 'STS.amazonaws.com', 'a.b', '', '[::1]', 'sts.us-west-2.amazonaws.com:443',
+    'sts.us-west-2.amazonaws.com',
+    'sts.amazonaws.com',
+    'sts-fips.us-east-1.api.aws',
+    'sts.cn-north-1.amazonaws.com.cn',
+    'evil.com',
+    'STS.amazonaws.com',
+    'a.b',
+    '',
+    '[::1]',
+    'sts.us-west-2.amazonaws.com:443',
   )
 
   it('for arbitrary strings', () => {
     fc.assert(fc.property(fc.string(), check), RUNS)
     fc.assert(fc.property(fc.string({ unit: anyCodePoint }), check), RUNS)
-    fc.assert(fc.property(fc.string({ unit: anyCodePoint }).map((s) => `k8s-aws-v1.${s}`), check), RUNS)
+    fc.assert(
+      fc.property(
+        fc.string({ unit: anyCodePoint }).map((s) => `k8s-aws-v1.${s}`),
+        check,
+      ),
+      RUNS,
+    )
   })
 
   it('for k8s-aws-v1. + base64url(any printable string)', () => {
-    fc.assert(fc.property(printable, (s) => check(toToken(s))), RUNS)
-    fc.assert(fc.property(printable, (s) => check(toToken(`https://sts.us-west-2.amazonaws.com/?${s}`))), RUNS)
+    fc.assert(
+      fc.property(printable, (s) => check(toToken(s))),
+      RUNS,
+    )
+    fc.assert(
+      fc.property(printable, (s) => check(toToken(`https://sts.us-west-2.amazonaws.com/?${s}`))),
+      RUNS,
+    )
   })
 
   it('for URLs built from allowed hosts, keys and values in random combinations', () => {
     fc.assert(
-      fc.property(fc.constantFrom('https://', 'http://', 'HTTPS://', 'https:/'), host, fc.constantFrom('/?', '?', '/', '//?'), structuredQuery,
-        (scheme, h, path, query) => check(toToken(`${scheme}${h}${path}${query}`))),
+      fc.property(
+        fc.constantFrom('https://', 'http://', 'HTTPS://', 'https:/'),
+        host,
+        fc.constantFrom('/?', '?', '/', '//?'),
+        structuredQuery,
+        (scheme, h, path, query) => check(toToken(`${scheme}${h}${path}${query}`)),
+      ),
       { numRuns: 1000 },
     )
   })

@@ -4,14 +4,18 @@ import { compileRules, type Problem, type RuleSet } from '../rules.js'
 import type { RoleMapping, UserMapping } from '../types.js'
 import { parseAwsAuthData } from './parse.js'
 
-export type AwsAuthAddition = { readonly kind: 'user'; readonly entry: UserMapping } | { readonly kind: 'role'; readonly entry: RoleMapping }
+export type AwsAuthAddition =
+  { readonly kind: 'user'; readonly entry: UserMapping } | { readonly kind: 'role'; readonly entry: RoleMapping }
 
 /**
  * Adds one entry to aws-auth `data`, as text appended to the existing YAML list so comments and
  * formatting of the other entries survive. Refuses duplicates and any result that would not pass
  * validation (including an aws-auth that was already invalid), listing every problem.
  */
-export function addToAwsAuth(data: Readonly<Record<string, string>>, addition: AwsAuthAddition): Record<string, string> {
+export function addToAwsAuth(
+  data: Readonly<Record<string, string>>,
+  addition: AwsAuthAddition,
+): Record<string, string> {
   const before = parseAwsAuthData(data)
   refuseIfInvalid(before.problems, 'the current aws-auth ConfigMap is invalid; fix it first')
   const key = addition.kind === 'user' ? 'mapUsers' : 'mapRoles'
@@ -69,7 +73,8 @@ function withoutEmpty(entry: RoleMapping | UserMapping): Record<string, unknown>
   const out: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(entry)) {
     if (v === undefined || v === '' || (Array.isArray(v) && v.length === 0)) continue
-    out[k] = typeof v === 'object' && v !== null && !Array.isArray(v) ? withoutEmptyObject(v as Record<string, unknown>) : v
+    out[k] =
+      typeof v === 'object' && v !== null && !Array.isArray(v) ? withoutEmptyObject(v as Record<string, unknown>) : v
   }
   return out
 }
@@ -80,5 +85,6 @@ function withoutEmptyObject(o: Record<string, unknown>): Record<string, unknown>
 
 function refuseIfInvalid(problems: readonly Problem[], headline: string): void {
   const errors = problems.filter((p) => p.severity === 'error')
-  if (errors.length > 0) throw new UsageError(`${headline}:\n  - ${errors.map((p) => `${p.path}: ${p.message}`).join('\n  - ')}`)
+  if (errors.length > 0)
+    throw new UsageError(`${headline}:\n  - ${errors.map((p) => `${p.path}: ${p.message}`).join('\n  - ')}`)
 }

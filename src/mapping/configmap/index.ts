@@ -98,7 +98,10 @@ export class ConfigMapMapper implements Mapper {
     for (const w of parsed.problems) this.#opts.log.warn({ source: this.name, path: w.path }, w.message)
     this.#rules = parsed.rules
     this.#state.applied(version)
-    this.#opts.log.info({ source: this.name, resourceVersion: version, ...parsed.rules.counts }, 'aws-auth mapping applied')
+    this.#opts.log.info(
+      { source: this.name, resourceVersion: version, ...parsed.rules.counts },
+      'aws-auth mapping applied',
+    )
   }
 
   #deleted(why: string): void {

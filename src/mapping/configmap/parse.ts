@@ -53,7 +53,11 @@ export function parseAwsAuthData(data: Readonly<Record<string, unknown>> | undef
     const doc = docs[0]
     if (doc === null || doc === undefined) return []
     if (!Array.isArray(doc)) {
-      problems.push({ path: prefix + key, message: 'must be a YAML list (each entry starting with "- ")', severity: 'error' })
+      problems.push({
+        path: prefix + key,
+        message: 'must be a YAML list (each entry starting with "- ")',
+        severity: 'error',
+      })
       return []
     }
     return doc
@@ -91,18 +95,25 @@ export function awsAuthDataFromManifest(text: string): { data?: Record<string, u
     return { problems: [{ path: '(file)', message: `invalid YAML: ${(err as Error).message}`, severity: 'error' }] }
   }
   const cm = docs.find((d) => typeof d === 'object' && d !== null) as
-    | { kind?: unknown; metadata?: { name?: unknown; namespace?: unknown }; data?: unknown }
-    | undefined
+    { kind?: unknown; metadata?: { name?: unknown; namespace?: unknown }; data?: unknown } | undefined
   if (cm === undefined) return { problems: [{ path: '(file)', message: 'no ConfigMap found', severity: 'error' }] }
   const problems: Problem[] = []
   if (cm.kind !== undefined && cm.kind !== 'ConfigMap') {
     problems.push({ path: 'kind', message: `expected a ConfigMap, got ${String(cm.kind)}`, severity: 'error' })
   }
   if (cm.metadata?.name !== undefined && cm.metadata.name !== 'aws-auth') {
-    problems.push({ path: 'metadata.name', message: `the server watches aws-auth, this is ${String(cm.metadata.name)}`, severity: 'warning' })
+    problems.push({
+      path: 'metadata.name',
+      message: `the server watches aws-auth, this is ${String(cm.metadata.name)}`,
+      severity: 'warning',
+    })
   }
   if (cm.metadata?.namespace !== undefined && cm.metadata.namespace !== 'kube-system') {
-    problems.push({ path: 'metadata.namespace', message: `the server watches kube-system, this is ${String(cm.metadata.namespace)}`, severity: 'warning' })
+    problems.push({
+      path: 'metadata.namespace',
+      message: `the server watches kube-system, this is ${String(cm.metadata.namespace)}`,
+      severity: 'warning',
+    })
   }
   if (cm.data !== undefined && (typeof cm.data !== 'object' || cm.data === null || Array.isArray(cm.data))) {
     return { problems: [...problems, { path: 'data', message: 'must be a mapping of strings', severity: 'error' }] }

@@ -51,7 +51,11 @@ export class CrdMapper implements Mapper {
     return followCollection<IamIdentityMapping>({
       kubeConfig: this.#opts.kubeConfig,
       list: async () => {
-        const list = (await api.listClusterCustomObject({ group: CRD_GROUP, version: CRD_VERSION, plural: CRD_PLURAL })) as {
+        const list = (await api.listClusterCustomObject({
+          group: CRD_GROUP,
+          version: CRD_VERSION,
+          plural: CRD_PLURAL,
+        })) as {
           items?: IamIdentityMapping[]
           metadata?: { resourceVersion?: string }
         }
@@ -137,7 +141,10 @@ export class CrdMapper implements Mapper {
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
       )
     } catch (err) {
-      this.#opts.log.warn({ source: this.name, name, err: (err as Error).message }, 'could not write IAMIdentityMapping status')
+      this.#opts.log.warn(
+        { source: this.name, name, err: (err as Error).message },
+        'could not write IAMIdentityMapping status',
+      )
     }
   }
 }

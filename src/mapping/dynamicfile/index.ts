@@ -51,7 +51,10 @@ export class DynamicFileMapper implements Mapper {
       })
       watcher.on('error', () => undefined)
     } catch (err) {
-      this.#opts.log.warn({ source: this.name, err: (err as Error).message }, 'cannot watch the DynamicFile directory; polling only')
+      this.#opts.log.warn(
+        { source: this.name, err: (err as Error).message },
+        'cannot watch the DynamicFile directory; polling only',
+      )
     }
     const poll = setInterval(() => this.#schedule(), this.#opts.pollIntervalMs ?? 1000)
     poll.unref()
@@ -125,13 +128,22 @@ export class DynamicFileMapper implements Mapper {
       const lag = this.#opts.now() / 1000 - rules.lastUpdated
       if (lag >= 0) this.#opts.metrics.dynamicE2eLatency.observe({ type: 'dynamic_file' }, lag)
     }
-    this.#opts.log.info({ source: this.name, file: this.#opts.path, version, ...rules.counts }, 'DynamicFile mapping applied')
+    this.#opts.log.info(
+      { source: this.name, file: this.#opts.path, version, ...rules.counts },
+      'DynamicFile mapping applied',
+    )
   }
 
   async #missing(): Promise<void> {
     // A rename-over can look like a delete for an instant: look once more before clearing.
     await new Promise((r) => setTimeout(r, 20))
-    if (await stat(this.#opts.path).then(() => true, () => false)) return this.#reload()
+    if (
+      await stat(this.#opts.path).then(
+        () => true,
+        () => false,
+      )
+    )
+      return this.#reload()
     if (this.#digest === 'missing') return
     const hadRules = this.#rules !== EMPTY_DYNAMIC
     this.#digest = 'missing'

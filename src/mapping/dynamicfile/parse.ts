@@ -18,7 +18,10 @@ export const EMPTY_DYNAMIC: DynamicRules = snapshotOf(EMPTY_RULES)
  * mapAccounts}`, keys case-insensitive. Every entry is validated (upstream validates none), and any
  * error rejects the whole file so the previous mapping stays in force.
  */
-export function parseDynamicFile(text: string, opts: { userIdStrict: boolean }): { rules?: DynamicRules; problems: Problem[] } {
+export function parseDynamicFile(
+  text: string,
+  opts: { userIdStrict: boolean },
+): { rules?: DynamicRules; problems: Problem[] } {
   const problems: Problem[] = []
   let json: unknown
   try {
@@ -39,7 +42,8 @@ export function parseDynamicFile(text: string, opts: { userIdStrict: boolean }):
   root.warnUnknown(['version', 'lastupdateddatetime', 'clusterid', 'maproles', 'mapusers', 'mapaccounts'])
   // A reader error already explains a field; do not repeat what the rule checks say about the same field.
   const readerErrors = problems.filter((p) => p.severity === 'error').map((p) => p.path)
-  const alreadyReported = (p: Problem) => p.severity === 'error' && readerErrors.some((r) => p.path === r || p.path.startsWith(`${r}.`))
+  const alreadyReported = (p: Problem) =>
+    p.severity === 'error' && readerErrors.some((r) => p.path === r || p.path.startsWith(`${r}.`))
 
   if (!opts.userIdStrict) {
     const { rules, problems: ruleProblems } = compileRules(doc)
@@ -57,7 +61,12 @@ export function parseDynamicFile(text: string, opts: { userIdStrict: boolean }):
   const accounts = compileRules({ mapRoles: [], mapUsers: [], mapAccounts: doc.mapAccounts })
   problems.push(...accounts.problems.filter((p) => !alreadyReported(p)))
   const byId = new Map<string, { mapping: Mapping; rule: string; kind: 'user' | 'role'; arn?: string | undefined }>()
-  const add = (kind: 'user' | 'role', i: number, m: { userid?: string | undefined; username: string; groups: readonly string[] }, arn: string | undefined) => {
+  const add = (
+    kind: 'user' | 'role',
+    i: number,
+    m: { userid?: string | undefined; username: string; groups: readonly string[] },
+    arn: string | undefined,
+  ) => {
     const rule = `${kind === 'user' ? 'mapUsers' : 'mapRoles'}[${i}]`
     const mapping = checkedMapping(rule, m, err)
     if (arn) {
@@ -72,13 +81,22 @@ export function parseDynamicFile(text: string, opts: { userIdStrict: boolean }):
       return
     }
     if (byId.has(m.userid)) {
-      problems.push({ path: `${rule}.userid`, message: `duplicate of ${byId.get(m.userid)!.rule}; the first entry wins`, severity: 'warning' })
+      problems.push({
+        path: `${rule}.userid`,
+        message: `duplicate of ${byId.get(m.userid)!.rule}; the first entry wins`,
+        severity: 'warning',
+      })
       return
     }
     if (mapping !== undefined) byId.set(m.userid, { mapping, rule, kind, arn: arn || undefined })
   }
   roles.forEach((r, i) => {
-    if (r.sso) problems.push({ path: `mapRoles[${i}].sso`, message: 'SSO entries are not supported by DynamicFile', severity: 'error' })
+    if (r.sso)
+      problems.push({
+        path: `mapRoles[${i}].sso`,
+        message: 'SSO entries are not supported by DynamicFile',
+        severity: 'error',
+      })
     add('role', i, r, r.rolearn)
   })
   users.forEach((u, i) => add('user', i, u, u.userarn))

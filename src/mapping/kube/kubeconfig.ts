@@ -13,7 +13,9 @@ export interface KubeConfigOptions {
 /** The Kubernetes client configuration for the EKSConfigMap and CRD backends and for `add`. */
 export function loadKubeConfig(opts: KubeConfigOptions): KubeConfig {
   const kc = new KubeConfig()
-  const from = opts.kubeconfig ?? (opts.fallback === 'in-cluster' ? 'the in-cluster service account' : 'KUBECONFIG or ~/.kube/config')
+  const from =
+    opts.kubeconfig ??
+    (opts.fallback === 'in-cluster' ? 'the in-cluster service account' : 'KUBECONFIG or ~/.kube/config')
   try {
     if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig)
     else if (opts.fallback === 'in-cluster') kc.loadFromCluster()

@@ -69,7 +69,13 @@ export async function runListWatch<T extends KubeObject>(opts: ListWatchOptions<
       const started = Date.now()
       const recovering = failures > 0
       const onFirstEvent = recovering ? () => opts.onRecovered?.() : undefined
-      const { lastResourceVersion, eventsSeen } = await watchOnce(watch, resourceVersion, opts, idleTimeoutMs, onFirstEvent)
+      const { lastResourceVersion, eventsSeen } = await watchOnce(
+        watch,
+        resourceVersion,
+        opts,
+        idleTimeoutMs,
+        onFirstEvent,
+      )
       resourceVersion = lastResourceVersion
       if (eventsSeen) failures = 0
       // A watch that ends at once with nothing to say must not turn into a tight reconnect loop.

@@ -79,9 +79,23 @@ async function load() {
       } catch {
         // not JSON (a malformed-request answer): status alone tells
       }
-      results.push({ i, status: res.statusCode, ms: performance.now() - t0, waitMs: waitSince(mark), authenticated, username, reason })
+      results.push({
+        i,
+        status: res.statusCode,
+        ms: performance.now() - t0,
+        waitMs: waitSince(mark),
+        authenticated,
+        username,
+        reason,
+      })
     } catch (err) {
-      results.push({ i, status: 0, ms: performance.now() - t0, waitMs: waitSince(mark), error: `${err?.name}: ${err?.code ?? ''} ${err?.message}` })
+      results.push({
+        i,
+        status: 0,
+        ms: performance.now() - t0,
+        waitMs: waitSince(mark),
+        error: `${err?.name}: ${err?.code ?? ''} ${err?.message}`,
+      })
     }
   }
   const loop = async () => {
@@ -110,7 +124,13 @@ async function health() {
       await res.body.text()
       samples.push({ at: t0 - t00, ms: performance.now() - t0, waitMs: waitSince(mark), status: res.statusCode })
     } catch (err) {
-      samples.push({ at: t0 - t00, ms: performance.now() - t0, waitMs: waitSince(mark), status: 0, error: `${err?.name}: ${err?.message}` })
+      samples.push({
+        at: t0 - t00,
+        ms: performance.now() - t0,
+        waitMs: waitSince(mark),
+        status: 0,
+        error: `${err?.name}: ${err?.message}`,
+      })
     }
     const wait = intervalMs - (performance.now() - t0)
     if (wait > 0) await sleep(wait)

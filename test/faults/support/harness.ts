@@ -50,11 +50,21 @@ export interface ServerUnderTest {
 }
 
 /** Starts the real server (TLS, real STS transport, real mapping chain) with KUBE_IAM_AUTH_STS_ENDPOINT=stsUrl. */
-export async function startServerUnderTest(opts: { stsUrl: string; server?: Record<string, unknown>; clusterId?: string }): Promise<ServerUnderTest> {
+export async function startServerUnderTest(opts: {
+  stsUrl: string
+  server?: Record<string, unknown>
+  clusterId?: string
+}): Promise<ServerUnderTest> {
   const stateDir = mkdtempSync(join(tmpdir(), 'kia-faults-'))
   const { config, problems } = decodeServerConfig({
     clusterID: opts.clusterId ?? 'kia-test-cluster',
-    server: { address: '127.0.0.1', port: 0, stateDir, generateKubeconfig: join(stateDir, 'webhook.kubeconfig'), ...opts.server },
+    server: {
+      address: '127.0.0.1',
+      port: 0,
+      stateDir,
+      generateKubeconfig: join(stateDir, 'webhook.kubeconfig'),
+      ...opts.server,
+    },
   })
   if (config === undefined) throw new Error(`bad test config: ${JSON.stringify(problems)}`)
   const unknown = problems.filter((p) => p.severity === 'warning')
@@ -64,7 +74,8 @@ export async function startServerUnderTest(opts: { stsUrl: string; server?: Reco
   const sink = jsonLogSink((doc) => {
     logTail.push(doc)
     if (logTail.length > 300) logTail.shift()
-    if (typeof doc.level === 'number' && doc.level >= 50) errorLines.set(String(doc.msg), (errorLines.get(String(doc.msg)) ?? 0) + 1)
+    if (typeof doc.level === 'number' && doc.level >= 50)
+      errorLines.set(String(doc.msg), (errorLines.get(String(doc.msg)) ?? 0) + 1)
   })
   const server = await startServer(config, {
     log: createLogger({ level: 'info', destination: sink }),
@@ -199,7 +210,10 @@ export const MIN_HEALTH_SAMPLES = 5
  * MIN_HEALTH_SAMPLES samples: a load that ends early (a faster runtime, a fault answered at once)
  * keeps the sampler going with the fault still in place, instead of leaving too few samples to judge.
  */
-export function startHealthSampler(srv: { origin: string; ca: string }, intervalMs = 100): { stop(): Promise<HealthSample[]> } {
+export function startHealthSampler(
+  srv: { origin: string; ca: string },
+  intervalMs = 100,
+): { stop(): Promise<HealthSample[]> } {
   let worker: Worker | undefined
   const done = runWorker<{ samples: HealthSample[] }>(
     { mode: 'health', origin: srv.origin, ca: srv.ca, intervalMs, timeoutMs: 5_000, minSamples: MIN_HEALTH_SAMPLES },
@@ -320,7 +334,10 @@ export function monitorPhase(): { stop(): PhaseMonitor } {
     stop: () => {
       h.disable()
       const wait = mainRunDelayMs() - w0
-      return { loopMaxMs: h.max / 1e6, cpuWaitPct: Number.isFinite(wait) ? Math.round((100 * wait) / (performance.now() - t0)) : NaN }
+      return {
+        loopMaxMs: h.max / 1e6,
+        cpuWaitPct: Number.isFinite(wait) ? Math.round((100 * wait) / (performance.now() - t0)) : NaN,
+      }
     },
   }
 }
@@ -343,7 +360,10 @@ export function statsRow(
     p50: round(percentile(ms, 50)),
     p99: round(percentile(ms, 99)),
     max: round(Math.max(...ms)),
-    codes: [...codes].sort((a, b) => a[0] - b[0]).map(([c, n]) => `${c}:${n}`).join(' '),
+    codes: [...codes]
+      .sort((a, b) => a[0] - b[0])
+      .map(([c, n]) => `${c}:${n}`)
+      .join(' '),
     healthMax: round(Math.max(...health.map((h) => h.ms))),
     healthOwnMax: round(Math.max(...health.map(ownMs))),
     ownMax: round(Math.max(...run.results.map(ownMs))),
@@ -353,9 +373,37 @@ export function statsRow(
 }
 
 export function printTable(title: string, rows: readonly StatsRow[]): void {
-  const head = ['scenario', 'requests', 's', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'max own ms', 'healthz max', 'healthz own max', 'loop lag max', 'cpu wait %', 'status codes']
+  const head = [
+    'scenario',
+    'requests',
+    's',
+    'req/s',
+    'p50 ms',
+    'p99 ms',
+    'max ms',
+    'max own ms',
+    'healthz max',
+    'healthz own max',
+    'loop lag max',
+    'cpu wait %',
+    'status codes',
+  ]
   const lines = rows.map((r) =>
-    [r.scenario, r.requests, r.seconds, r.rps, r.p50, r.p99, r.max, r.ownMax, r.healthMax, r.healthOwnMax, r.loopMax, r.cpuWaitPct, r.codes].map(String),
+    [
+      r.scenario,
+      r.requests,
+      r.seconds,
+      r.rps,
+      r.p50,
+      r.p99,
+      r.max,
+      r.ownMax,
+      r.healthMax,
+      r.healthOwnMax,
+      r.loopMax,
+      r.cpuWaitPct,
+      r.codes,
+    ].map(String),
   )
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)))
   const fmt = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')

@@ -123,9 +123,11 @@ export function httpRequest(opts: {
   body?: string | Buffer
   contentLength?: number | false
 }): Buffer {
-  const body = opts.body === undefined ? undefined : Buffer.isBuffer(opts.body) ? opts.body : Buffer.from(opts.body, 'utf8')
+  const body =
+    opts.body === undefined ? undefined : Buffer.isBuffer(opts.body) ? opts.body : Buffer.from(opts.body, 'utf8')
   const headers: Record<string, string> = { Host: 'localhost', ...opts.headers }
-  if (body !== undefined && opts.contentLength !== false) headers['Content-Length'] = String(opts.contentLength ?? body.length)
+  if (body !== undefined && opts.contentLength !== false)
+    headers['Content-Length'] = String(opts.contentLength ?? body.length)
   const head = `${opts.method ?? 'POST'} ${opts.path ?? '/authenticate'} HTTP/1.1\r\n${Object.entries(headers)
     .map(([k, v]) => `${k}: ${v}\r\n`)
     .join('')}\r\n`
