@@ -138,7 +138,7 @@ function ensureBuilt(): { rebuilt: boolean; note?: string } {
     'dist/cli/program.js',
     'dist/cli/server.js',
     'dist/server/run.js',
-    'dist/token/verify.js',
+    'dist/sts/verify.js',
   ].map((f) => join(ROOT, f))
   const newest = (p: string): number => {
     const st = statSync(p)

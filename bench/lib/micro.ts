@@ -1,7 +1,7 @@
 // Section 2: in-process micro-benchmarks of the verifier's local checks and of presigning, on the
 // TypeScript sources (tsx), so they measure src/ as it is now.
 import { presignToken } from '../../src/token/presign.js'
-import { checkToken } from '../../src/token/verify.js'
+import { checkToken } from '../../src/sts/verify.js'
 import { benchPrincipal, BENCH_CLUSTER, BENCH_REGION } from './principals.js'
 
 export interface MicroResult {

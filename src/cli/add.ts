@@ -1,5 +1,5 @@
 import { CoreV1Api, type V1ConfigMap } from '@kubernetes/client-node'
-import { UsageError } from '../errors.js'
+import { UsageError } from '../shared/errors.js'
 import { AWS_AUTH_NAME, AWS_AUTH_NAMESPACE } from '../mapping/configmap/index.js'
 import { addToAwsAuth, type AwsAuthAddition } from '../mapping/configmap/edit.js'
 import { loadKubeConfig } from '../mapping/kube/kubeconfig.js'

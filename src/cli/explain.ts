@@ -1,4 +1,4 @@
-import { UsageError } from '../errors.js'
+import { UsageError } from '../shared/errors.js'
 import { explainIdentity, identityFromArn } from '../mapping/explain.js'
 import type { Io } from './io.js'
 import { readOfflineSources, type OfflineFlags } from './mapping-sources.js'

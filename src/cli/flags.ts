@@ -1,4 +1,4 @@
-import { UsageError } from '../errors.js'
+import { UsageError } from '../shared/errors.js'
 
 export interface FlagSpec {
   readonly type: 'string' | 'boolean'

@@ -1,6 +1,6 @@
 import { join, resolve } from 'node:path'
 import { DEFAULTS, type ServerConfig } from '../config/server-config.js'
-import { UsageError } from '../errors.js'
+import { UsageError } from '../shared/errors.js'
 import { loadOrCreateServingCert, servingCertProblems } from '../server/tls.js'
 import { renderWebhookKubeconfig, webhookServerUrl, writeWebhookKubeconfig } from '../server/webhook-kubeconfig.js'
 import type { Io } from './io.js'

@@ -1,5 +1,5 @@
 import { writeSync } from 'node:fs'
-import { isKiaError, UsageError } from '../errors.js'
+import { isKiaError, UsageError } from '../shared/errors.js'
 import type { Io } from './io.js'
 
 /**

@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs'
 import { decodeServerConfig, readConfigDocument, type ServerConfig } from '../config/server-config.js'
-import { ConfigInvalid, UsageError } from '../errors.js'
+import { ConfigInvalid, UsageError } from '../shared/errors.js'
 import { awsAuthDataFromManifest, parseAwsAuthData } from '../mapping/configmap/parse.js'
 import { parseDynamicFile } from '../mapping/dynamicfile/parse.js'
 import type { ExplainSource } from '../mapping/explain.js'
-import { compileRules, type Problem } from '../mapping/rules.js'
+import { compileRules } from '../mapping/rules.js'
+import type { Problem } from '../shared/problem.js'
 import { snapshotOf, StaticMapper } from '../mapping/static.js'
 
 /** A file given to `validate` or `explain`, with every problem found in it. */

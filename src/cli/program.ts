@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError, Option } from 'commander'
-import { UsageError } from '../errors.js'
+import { UsageError } from '../shared/errors.js'
 import type { Io } from './io.js'
 
 export function packageVersion(): string {

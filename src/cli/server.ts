@@ -1,6 +1,6 @@
 import { setFlagsFromString } from 'node:v8'
 import { loadServerConfig, type ServerFlags } from '../config/server-config.js'
-import { createLogger } from '../server/logger.js'
+import { createLogger } from '../shared/logger.js'
 import { startServer } from '../server/run.js'
 import type { Io } from './io.js'
 

@@ -1,4 +1,4 @@
-import { UsageError } from '../errors.js'
+import { UsageError } from '../shared/errors.js'
 import { parseFlags } from './flags.js'
 import { cachedToken, type IssuedToken, type TokenRequest } from '../client/fast-path.js'
 import { execCredentialVersion, formatExecCredential } from '../token/exec-credential.js'
@@ -64,7 +64,7 @@ export function parseTokenFlags(argv: readonly string[], env: Io['env']): TokenF
 /** Fills what flags and environment left unset from the config file's top-level keys (as upstream). */
 async function withConfigFile(flags: TokenFlags): Promise<TokenFlags> {
   if (flags.configFile === undefined) return flags
-  const { readTokenDefaults } = await import('../config/token-defaults.js')
+  const { readTokenDefaults } = await import('../client/token-defaults.js')
   const d = await readTokenDefaults(flags.configFile)
   return {
     ...flags,

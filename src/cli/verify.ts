@@ -1,7 +1,7 @@
-import { UsageError } from '../errors.js'
+import { UsageError } from '../shared/errors.js'
 import type { Identity } from '../sts/get-caller-identity.js'
 import { createStsTransport } from '../sts/transport.js'
-import { verifyToken } from '../token/verify.js'
+import { verifyToken } from '../sts/verify.js'
 import type { Io } from './io.js'
 
 export interface VerifyFlags {

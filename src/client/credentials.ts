@@ -1,4 +1,4 @@
-import { CredentialsError } from '../errors.js'
+import { CredentialsError } from '../shared/errors.js'
 import type { SigningCredentials } from '../token/presign.js'
 import { requestedRegion } from './fast-path.js'
 

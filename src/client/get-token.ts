@@ -1,4 +1,4 @@
-import { CacheError } from '../errors.js'
+import { CacheError } from '../shared/errors.js'
 import { presignToken, type SigningCredentials } from '../token/presign.js'
 import { dirname } from 'node:path'
 import { assumeRole, resolveBaseCredentials, resolveRegion, type Prompt } from './credentials.js'

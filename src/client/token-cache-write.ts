@@ -1,25 +1,12 @@
-import { randomBytes } from 'node:crypto'
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync, rmSync, statSync, unlinkSync } from 'node:fs'
 import { dirname } from 'node:path'
+import { writeFileAtomic } from '../shared/files.js'
 import { CACHE_FORMAT_VERSION, checkPrivate, type CacheEntry } from './token-cache.js'
 
 /** Writes atomically (temp file + rename), so concurrent readers see the old or the new entry. */
 export function writeCacheEntry(file: string, entry: CacheEntry): void {
   ensurePrivateDirectory(dirname(file))
-  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`
-  const fd = openSync(tmp, 'wx', 0o600)
-  try {
-    writeSync(fd, JSON.stringify({ v: CACHE_FORMAT_VERSION, ...entry }))
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
-  }
-  try {
-    renameSync(tmp, file)
-  } catch (err) {
-    rmSync(tmp, { force: true })
-    throw err
-  }
+  writeFileAtomic(file, JSON.stringify({ v: CACHE_FORMAT_VERSION, ...entry }), 0o600)
 }
 
 export function ensurePrivateDirectory(dir: string): void {

@@ -1,7 +1,7 @@
 import { lstatSync, readFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
-import { CacheError } from '../errors.js'
+import { CacheError } from '../shared/errors.js'
 
 /**
  * The on-disk cache of tokens and of the temporary credentials that signed them, one small JSON

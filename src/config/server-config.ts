@@ -1,10 +1,12 @@
 import { readFileSync } from 'node:fs'
 import { loadAll } from 'js-yaml'
-import { ConfigInvalid } from '../errors.js'
-import { compileRules, type MappingDocument, type Problem } from '../mapping/rules.js'
-import { BACKEND_MODES, type BackendMode, type RoleMapping, type UserMapping } from '../mapping/types.js'
-import { PARTITION_IDS } from '../token/partitions.js'
-import { caseInsensitive, type Reader } from './reader.js'
+import { ConfigInvalid } from '../shared/errors.js'
+import { compileRules, type MappingDocument } from '../mapping/rules.js'
+import type { Problem } from '../shared/problem.js'
+import { roleMapping, userMapping } from '../mapping/decode.js'
+import { BACKEND_MODES, type BackendMode } from '../mapping/types.js'
+import { PARTITION_IDS } from '../shared/partitions.js'
+import { caseInsensitive, type Reader } from '../shared/reader.js'
 
 /** The server's whole configuration, after file, flags and defaults are merged and validated. */
 export interface ServerConfig {
@@ -325,35 +327,4 @@ function decodeBackendMode(value: readonly string[] | undefined, server: Reader)
     }
   })
   return out
-}
-
-/** Role and user entries keep their raw values; rules.ts validates them (shared with the ConfigMap). */
-export function roleMapping(r: Reader): RoleMapping {
-  r.warnUnknown(['rolearn', 'sso', 'username', 'groups', 'userid'])
-  const sso = r.has('sso') ? r.object('sso') : undefined
-  sso?.warnUnknown(['permissionsetname', 'accountid', 'partition'])
-  return {
-    rolearn: r.rawString('rolearn'),
-    sso:
-      sso === undefined
-        ? undefined
-        : {
-            permissionSetName: sso.rawString('permissionSetName') as string,
-            accountID: sso.accountString('accountID') as string,
-            partition: sso.rawString('partition'),
-          },
-    username: r.rawString('username') as string,
-    groups: r.rawStringList('groups') as string[],
-    userid: r.rawString('userid'),
-  }
-}
-
-export function userMapping(u: Reader): UserMapping {
-  u.warnUnknown(['userarn', 'username', 'groups', 'userid'])
-  return {
-    userarn: u.rawString('userarn') as string,
-    username: u.rawString('username') as string,
-    groups: u.rawStringList('groups') as string[],
-    userid: u.rawString('userid'),
-  }
 }

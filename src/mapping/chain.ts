@@ -1,4 +1,4 @@
-import { MappingFailed, NotMapped } from '../errors.js'
+import { MappingFailed, NotMapped } from '../shared/errors.js'
 import { renderMapping, type PrivateDnsResolver } from './template.js'
 import type { BackendMode, Identity, Mapper } from './types.js'
 

@@ -1,4 +1,4 @@
-import { isKiaError } from '../errors.js'
+import { isKiaError } from '../shared/errors.js'
 import { canonicalizeArn, parseArn, stripRolePath } from '../sts/arn.js'
 import { mapIdentity, type ChainResult } from './chain.js'
 import type { RuleSet } from './rules.js'

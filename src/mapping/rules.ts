@@ -1,15 +1,9 @@
-import { ArnInvalid } from '../errors.js'
+import { ArnInvalid } from '../shared/errors.js'
 import { canonicalizeArn, stripRolePath } from '../sts/arn.js'
-import { PARTITION_IDS } from '../token/partitions.js'
+import { PARTITION_IDS } from '../shared/partitions.js'
+import type { Problem } from '../shared/problem.js'
 import { templateProblems } from './template.js'
 import type { Identity, Match, Mapping, RoleMapping, UserMapping } from './types.js'
-
-/** One thing wrong (or suspicious) in a mapping document, located by path, e.g. `mapRoles[2].rolearn`. */
-export interface Problem {
-  readonly path: string
-  readonly message: string
-  readonly severity: 'error' | 'warning'
-}
 
 export interface MappingDocument {
   readonly mapRoles: readonly RoleMapping[]

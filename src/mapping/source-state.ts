@@ -1,6 +1,6 @@
-import type { Logger } from '../server/logger.js'
-import type { Metrics } from '../server/metrics.js'
-import type { Problem } from './rules.js'
+import type { Logger } from '../shared/logger.js'
+import type { Metrics } from '../shared/metrics.js'
+import type { Problem } from '../shared/problem.js'
 import type { BackendMode, SourceStatus } from './types.js'
 
 /**

@@ -1,4 +1,4 @@
-import { MappingFailed } from '../errors.js'
+import { MappingFailed } from '../shared/errors.js'
 import type { Identity, Mapping } from './types.js'
 
 export const TEMPLATE_VARIABLES = [

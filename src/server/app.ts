@@ -1,9 +1,9 @@
 import express, { type NextFunction, type Request, type Response } from 'express'
-import { isKiaError } from '../errors.js'
+import { isKiaError } from '../shared/errors.js'
 import type { SourceStatus } from '../mapping/types.js'
 import type { Decision } from './authenticator.js'
-import type { Logger } from './logger.js'
-import type { Metrics } from './metrics.js'
+import type { Logger } from '../shared/logger.js'
+import type { Metrics } from '../shared/metrics.js'
 import { outcomeOf, reasonOf, type ResultLabel } from './outcome.js'
 import {
   allowedReview,

@@ -1,14 +1,14 @@
 import { createHash } from 'node:crypto'
-import { isKiaError, RateLimited, StsThrottled, type KiaError } from '../errors.js'
+import { isKiaError, RateLimited, StsThrottled, type KiaError } from '../shared/errors.js'
 import { mapIdentity, type ChainResult } from '../mapping/chain.js'
 import type { PrivateDnsResolver } from '../mapping/template.js'
 import type { Mapper } from '../mapping/types.js'
 import type { Identity } from '../sts/get-caller-identity.js'
 import type { StsTransport } from '../sts/transport.js'
-import { checkToken, identify } from '../token/verify.js'
+import { checkToken, identify } from '../sts/verify.js'
 import type { IdentityCache } from './identity-cache.js'
 import type { ConcurrencyLimiter } from './limiter.js'
-import type { Metrics } from './metrics.js'
+import type { Metrics } from '../shared/metrics.js'
 import { userInfo, type UserInfo } from './token-review.js'
 
 export interface AuthenticatorOptions {

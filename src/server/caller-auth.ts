@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { createLocalJWKSet, exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, type JWK } from 'jose'
-import { writeFileAtomic } from './tls.js'
+import { writeFileAtomic } from '../shared/files.js'
 
 /**
  * Caller authentication: only kube-apiserver may ask for reviews. The server keeps Ed25519 signing

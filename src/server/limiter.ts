@@ -1,4 +1,4 @@
-import { StsUnavailable } from '../errors.js'
+import { StsUnavailable } from '../shared/errors.js'
 
 /**
  * Caps concurrent STS calls. Callers beyond the cap wait in a FIFO queue for at most `queueTimeoutMs`

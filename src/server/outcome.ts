@@ -1,4 +1,4 @@
-import type { ErrorCode, KiaError } from '../errors.js'
+import type { ErrorCode, KiaError } from '../shared/errors.js'
 
 /** Upstream's values of the `result` label of authenticate_latency_seconds (typo kept for dashboards). */
 export type ResultLabel =

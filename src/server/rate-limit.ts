@@ -1,9 +1,11 @@
+import { createTokenBucket, type TokenBucket } from '../shared/token-bucket.js'
+
 /**
  * Per-caller token buckets, bounded in the number of callers tracked (least recently seen
  * forgotten first). `perSecond` 0 disables limiting.
  */
 export class CallerRateLimiter {
-  readonly #buckets = new Map<string, { tokens: number; at: number }>()
+  readonly #buckets = new Map<string, TokenBucket>()
   readonly #perSecond: number
   readonly #burst: number
   readonly #now: () => number
@@ -20,16 +22,11 @@ export class CallerRateLimiter {
   /** Takes one token for `caller`; false when the caller is over its rate. */
   take(caller: string): boolean {
     if (this.#perSecond === 0) return true
-    const now = this.#now()
-    const b = this.#buckets.get(caller) ?? { tokens: this.#burst, at: now }
+    const bucket = this.#buckets.get(caller) ?? createTokenBucket(this.#perSecond, this.#burst, this.#now)
+    // Re-inserted on every use, so the Map's first key is the caller seen least recently.
     this.#buckets.delete(caller)
-    // max(0, ...): a clock that steps back must not drain the bucket
-    b.tokens = Math.min(this.#burst, b.tokens + (Math.max(0, now - b.at) / 1000) * this.#perSecond)
-    b.at = now
-    const ok = b.tokens >= 1
-    if (ok) b.tokens -= 1
-    this.#buckets.set(caller, b)
+    this.#buckets.set(caller, bucket)
     if (this.#buckets.size > this.#maxCallers) this.#buckets.delete(this.#buckets.keys().next().value as string)
-    return ok
+    return bucket.reserve(0) !== undefined
   }
 }

@@ -1,5 +1,5 @@
 import type { StsHttpRequest, StsTransport } from '../sts/transport.js'
-import type { Metrics } from './metrics.js'
+import type { Metrics } from '../shared/metrics.js'
 
 /** Wraps the STS transport with upstream's STS metrics plus latency and in-flight gauges. */
 export function instrumentSts(send: StsTransport, metrics: Metrics): StsTransport {

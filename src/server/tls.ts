@@ -1,20 +1,11 @@
 import 'reflect-metadata'
 import * as x509 from '@peculiar/x509'
 import { createPrivateKey, type KeyObject, randomBytes, X509Certificate } from 'node:crypto'
-import {
-  closeSync,
-  fchmodSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from 'node:fs'
+import { mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { isIP } from 'node:net'
-import { dirname, join } from 'node:path'
-import { ConfigInvalid } from '../errors.js'
+import { join } from 'node:path'
+import { ConfigInvalid } from '../shared/errors.js'
+import { writeFileAtomic } from '../shared/files.js'
 
 /**
  * The webhook's TLS serving certificate (spec 5.2): `<stateDir>/cert.pem` and `<stateDir>/key.pem`,
@@ -175,42 +166,6 @@ export function servingCertProblems(certPem: string, opts: { hostname: string; n
   if (now < Date.parse(cert.validFrom)) problems.push(`the certificate is not valid before ${cert.validFrom}`)
   if (now > Date.parse(cert.validTo)) problems.push(`the certificate expired on ${cert.validTo}`)
   return problems
-}
-
-/**
- * Writes `content` to `path` with exactly `mode` (umask does not apply) through a temporary file in
- * the same directory, fsync and rename: readers and a crash see the old file or the new one, never
- * a partial one. The parent directory must exist.
- */
-export function writeFileAtomic(path: string, content: string, mode: number): void {
-  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`
-  const fd = openSync(tmp, 'wx', mode & 0o600)
-  try {
-    try {
-      fchmodSync(fd, mode)
-      writeSync(fd, content)
-      fsyncSync(fd)
-    } finally {
-      closeSync(fd)
-    }
-    renameSync(tmp, path)
-  } catch (err) {
-    rmSync(tmp, { force: true })
-    throw err
-  }
-  fsyncDirectory(dirname(path))
-}
-
-function fsyncDirectory(dir: string): void {
-  let fd: number | undefined
-  try {
-    fd = openSync(dir, 'r')
-    fsyncSync(fd)
-  } catch {
-    // not supported everywhere (some file systems, Windows); the rename itself is still atomic
-  } finally {
-    if (fd !== undefined) closeSync(fd)
-  }
 }
 
 function readIfExists(path: string): string | undefined {

@@ -1,5 +1,5 @@
-import { ArnInvalid } from '../errors.js'
-import { PARTITION_IDS } from '../token/partitions.js'
+import { ArnInvalid } from '../shared/errors.js'
+import { PARTITION_IDS } from '../shared/partitions.js'
 
 export interface Arn {
   readonly partition: string

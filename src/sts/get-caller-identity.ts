@@ -1,4 +1,4 @@
-import { ArnInvalid, StsRejected, StsThrottled, StsUnavailable } from '../errors.js'
+import { ArnInvalid, StsRejected, StsThrottled, StsUnavailable } from '../shared/errors.js'
 import type { PresignedRequest } from '../token/parse.js'
 import { canonicalizeArn } from './arn.js'
 import { ResponseTooLarge, type StsHttpResponse, type StsTransport } from './transport.js'

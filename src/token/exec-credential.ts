@@ -1,4 +1,4 @@
-import { UsageError } from '../errors.js'
+import { UsageError } from '../shared/errors.js'
 
 export const EXEC_CREDENTIAL_VERSIONS = [
   'client.authentication.k8s.io/v1beta1',

@@ -1,4 +1,4 @@
-import { TokenInvalid } from '../errors.js'
+import { TokenInvalid } from '../shared/errors.js'
 
 /** Every token starts with this; the rest is the unpadded base64url of a presigned STS URL. */
 export const TOKEN_PREFIX = 'k8s-aws-v1.'

@@ -1,5 +1,11 @@
-import { TokenInvalid } from '../errors.js'
-import { GLOBAL_STS_HOST, findPartition, partitionOfRegion, regionBelongsTo, stsEndpointFor } from './partitions.js'
+import { TokenInvalid } from '../shared/errors.js'
+import {
+  GLOBAL_STS_HOST,
+  findPartition,
+  partitionOfRegion,
+  regionBelongsTo,
+  stsEndpointFor,
+} from '../shared/partitions.js'
 
 export interface StsHost {
   /** `global` for sts.amazonaws.com, else the region in the hostname (the metric label upstream uses). */

@@ -1,4 +1,4 @@
-import { TokenInvalid } from '../errors.js'
+import { TokenInvalid } from '../shared/errors.js'
 import { decodeToken } from './format.js'
 import { checkStsHost } from './hosts.js'
 

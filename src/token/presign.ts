@@ -3,7 +3,7 @@ import { SignatureV4 } from '@smithy/signature-v4'
 import type { SourceData } from '@smithy/types'
 import { encodeToken } from './format.js'
 import { REQUIRED_SIGNED_HEADERS, STS_API_VERSION, uriEncode } from './parse.js'
-import { stsEndpointFor, type StsEndpointOptions } from './partitions.js'
+import { stsEndpointFor, type StsEndpointOptions } from '../shared/partitions.js'
 
 export interface SigningCredentials {
   readonly accessKeyId: string

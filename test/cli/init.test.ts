@@ -5,7 +5,7 @@ import { load } from 'js-yaml'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { featureGateEnabled, type InitFlags, resolveInitFlags, runInit } from '../../src/cli/init.js'
 import type { Io } from '../../src/cli/io.js'
-import { ConfigInvalid, UsageError } from '../../src/errors.js'
+import { ConfigInvalid, UsageError } from '../../src/shared/errors.js'
 import { tempDir } from '../support/cli.js'
 
 function fakeIo(): Io & { out: () => string; err: () => string } {

@@ -14,7 +14,7 @@ import {
 } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
-import { CacheError } from '../../src/errors.js'
+import { CacheError } from '../../src/shared/errors.js'
 import { cachedToken } from '../../src/client/fast-path.js'
 import { getToken, type TokenDeps } from '../../src/client/get-token.js'
 import {
@@ -32,7 +32,7 @@ import {
 } from '../../src/client/token-cache.js'
 import { ensurePrivateDirectory, withCacheLock, writeCacheEntry } from '../../src/client/token-cache-write.js'
 import { createStsTransport } from '../../src/sts/transport.js'
-import { verifyToken } from '../../src/token/verify.js'
+import { verifyToken } from '../../src/sts/verify.js'
 import { decodeTokenUrl, tempDir } from '../support/cli.js'
 import { startFakeSts, type FakeSts, type FakeStsPrincipal } from '../support/fake-sts.js'
 

@@ -3,14 +3,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
-import { parseDuration } from '../../src/config/reader.js'
+import { parseDuration } from '../../src/shared/reader.js'
 import {
   loadServerConfig,
   type LoadedConfig,
   type ServerConfig,
   type ServerFlags,
 } from '../../src/config/server-config.js'
-import { ConfigInvalid } from '../../src/errors.js'
+import { ConfigInvalid } from '../../src/shared/errors.js'
 import { FileMapper } from '../../src/mapping/file/index.js'
 import { lookupRules, compileRules } from '../../src/mapping/rules.js'
 import { sessionOf } from '../support/identities.js'

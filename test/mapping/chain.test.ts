@@ -6,7 +6,7 @@
 // FileMappers are used where the answering backend is told apart by its rule or username instead.
 
 import { describe, expect, it, vi } from 'vitest'
-import { MappingFailed, NotMapped } from '../../src/errors.js'
+import { MappingFailed, NotMapped } from '../../src/shared/errors.js'
 import { mapIdentity, type ChainResult } from '../../src/mapping/chain.js'
 import { FileMapper } from '../../src/mapping/file/index.js'
 import { compileRules, lookupRules, type MappingDocument, type RuleSet } from '../../src/mapping/rules.js'

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { UsageError } from '../../src/errors.js'
+import { UsageError } from '../../src/shared/errors.js'
 import { addToAwsAuth, type AwsAuthAddition } from '../../src/mapping/configmap/edit.js'
 import { parseAwsAuthData } from '../../src/mapping/configmap/parse.js'
 import { lookupRules } from '../../src/mapping/rules.js'

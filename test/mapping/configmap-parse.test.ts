@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { awsAuthDataFromManifest, parseAwsAuthData, type ParsedAwsAuth } from '../../src/mapping/configmap/parse.js'
-import { lookupRules, type Problem } from '../../src/mapping/rules.js'
+import { lookupRules } from '../../src/mapping/rules.js'
+import type { Problem } from '../../src/shared/problem.js'
 import { identityOf, sessionOf, userOf } from '../support/identities.js'
 
 const KNOWN_VARS = '{{EC2PrivateDNSName}}, {{AccountID}}, {{SessionName}}, {{SessionNameRaw}}, {{AccessKeyID}}'

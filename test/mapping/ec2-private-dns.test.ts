@@ -2,14 +2,13 @@ import { createServer, request, type IncomingHttpHeaders, type Server } from 'no
 import type { AddressInfo } from 'node:net'
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
-import { MappingFailed } from '../../src/errors.js'
+import { MappingFailed } from '../../src/shared/errors.js'
 import {
   createPrivateDnsResolver,
-  createTokenBucket,
   type PrivateDnsDeps,
   type PrivateDnsLookup,
   type PrivateDnsOptions,
-} from '../../src/mapping/ec2-private-dns.js'
+} from '../../src/mapping/ec2-private-dns/index.js'
 import { renderMapping } from '../../src/mapping/template.js'
 import type { Identity } from '../../src/mapping/types.js'
 import { type FakeEc2, startFakeEc2 } from '../support/fake-ec2.js'
@@ -495,20 +494,5 @@ describe('createPrivateDnsResolver', () => {
       groups: ['system:nodes', 'system:bootstrappers'],
     })
     expect(describe).toHaveBeenCalledExactlyOnceWith(['i-0c6f21bf1f24f9708'])
-  })
-})
-
-describe('createTokenBucket', () => {
-  it('allows a burst, then one token per 1/qps, and refuses waits beyond the limit', () => {
-    let clock = 0
-    const b = createTokenBucket(10, 2, () => clock)
-    expect([b.reserve(0), b.reserve(0)]).toEqual([0, 0])
-    expect(b.reserve(50)).toBeUndefined() // would wait 100 ms
-    expect(b.reserve(100)).toBe(100)
-    expect(b.reserve(250)).toBe(200) // queued behind the previous reservation
-    clock += 1000
-    expect(b.reserve(0)).toBe(0)
-    expect(createTokenBucket(0, 1, () => clock).reserve(0)).toBe(0)
-    expect(() => createTokenBucket(1, 0, () => clock)).toThrow(TypeError)
   })
 })

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { ArnInvalid } from '../../src/errors.js'
+import { ArnInvalid } from '../../src/shared/errors.js'
 import { mapIdentity } from '../../src/mapping/chain.js'
 import { parseDynamicFile } from '../../src/mapping/dynamicfile/parse.js'
 import { explainIdentity, identityFromArn, type ExplainSource } from '../../src/mapping/explain.js'

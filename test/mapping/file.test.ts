@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { ConfigInvalid } from '../../src/errors.js'
+import { ConfigInvalid } from '../../src/shared/errors.js'
 import { FileMapper } from '../../src/mapping/file/index.js'
 import type { MappingDocument } from '../../src/mapping/rules.js'
 import type { RoleMapping, UserMapping } from '../../src/mapping/types.js'

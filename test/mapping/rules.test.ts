@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { compileRules, EMPTY_RULES, lookupRules, type MappingDocument, type Problem } from '../../src/mapping/rules.js'
+import { compileRules, EMPTY_RULES, lookupRules, type MappingDocument } from '../../src/mapping/rules.js'
+import type { Problem } from '../../src/shared/problem.js'
 import type { RoleMapping, UserMapping } from '../../src/mapping/types.js'
 import { identityOf, sessionOf, userOf } from '../support/identities.js'
 

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it, vi } from 'vitest'
-import { MappingFailed } from '../../src/errors.js'
+import { MappingFailed } from '../../src/shared/errors.js'
 import {
   renderMapping,
   renderTemplate,

@@ -5,7 +5,7 @@ import { createServer, get } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { ConfigInvalid } from '../../src/errors.js'
+import { ConfigInvalid } from '../../src/shared/errors.js'
 import {
   generateServingCert,
   loadOrCreateServingCert,

@@ -1,6 +1,6 @@
 // Unit tests of the server's small stateful parts, with an injected clock.
 import { describe, expect, it } from 'vitest'
-import { StsUnavailable } from '../../src/errors.js'
+import { StsUnavailable } from '../../src/shared/errors.js'
 import { IdentityCache } from '../../src/server/identity-cache.js'
 import { ConcurrencyLimiter } from '../../src/server/limiter.js'
 import { CallerRateLimiter } from '../../src/server/rate-limit.js'

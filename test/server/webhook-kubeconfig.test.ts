@@ -3,7 +3,7 @@ import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { join } from 'node:path'
 import { load } from 'js-yaml'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { ConfigInvalid } from '../../src/errors.js'
+import { ConfigInvalid } from '../../src/shared/errors.js'
 import { generateServingCert } from '../../src/server/tls.js'
 import {
   renderWebhookKubeconfig,

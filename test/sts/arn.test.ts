@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { ArnInvalid } from '../../src/errors.js'
+import { ArnInvalid } from '../../src/shared/errors.js'
 import { arnLike, canonicalizeArn, parseArn, stripRolePath } from '../../src/sts/arn.js'
 
 /** Runs fn, expects an ArnInvalid with exactly this message. */

@@ -7,7 +7,7 @@ import {
 } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
-import { StsRejected, StsThrottled, StsUnavailable } from '../../src/errors.js'
+import { StsRejected, StsThrottled, StsUnavailable } from '../../src/shared/errors.js'
 import {
   parseStsError,
   processCallerIdentityResponse,
@@ -16,7 +16,7 @@ import {
 import { createStsTransport, type StsHttpResponse } from '../../src/sts/transport.js'
 import type { PresignedRequest } from '../../src/token/parse.js'
 import { presignToken } from '../../src/token/presign.js'
-import { checkToken, identify } from '../../src/token/verify.js'
+import { checkToken, identify } from '../../src/sts/verify.js'
 import { decodeTokenUrl, splitPresignedUrl } from '../support/cli.js'
 import { startFakeSts, type FakeSts, type FakeStsPrincipal } from '../support/fake-sts.js'
 

@@ -20,7 +20,7 @@ const BUILD_OUTPUTS = [
   'dist/client/get-token.cjs',
   'dist/cli/program.js',
   'dist/cli/verify.js',
-  'dist/token/verify.js',
+  'dist/sts/verify.js',
 ].map((f) => join(ROOT, f))
 
 function newestMtime(dir: string): number {

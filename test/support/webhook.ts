@@ -6,8 +6,8 @@ import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { Agent, request } from 'undici'
 import { decodeServerConfig, type ServerConfig } from '../../src/config/server-config.js'
-import { createLogger } from '../../src/server/logger.js'
-import { createMetrics } from '../../src/server/metrics.js'
+import { createLogger } from '../../src/shared/logger.js'
+import { createMetrics } from '../../src/shared/metrics.js'
 import { startServer, type RunningServer } from '../../src/server/run.js'
 
 export interface TestServer {

@@ -4,9 +4,9 @@
 // not cost a single request to STS (attack history: users-asks-peers-cves.md section 4).
 
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { StsRejected, type TokenCheck } from '../../src/errors.js'
+import { StsRejected, type TokenCheck } from '../../src/shared/errors.js'
 import { createStsTransport } from '../../src/sts/transport.js'
-import { verifyToken, type VerifyOptions } from '../../src/token/verify.js'
+import { verifyToken, type VerifyOptions } from '../../src/sts/verify.js'
 import { type FakeSts, startFakeSts } from '../support/fake-sts.js'
 import {
   ALICE,

@@ -2,7 +2,7 @@
 
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { TokenInvalid } from '../../src/errors.js'
+import { TokenInvalid } from '../../src/shared/errors.js'
 import { MAX_TOKEN_LENGTH, TOKEN_PREFIX, decodeToken, encodeToken } from '../../src/token/format.js'
 import { INVALID as P, expectTokenInvalid, presignedUrl, toToken } from '../support/tokens.js'
 

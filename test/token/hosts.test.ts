@@ -2,10 +2,10 @@
 // upstream's, and the exhaustive per-partition check of every STS host the AWS SDK produces.
 
 import { beforeAll, describe, expect, it } from 'vitest'
-import { TokenInvalid } from '../../src/errors.js'
+import { TokenInvalid } from '../../src/shared/errors.js'
 import { checkStsHost } from '../../src/token/hosts.js'
 import { parsePresignedToken } from '../../src/token/parse.js'
-import { PARTITION_IDS } from '../../src/token/partitions.js'
+import { PARTITION_IDS } from '../../src/shared/partitions.js'
 import { INVALID as P, NOW, expectTokenInvalid, sdkRegions, sdkStsEndpoint, toToken } from '../support/tokens.js'
 
 /**

@@ -4,9 +4,9 @@
 
 import { rmSync } from 'node:fs'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
-import { StsRejected } from '../../src/errors.js'
+import { StsRejected } from '../../src/shared/errors.js'
 import { createStsTransport } from '../../src/sts/transport.js'
-import { verifyToken } from '../../src/token/verify.js'
+import { verifyToken } from '../../src/sts/verify.js'
 import {
   cliEnv,
   decodeTokenUrl,

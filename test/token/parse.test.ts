@@ -3,7 +3,7 @@
 
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { TokenInvalid, type TokenCheck } from '../../src/errors.js'
+import { TokenInvalid, type TokenCheck } from '../../src/shared/errors.js'
 import {
   MAX_FUTURE_SKEW_MS,
   PRESIGN_VALIDITY_MS,
@@ -13,7 +13,7 @@ import {
   parsePresignedToken,
   uriEncode,
 } from '../../src/token/parse.js'
-import { checkToken } from '../../src/token/verify.js'
+import { checkToken } from '../../src/sts/verify.js'
 import {
   ALICE,
   INVALID as P,

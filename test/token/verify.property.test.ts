@@ -5,11 +5,11 @@
 
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { StsRejected, TokenInvalid } from '../../src/errors.js'
+import { StsRejected, TokenInvalid } from '../../src/shared/errors.js'
 import type { Identity } from '../../src/sts/get-caller-identity.js'
 import { createStsTransport } from '../../src/sts/transport.js'
 import { parsePresignedToken } from '../../src/token/parse.js'
-import { verifyToken } from '../../src/token/verify.js'
+import { verifyToken } from '../../src/sts/verify.js'
 import { type FakeSts, type FakeStsPrincipal, startFakeSts } from '../support/fake-sts.js'
 import { ALICE, CLUSTER_ID, NOW, NOW_AMZ, TEMP, fromToken, presignedToken, toToken } from '../support/tokens.js'
 

@@ -1,6 +1,7 @@
 import { dump, load } from 'js-yaml'
-import { UsageError } from '../../errors.js'
-import { compileRules, type Problem, type RuleSet } from '../rules.js'
+import { UsageError } from '../../shared/errors.js'
+import type { Problem } from '../../shared/problem.js'
+import { compileRules, type RuleSet } from '../rules.js'
 import type { RoleMapping, UserMapping } from '../types.js'
 import { parseAwsAuthData } from './parse.js'
 

@@ -1,6 +1,6 @@
 import { CoreV1Api, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node'
-import type { Logger } from '../../server/logger.js'
-import type { Metrics } from '../../server/metrics.js'
+import type { Logger } from '../../shared/logger.js'
+import type { Metrics } from '../../shared/metrics.js'
 import { followCollection } from '../kube/list-watch.js'
 import { EMPTY_RULES, lookupRules, type RuleSet } from '../rules.js'
 import { SourceState } from '../source-state.js'

@@ -1,7 +1,8 @@
 import { loadAll } from 'js-yaml'
-import { caseInsensitive, type Reader } from '../../config/reader.js'
-import { roleMapping, userMapping } from '../../config/server-config.js'
-import { compileRules, type MappingDocument, type Problem, type RuleSet } from '../rules.js'
+import { caseInsensitive, type Reader } from '../../shared/reader.js'
+import { roleMapping, userMapping } from '../decode.js'
+import type { Problem } from '../../shared/problem.js'
+import { compileRules, type MappingDocument, type RuleSet } from '../rules.js'
 
 /** The data keys of aws-auth; case-sensitive, as upstream reads them. */
 export const AWS_AUTH_KEYS = ['mapRoles', 'mapUsers', 'mapAccounts'] as const

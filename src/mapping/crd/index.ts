@@ -1,6 +1,6 @@
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node'
-import type { Logger } from '../../server/logger.js'
-import type { Metrics } from '../../server/metrics.js'
+import type { Logger } from '../../shared/logger.js'
+import type { Metrics } from '../../shared/metrics.js'
 import { canonicalizeArn } from '../../sts/arn.js'
 import { followCollection } from '../kube/list-watch.js'
 import { compileRules, EMPTY_RULES, lookupRules, type RuleSet } from '../rules.js'

@@ -1,7 +1,8 @@
-import { caseInsensitive } from '../../config/reader.js'
-import { roleMapping, userMapping } from '../../config/server-config.js'
+import { caseInsensitive } from '../../shared/reader.js'
+import { roleMapping, userMapping } from '../decode.js'
 import { canonicalizeArn, stripRolePath } from '../../sts/arn.js'
-import { checkedMapping, compileRules, EMPTY_RULES, type Problem } from '../rules.js'
+import type { Problem } from '../../shared/problem.js'
+import { checkedMapping, compileRules, EMPTY_RULES } from '../rules.js'
 import { snapshotOf, type Snapshot } from '../static.js'
 import type { Mapping } from '../types.js'
 

@@ -1,4 +1,4 @@
-import { ConfigInvalid } from '../../errors.js'
+import { ConfigInvalid } from '../../shared/errors.js'
 import { compileRules, type MappingDocument } from '../rules.js'
 import { snapshotOf, StaticMapper } from '../static.js'
 

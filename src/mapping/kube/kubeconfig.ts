@@ -1,5 +1,5 @@
 import { KubeConfig } from '@kubernetes/client-node'
-import { ConfigInvalid } from '../../errors.js'
+import { ConfigInvalid } from '../../shared/errors.js'
 
 export interface KubeConfigOptions {
   readonly kubeconfig?: string | undefined

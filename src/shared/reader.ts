@@ -1,4 +1,4 @@
-import type { Problem } from '../mapping/rules.js'
+import type { Problem } from './problem.js'
 
 /**
  * Typed, case-insensitive access to a decoded YAML/JSON object, as viper and Go's mapstructure read

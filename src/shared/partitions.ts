@@ -2,7 +2,7 @@
  * AWS partitions and the STS hostnames each one serves.
  *
  * Kept as explicit data (instead of evaluating the SDK's endpoint rules at run time) because it is
- * the allow-list that decides which hosts a token may point at. test/token/partitions.test.ts checks
+ * the allow-list that decides which hosts a token may point at. test/shared/partitions.test.ts checks
  * it against the AWS SDK's own partition table so it cannot silently drift.
  */
 

@@ -1,9 +1,9 @@
 import type { ServerConfig } from '../config/server-config.js'
-import type { Logger } from '../server/logger.js'
-import type { Metrics } from '../server/metrics.js'
-import { DynamicFileMapper } from './dynamicfile/index.js'
-import { FileMapper } from './file/index.js'
-import type { BackendMode, Mapper } from './types.js'
+import type { Logger } from '../shared/logger.js'
+import type { Metrics } from '../shared/metrics.js'
+import { DynamicFileMapper } from '../mapping/dynamicfile/index.js'
+import { FileMapper } from '../mapping/file/index.js'
+import type { BackendMode, Mapper } from '../mapping/types.js'
 
 export interface ChainDeps {
   readonly log: Logger
@@ -46,9 +46,9 @@ export async function buildChain(
 
 async function loadKubeBackends(config: ServerConfig) {
   const [{ ConfigMapMapper }, { CrdMapper }, { loadKubeConfig }] = await Promise.all([
-    import('./configmap/index.js'),
-    import('./crd/index.js'),
-    import('./kube/kubeconfig.js'),
+    import('../mapping/configmap/index.js'),
+    import('../mapping/crd/index.js'),
+    import('../mapping/kube/kubeconfig.js'),
   ])
   const kubeConfig = loadKubeConfig({ kubeconfig: config.kubeconfig, master: config.master, fallback: 'in-cluster' })
   return { ConfigMapMapper, CrdMapper, kubeConfig }

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { loadAll } from 'js-yaml'
-import { ConfigInvalid } from '../errors.js'
+import { ConfigInvalid } from '../shared/errors.js'
 
 export interface TokenDefaults {
   clusterId?: string

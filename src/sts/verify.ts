@@ -1,6 +1,6 @@
-import { processCallerIdentityResponse, requestCallerIdentity, type Identity } from '../sts/get-caller-identity.js'
-import type { StsTransport } from '../sts/transport.js'
-import { parsePresignedToken, type PresignedRequest } from './parse.js'
+import { processCallerIdentityResponse, requestCallerIdentity, type Identity } from './get-caller-identity.js'
+import type { StsTransport } from './transport.js'
+import { parsePresignedToken, type PresignedRequest } from '../token/parse.js'
 
 export interface VerifyOptions {
   readonly clusterId: string

@@ -1,4 +1,4 @@
-// Drift tests: src/token/partitions.ts is a hand-kept copy of what the AWS SDK knows about
+// Drift tests: src/shared/partitions.ts is a hand-kept copy of what the AWS SDK knows about
 // partitions and STS endpoints. These compare it with the SDK installed in node_modules, so an SDK
 // upgrade that adds a partition, a region or a hostname scheme fails here first.
 
@@ -13,7 +13,7 @@ import {
   partitionOfRegion,
   regionBelongsTo,
   stsEndpointFor,
-} from '../../src/token/partitions.js'
+} from '../../src/shared/partitions.js'
 import { type SdkPartition, loadSdkPartitions, sdkStsEndpoint } from '../support/tokens.js'
 
 const COMBOS = [
