@@ -268,8 +268,11 @@ function checkSignedHeaders(value: string | undefined): void {
 }
 
 function checkExpires(value: string | undefined): void {
-  // STS ignores X-Amz-Expires for GetCallerIdentity; accept its absence, but not nonsense.
-  if (value === undefined) return
+  // STS ignores X-Amz-Expires for a presigned GetCallerIdentity (the signature is honoured for 15
+  // minutes after X-Amz-Date whatever it says), but every client sends it and upstream requires it.
+  if (value === undefined) {
+    throw new TokenInvalid('expires', 'X-Amz-Expires parameter must be present in pre-signed URL')
+  }
   if (!/^\d{1,3}$/.test(value) || Number(value) > 900) {
     throw new TokenInvalid('expires', `invalid X-Amz-Expires parameter in pre-signed URL: ${clip(value)}`)
   }
