@@ -804,6 +804,12 @@ const ROWS: readonly AttackRow[] = [
 
   // ---- expires -------------------------------------------------------------------------------
   {
+    name: 'expires: absent (upstream refuses it too)',
+    make: U((u) => dropParam(u, 'X-Amz-Expires')),
+    check: 'expires',
+    message: `${P}X-Amz-Expires parameter must be present in pre-signed URL`,
+  },
+  {
     name: 'expires: 9999',
     make: U((u) => setParam(u, 'X-Amz-Expires', '9999')),
     check: 'expires',
