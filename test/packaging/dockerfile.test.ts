@@ -224,6 +224,7 @@ const dockerignore = parseDockerignore(readFileSync(join(ROOT, '.dockerignore'),
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
   version: string
   license: string
+  engines: { node: string }
   bin: Record<string, string>
   dependencies: Record<string, string>
   devDependencies: Record<string, string>
@@ -298,16 +299,39 @@ describe('Dockerfile: stages and base images', () => {
     expect(df.stages.map((s) => s.name)).toEqual(['build', 'deps', 'runtime'])
   })
 
-  it('builds every stage on the official Debian 12 Node 20 image', () => {
-    expect(df.globalArgs.NODE_IMAGE).toBe('node:20-bookworm-slim')
+  it('builds every stage on the official Debian 12 Node.js 24 LTS image', () => {
+    expect(df.globalArgs.NODE_IMAGE).toBe('node:24-bookworm-slim')
     for (const stage of df.stages) {
       expect(stage.base, `stage ${stage.name}`).toMatch(
-        /^(docker\.io\/library\/)?node:20(\.\d+){0,2}-bookworm(-slim)?(@sha256:[0-9a-f]{64})?$/,
+        /^(docker\.io\/library\/)?node:24(\.\d+){0,2}-bookworm(-slim)?(@sha256:[0-9a-f]{64})?$/,
       )
     }
-    // The build output is platform-independent JavaScript; dependencies are installed per platform.
-    expect(stageByName('build')!.platform).toBe('$BUILDPLATFORM')
-    expect(stageByName('deps')!.platform).toBeUndefined()
+    // Node.js 24 satisfies package.json engines, which bin/ enforces at start.
+    const minimum = /^>=(\d+)\.\d+\.\d+$/.exec(pkg.engines.node)
+    expect(minimum, pkg.engines.node).not.toBeNull()
+    expect(Number(minimum![1])).toBeLessThanOrEqual(24)
+  })
+
+  it('uses nothing the legacy builder lacks (it builds with DOCKER_BUILDKIT=0, BuildKit, buildah, podman)', () => {
+    // A parser directive would select a BuildKit frontend (and only BuildKit reads it).
+    expect(dockerfileText).not.toMatch(/^#\s*(syntax|check)\s*=/im)
+    for (const stage of df.stages) {
+      // FROM --platform=$BUILDPLATFORM: BUILDPLATFORM is empty without BuildKit.
+      expect(stage.platform, `stage ${stage.name}: FROM --platform`).toBeUndefined()
+      for (const ins of stage.instructions) {
+        const where = `line ${ins.line}: ${ins.cmd}`
+        if (ins.cmd === 'RUN') expect(Object.keys(ins.flags), where).toEqual([]) // --mount, --network, --security
+        if (ins.cmd === 'COPY' || ins.cmd === 'ADD') {
+          expect(
+            Object.keys(ins.flags).filter((f) => f !== 'from' && f !== 'chown'),
+            where,
+          ).toEqual([]) // --link, --chmod
+        }
+        expect(ins.rest, `${where}: heredoc`).not.toMatch(/<<-?\s*["']?[A-Za-z_]+["']?\s*$/m)
+        // Automatic platform ARGs are set only by BuildKit.
+        expect(ins.rest, where).not.toMatch(/\$\{?(BUILD|TARGET)(PLATFORM|OS|ARCH|VARIANT)\b/)
+      }
+    }
   })
 
   it('build stage: installs every dependency without scripts, then copies the sources and builds', () => {
@@ -423,8 +447,16 @@ describe('Dockerfile: runtime stage', () => {
     expect(readFileSync(join(ROOT, pkg.bin['kube-iam-auth']!), 'utf8').split('\n')[0]).toBe('#!/usr/bin/env node')
   })
 
-  it('declares the server port and the two writable volumes at the server defaults', () => {
-    expect(of(final, 'EXPOSE').map((e) => e.rest)).toEqual([String(DEFAULTS.port)])
+  it('declares the two writable volumes at the server defaults, and a port only if the default address takes one', () => {
+    // A published port reaches the container's own network interface, never its 127.0.0.1: with a
+    // loopback default address an EXPOSE would promise what `docker run -p`/`-P` cannot deliver.
+    // The header says what server.address a published port needs.
+    const loopback = /^(127\.|::1$|localhost$)/.test(DEFAULTS.address)
+    expect(of(final, 'EXPOSE').map((e) => e.rest)).toEqual(loopback ? [] : [String(DEFAULTS.port)])
+    if (loopback) {
+      expect(dockerfileText).toMatch(/^# .*--network host/m)
+      expect(dockerfileText).toMatch(/^# .*`server\.address: 0\.0\.0\.0`/m)
+    }
     const volumes = of(final, 'VOLUME').flatMap((v) => v.json ?? v.rest.split(/\s+/))
     expect(volumes.sort()).toEqual([DEFAULTS.stateDir, dirname(DEFAULTS.generateKubeconfig)].sort())
     // Both exist in the image, owned by the runtime user (so an anonymous volume inherits that).
