@@ -1,6 +1,7 @@
-// The Dockerfile, checked without a Docker engine: a small parser reads its stages and instructions,
-// and the tests check what a build would copy and run. The last block simulates the runtime stage:
-// it copies exactly what that stage copies into a temp dir, runs the deps stage's own
+// The Dockerfile, checked statically: a small parser reads its stages and instructions, and the tests
+// check what a build would copy and run. test/packaging/docker.test.ts builds and runs the image for
+// real whenever a Docker engine answers. Without one, the last block here simulates the runtime
+// stage instead: it copies exactly what that stage copies into a temp dir, runs the deps stage's own
 // `npm ci --omit=dev ...` there (npm registry), and runs the CLI from that production-only install,
 // as the image's non-root user when the tests run as root.
 
@@ -18,12 +19,19 @@ import {
   writeFileSync,
 } from 'node:fs'
 import { request } from 'node:https'
-import { builtinModules } from 'node:module'
 import { dirname, join, posix, relative } from 'node:path'
 import { dump, load } from 'js-yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DEFAULTS } from '../../src/config/server-config.js'
 import { cliEnv, ensureBuilt, ROOT, tempDir } from '../support/cli.js'
+import {
+  DOCKER,
+  expectDistImportsInstalled,
+  expectProductionInstall,
+  pkg,
+  RUNTIME_UID,
+  walk,
+} from '../support/runtime-app.js'
 
 // ------------------------------------------------------------------------------------------------
 // A tiny Dockerfile parser: parser directives and comments, line continuations, JSON and shell
@@ -209,25 +217,11 @@ function ignored(rules: ReturnType<typeof parseDockerignore>, path: string): boo
   return excluded
 }
 
-/** Every file under a directory, relative to `root`. */
-function walk(dir: string, root = dir): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? walk(join(dir, e.name), root) : [relative(root, join(dir, e.name))],
-  )
-}
-
 // ------------------------------------------------------------------------------------------------
 
 const dockerfileText = readFileSync(join(ROOT, 'Dockerfile'), 'utf8')
 const df = parseDockerfile(dockerfileText)
 const dockerignore = parseDockerignore(readFileSync(join(ROOT, '.dockerignore'), 'utf8'))
-const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
-  version: string
-  license: string
-  bin: Record<string, string>
-  dependencies: Record<string, string>
-  devDependencies: Record<string, string>
-}
 const final = df.stages[df.stages.length - 1]!
 const stageByName = (name: string) => df.stages.find((s) => s.name === name)
 const of = (stage: Stage, cmd: string) => stage.instructions.filter((i) => i.cmd === cmd)
@@ -298,16 +292,39 @@ describe('Dockerfile: stages and base images', () => {
     expect(df.stages.map((s) => s.name)).toEqual(['build', 'deps', 'runtime'])
   })
 
-  it('builds every stage on the official Debian 12 Node 20 image', () => {
-    expect(df.globalArgs.NODE_IMAGE).toBe('node:20-bookworm-slim')
+  it('builds every stage on the official Debian 12 Node.js 24 LTS image', () => {
+    expect(df.globalArgs.NODE_IMAGE).toBe('node:24-bookworm-slim')
     for (const stage of df.stages) {
       expect(stage.base, `stage ${stage.name}`).toMatch(
-        /^(docker\.io\/library\/)?node:20(\.\d+){0,2}-bookworm(-slim)?(@sha256:[0-9a-f]{64})?$/,
+        /^(docker\.io\/library\/)?node:24(\.\d+){0,2}-bookworm(-slim)?(@sha256:[0-9a-f]{64})?$/,
       )
     }
-    // The build output is platform-independent JavaScript; dependencies are installed per platform.
-    expect(stageByName('build')!.platform).toBe('$BUILDPLATFORM')
-    expect(stageByName('deps')!.platform).toBeUndefined()
+    // Node.js 24 satisfies package.json engines, which bin/ enforces at start.
+    const minimum = /^>=(\d+)\.\d+\.\d+$/.exec(pkg.engines.node)
+    expect(minimum, pkg.engines.node).not.toBeNull()
+    expect(Number(minimum![1])).toBeLessThanOrEqual(24)
+  })
+
+  it('uses nothing the legacy builder lacks (it builds with DOCKER_BUILDKIT=0, BuildKit, buildah, podman)', () => {
+    // A parser directive would select a BuildKit frontend (and only BuildKit reads it).
+    expect(dockerfileText).not.toMatch(/^#\s*(syntax|check)\s*=/im)
+    for (const stage of df.stages) {
+      // FROM --platform=$BUILDPLATFORM: BUILDPLATFORM is empty without BuildKit.
+      expect(stage.platform, `stage ${stage.name}: FROM --platform`).toBeUndefined()
+      for (const ins of stage.instructions) {
+        const where = `line ${ins.line}: ${ins.cmd}`
+        if (ins.cmd === 'RUN') expect(Object.keys(ins.flags), where).toEqual([]) // --mount, --network, --security
+        if (ins.cmd === 'COPY' || ins.cmd === 'ADD') {
+          expect(
+            Object.keys(ins.flags).filter((f) => f !== 'from' && f !== 'chown'),
+            where,
+          ).toEqual([]) // --link, --chmod
+        }
+        expect(ins.rest, `${where}: heredoc`).not.toMatch(/<<-?\s*["']?[A-Za-z_]+["']?\s*$/m)
+        // Automatic platform ARGs are set only by BuildKit.
+        expect(ins.rest, where).not.toMatch(/\$\{?(BUILD|TARGET)(PLATFORM|OS|ARCH|VARIANT)\b/)
+      }
+    }
   })
 
   it('build stage: installs every dependency without scripts, then copies the sources and builds', () => {
@@ -423,8 +440,16 @@ describe('Dockerfile: runtime stage', () => {
     expect(readFileSync(join(ROOT, pkg.bin['kube-iam-auth']!), 'utf8').split('\n')[0]).toBe('#!/usr/bin/env node')
   })
 
-  it('declares the server port and the two writable volumes at the server defaults', () => {
-    expect(of(final, 'EXPOSE').map((e) => e.rest)).toEqual([String(DEFAULTS.port)])
+  it('declares the two writable volumes at the server defaults, and a port only if the default address takes one', () => {
+    // A published port reaches the container's own network interface, never its 127.0.0.1: with a
+    // loopback default address an EXPOSE would promise what `docker run -p`/`-P` cannot deliver.
+    // The header says what server.address a published port needs.
+    const loopback = /^(127\.|::1$|localhost$)/.test(DEFAULTS.address)
+    expect(of(final, 'EXPOSE').map((e) => e.rest)).toEqual(loopback ? [] : [String(DEFAULTS.port)])
+    if (loopback) {
+      expect(dockerfileText).toMatch(/^# .*--network host/m)
+      expect(dockerfileText).toMatch(/^# .*`server\.address: 0\.0\.0\.0`/m)
+    }
     const volumes = of(final, 'VOLUME').flatMap((v) => v.json ?? v.rest.split(/\s+/))
     expect(volumes.sort()).toEqual([DEFAULTS.stateDir, dirname(DEFAULTS.generateKubeconfig)].sort())
     // Both exist in the image, owned by the runtime user (so an anonymous volume inherits that).
@@ -540,7 +565,6 @@ describe('.dockerignore', () => {
 
 const NETWORK_ERROR =
   /ENOTFOUND|EAI_AGAIN|ETIMEDOUT|ECONNREFUSED|ECONNRESET|ENETUNREACH|EHOSTUNREACH|network|socket hang up|request to .* failed|timed out/i
-const RUNTIME_UID = 65532
 
 function exec(
   command: string,
@@ -581,228 +605,212 @@ function snapshot(dir: string): Map<string, string> {
   return out
 }
 
-describe('runtime image simulation: installs production dependencies from the npm registry (npm ci --omit=dev, up to 240 s)', () => {
-  let work: string
-  let app: string
-  let skipReason: string | undefined
-  const asRoot = process.getuid?.() === 0
-  /** Runs as the image's user when we are root (the app dir is root's, so it is read-only to it). */
-  const runAs = asRoot ? { uid: RUNTIME_UID, gid: RUNTIME_UID } : {}
-  let env: Record<string, string>
+// With a Docker engine, docker.test.ts builds the image and checks the same things on it for real.
+describe.skipIf(!DOCKER.missing)(
+  `runtime image simulation: installs production dependencies from the npm registry (npm ci --omit=dev, up to 240 s)${
+    DOCKER.missing
+      ? ''
+      : ' [skipped: a Docker engine answers, so test/packaging/docker.test.ts builds and runs the real image]'
+  }`,
+  () => {
+    let work: string
+    let app: string
+    let skipReason: string | undefined
+    const asRoot = process.getuid?.() === 0
+    /** Runs as the image's user when we are root (the app dir is root's, so it is read-only to it). */
+    const runAs = asRoot ? { uid: RUNTIME_UID, gid: RUNTIME_UID } : {}
+    let env: Record<string, string>
 
-  beforeAll(async () => {
-    await ensureBuilt()
-    work = tempDir('kia-docker-runtime-')
-    chmodSync(work, 0o755)
-    app = join(work, 'app')
-    mkdirSync(app)
-    // Exactly what the runtime stage copies: context sources and build outputs, from this checkout.
-    for (const c of runtimeCopies) {
-      if (c.from?.name === 'deps') continue
-      const o = c.from === undefined ? { context: c.source } : origin(c.from, c.source)
-      const repoPath = 'context' in o ? o.context : o.produced
-      cpSync(join(ROOT, repoPath), join(app, posix.relative('/app', c.dest)), { recursive: true })
-    }
-    // The deps stage, with its own command, in a folder holding what that stage copies.
-    const deps = stageByName('deps')!
-    const install = of(deps, 'RUN')[0]!.rest.split(/\s+/)
-    const depsDir = join(work, 'deps')
-    mkdirSync(depsDir)
-    for (const ins of of(deps, 'COPY')) for (const s of copyParts(ins).sources) cpSync(join(ROOT, s), join(depsDir, s))
-    // The caller's registry, proxy and cache settings apply (a mirror or a proxy works), nothing else.
-    const passThrough = Object.fromEntries(
-      Object.entries(process.env).filter(
-        ([k, v]) =>
-          v !== undefined &&
-          /^(npm_config_(registry|cache|proxy|https_proxy|noproxy|strict_ssl|cafile)|https?_proxy|no_proxy)$/i.test(k),
-      ),
-    ) as Record<string, string>
-    const npmEnv = {
-      ...cliEnv(join(work, 'npm-home')),
-      npm_config_update_notifier: 'false',
-      npm_config_cache: join(process.env.HOME ?? work, '.npm'),
-      ...passThrough,
-    }
-    const result = await exec(install[0]!, install.slice(1), { cwd: depsDir, env: npmEnv, timeoutMs: 240_000 })
-    if (result.code !== 0) {
-      const output = `${result.stdout}\n${result.stderr}`
-      if (NETWORK_ERROR.test(output)) {
-        skipReason = `npm registry unreachable, production install not simulated: ${output.trim().split('\n').slice(-3).join(' | ')}`
-        console.warn(`SKIPPED: ${skipReason}`)
-        return
+    beforeAll(async () => {
+      await ensureBuilt()
+      work = tempDir('kia-docker-runtime-')
+      chmodSync(work, 0o755)
+      app = join(work, 'app')
+      mkdirSync(app)
+      // Exactly what the runtime stage copies: context sources and build outputs, from this checkout.
+      for (const c of runtimeCopies) {
+        if (c.from?.name === 'deps') continue
+        const o = c.from === undefined ? { context: c.source } : origin(c.from, c.source)
+        const repoPath = 'context' in o ? o.context : o.produced
+        cpSync(join(ROOT, repoPath), join(app, posix.relative('/app', c.dest)), { recursive: true })
       }
-      throw new Error(`${install.join(' ')} failed:\n${output}`)
-    }
-    cpSync(join(depsDir, 'node_modules'), join(app, 'node_modules'), { recursive: true })
-    // The runtime ENV, with HOME on a folder the service user cannot write (like a read-only root).
-    const home = join(work, 'home')
-    mkdirSync(home, { mode: 0o755 })
-    env = { ...cliEnv(home), ...stageEnv(final), HOME: home }
-  }, 300_000)
+      // The deps stage, with its own command, in a folder holding what that stage copies.
+      const deps = stageByName('deps')!
+      const install = of(deps, 'RUN')[0]!.rest.split(/\s+/)
+      const depsDir = join(work, 'deps')
+      mkdirSync(depsDir)
+      for (const ins of of(deps, 'COPY'))
+        for (const s of copyParts(ins).sources) cpSync(join(ROOT, s), join(depsDir, s))
+      // The caller's registry, proxy and cache settings apply (a mirror or a proxy works), nothing else.
+      const passThrough = Object.fromEntries(
+        Object.entries(process.env).filter(
+          ([k, v]) =>
+            v !== undefined &&
+            /^(npm_config_(registry|cache|proxy|https_proxy|noproxy|strict_ssl|cafile)|https?_proxy|no_proxy)$/i.test(
+              k,
+            ),
+        ),
+      ) as Record<string, string>
+      const npmEnv = {
+        ...cliEnv(join(work, 'npm-home')),
+        npm_config_update_notifier: 'false',
+        npm_config_cache: join(process.env.HOME ?? work, '.npm'),
+        ...passThrough,
+      }
+      const result = await exec(install[0]!, install.slice(1), { cwd: depsDir, env: npmEnv, timeoutMs: 240_000 })
+      if (result.code !== 0) {
+        const output = `${result.stdout}\n${result.stderr}`
+        if (NETWORK_ERROR.test(output)) {
+          skipReason = `npm registry unreachable, production install not simulated: ${output.trim().split('\n').slice(-3).join(' | ')}`
+          console.warn(`SKIPPED: ${skipReason}`)
+          return
+        }
+        throw new Error(`${install.join(' ')} failed:\n${output}`)
+      }
+      cpSync(join(depsDir, 'node_modules'), join(app, 'node_modules'), { recursive: true })
+      // The runtime ENV, with HOME on a folder the service user cannot write (like a read-only root).
+      const home = join(work, 'home')
+      mkdirSync(home, { mode: 0o755 })
+      env = { ...cliEnv(home), ...stageEnv(final), HOME: home }
+    }, 300_000)
 
-  afterAll(() => {
-    if (work) rmSync(work, { recursive: true, force: true })
-  }, 120_000)
+    afterAll(() => {
+      if (work) rmSync(work, { recursive: true, force: true })
+    }, 120_000)
 
-  const run = (args: readonly string[], cwd = app) =>
-    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, [join(app, 'bin/kube-iam-auth.cjs'), ...args], {
-        cwd,
-        env,
-        ...runAs,
-        stdio: ['ignore', 'pipe', 'pipe'],
+    const run = (args: readonly string[], cwd = app) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+        const child = spawn(process.execPath, [join(app, 'bin/kube-iam-auth.cjs'), ...args], {
+          cwd,
+          env,
+          ...runAs,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        })
+        let stdout = ''
+        let stderr = ''
+        child.stdout.on('data', (d: Buffer) => (stdout += d))
+        child.stderr.on('data', (d: Buffer) => (stderr += d))
+        const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+        child.once('error', reject)
+        child.once('close', (code) => {
+          clearTimeout(timer)
+          resolve({ code, stdout, stderr })
+        })
       })
-      let stdout = ''
-      let stderr = ''
-      child.stdout.on('data', (d: Buffer) => (stdout += d))
-      child.stderr.on('data', (d: Buffer) => (stderr += d))
-      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
-      child.once('error', reject)
-      child.once('close', (code) => {
-        clearTimeout(timer)
-        resolve({ code, stdout, stderr })
-      })
+
+    it('installs exactly the production packages of the lockfile: no devDependency', ({ skip }) => {
+      if (skipReason) skip(skipReason)
+      expectProductionInstall(app)
     })
 
-  it('installs exactly the production packages of the lockfile: no devDependency', ({ skip }) => {
-    if (skipReason) skip(skipReason)
-    const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as {
-      packages: Record<string, { dev?: boolean; optional?: boolean; os?: string[]; cpu?: string[] }>
-    }
-    const top = Object.entries(lock.packages).filter(([path]) => /^node_modules\/(@[^/]+\/)?[^/]+$/.test(path))
-    const dev = top.filter(([, p]) => p.dev).map(([path]) => path)
-    const prod = top.filter(([, p]) => !p.dev && !(p.optional && (p.os || p.cpu))).map(([path]) => path)
-    expect(dev).toEqual(
-      expect.arrayContaining([
-        'node_modules/typescript',
-        'node_modules/esbuild',
-        'node_modules/vitest',
-        'node_modules/tsx',
-      ]),
-    )
-    for (const path of dev) expect(existsSync(join(app, path)), `${path} (dev) is installed`).toBe(false)
-    for (const path of prod) expect(existsSync(join(app, path, 'package.json')), `${path} is missing`).toBe(true)
-    for (const dep of Object.keys(pkg.dependencies)) expect(existsSync(join(app, 'node_modules', dep)), dep).toBe(true)
-  })
+    it('every package dist/ imports is a declared dependency present in the production install', ({ skip }) => {
+      if (skipReason) skip(skipReason)
+      expectDistImportsInstalled(app)
+    })
 
-  it('every package dist/ imports is a declared dependency present in the production install', ({ skip }) => {
-    if (skipReason) skip(skipReason)
-    const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]))
-    const specifiers = new Set<string>()
-    for (const f of walk(join(app, 'dist')).filter((f) => /\.(c|m)?js$/.test(f))) {
-      const text = readFileSync(join(app, 'dist', f), 'utf8')
-      for (const m of text.matchAll(
-        /(?:\bfrom\s*|\bimport\s*\(\s*|\brequire\s*\(\s*|\bimport\s+)["']([^"'./][^"']*)["']/g,
-      ))
-        specifiers.add(m[1]!)
-    }
-    const packages = [...specifiers]
-      .filter((s) => !builtins.has(s) && !s.startsWith('node:'))
-      .map((s) =>
-        s
-          .split('/')
-          .slice(0, s.startsWith('@') ? 2 : 1)
-          .join('/'),
-      )
-    expect(packages.length).toBeGreaterThan(5)
-    for (const p of new Set(packages)) {
-      expect(pkg.dependencies, `${p} is imported by dist/ but not a dependency`).toHaveProperty([p])
-      expect(existsSync(join(app, 'node_modules', p, 'package.json')), p).toBe(true)
-    }
-  })
-
-  it('`kube-iam-auth version`, `--help` and `validate --config config/server.example.yaml` work from it', async ({
-    skip,
-  }) => {
-    if (skipReason) skip(skipReason)
-    const version = await run(['version'])
-    expect(version.stderr).toBe('')
-    expect(JSON.parse(version.stdout)).toEqual({ Version: pkg.version })
-    const help = await run(['--help'])
-    expect(help.code).toBe(0)
-    for (const c of ['token', 'verify', 'server', 'init', 'validate', 'explain', 'add', 'rotate-caller-key', 'version'])
-      expect(help.stdout).toContain(c)
-    const validate = await run(['validate', '--config', 'config/server.example.yaml'])
-    expect(validate.stderr + validate.stdout).toContain('config/server.example.yaml: valid')
-    expect(validate.code).toBe(0)
-  }, 60_000)
-
-  it(`the server runs from it${asRoot ? ` as uid ${RUNTIME_UID}` : ''}, writing only to its two volumes`, async ({
-    skip,
-  }) => {
-    if (skipReason) skip(skipReason)
-    const volumes = join(work, 'volumes')
-    const state = join(volumes, 'state')
-    const kubeconfigDir = join(volumes, 'kubeconfig')
-    mkdirSync(state, { recursive: true, mode: 0o700 })
-    mkdirSync(kubeconfigDir, { recursive: true })
-    chmodSync(volumes, 0o755)
-    if (asRoot) for (const d of [state, kubeconfigDir]) chownSync(d, RUNTIME_UID, RUNTIME_UID)
-    const example = load(readFileSync(join(app, 'config/server.example.yaml'), 'utf8')) as {
-      server: Record<string, unknown>
-    }
-    const configDir = join(work, 'etc')
-    mkdirSync(configDir, { mode: 0o755 })
-    writeFileSync(
-      join(configDir, 'config.yaml'),
-      dump({ ...example, server: { ...example.server, port: 0, callerAuth: true } }),
-      { mode: 0o644 },
-    )
-    const before = snapshot(app)
-
-    const child = spawn(
-      process.execPath,
-      [
-        join(app, 'bin/kube-iam-auth.cjs'),
+    it('`kube-iam-auth version`, `--help` and `validate --config config/server.example.yaml` work from it', async ({
+      skip,
+    }) => {
+      if (skipReason) skip(skipReason)
+      const version = await run(['version'])
+      expect(version.stderr).toBe('')
+      expect(JSON.parse(version.stdout)).toEqual({ Version: pkg.version })
+      const help = await run(['--help'])
+      expect(help.code).toBe(0)
+      for (const c of [
+        'token',
+        'verify',
         'server',
-        '--config',
+        'init',
+        'validate',
+        'explain',
+        'add',
+        'rotate-caller-key',
+        'version',
+      ])
+        expect(help.stdout).toContain(c)
+      const validate = await run(['validate', '--config', 'config/server.example.yaml'])
+      expect(validate.stderr + validate.stdout).toContain('config/server.example.yaml: valid')
+      expect(validate.code).toBe(0)
+    }, 60_000)
+
+    it(`the server runs from it${asRoot ? ` as uid ${RUNTIME_UID}` : ''}, writing only to its two volumes`, async ({
+      skip,
+    }) => {
+      if (skipReason) skip(skipReason)
+      const volumes = join(work, 'volumes')
+      const state = join(volumes, 'state')
+      const kubeconfigDir = join(volumes, 'kubeconfig')
+      mkdirSync(state, { recursive: true, mode: 0o700 })
+      mkdirSync(kubeconfigDir, { recursive: true })
+      chmodSync(volumes, 0o755)
+      if (asRoot) for (const d of [state, kubeconfigDir]) chownSync(d, RUNTIME_UID, RUNTIME_UID)
+      const example = load(readFileSync(join(app, 'config/server.example.yaml'), 'utf8')) as {
+        server: Record<string, unknown>
+      }
+      const configDir = join(work, 'etc')
+      mkdirSync(configDir, { mode: 0o755 })
+      writeFileSync(
         join(configDir, 'config.yaml'),
-        `--state-dir=${state}`,
-        `--generate-kubeconfig=${join(kubeconfigDir, 'kubeconfig.yaml')}`,
-      ],
-      { cwd: '/', env, ...runAs, stdio: ['ignore', 'pipe', 'pipe'] },
-    )
-    let out = ''
-    child.stdout.on('data', (d: Buffer) => (out += d))
-    child.stderr.on('data', (d: Buffer) => (out += d))
-    const exited = new Promise<number | null>((resolve) => child.once('close', resolve))
-    try {
-      // Logs are buffered (pino, 4 KiB), so readiness is the webhook kubeconfig, written atomically
-      // once the listener is up (port 0: it holds the real port).
-      const kubeconfig = join(kubeconfigDir, 'kubeconfig.yaml')
-      const port = await new Promise<number>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 15_000)
-        const poll = setInterval(() => {
-          if (!existsSync(kubeconfig)) return
-          clearInterval(poll)
-          clearTimeout(timer)
-          const doc = load(readFileSync(kubeconfig, 'utf8')) as {
-            clusters: { cluster: { server: string } }[]
-            users: { user?: { token?: string } }[]
-          }
-          expect(doc.users[0]!.user?.token).toMatch(/^ey/)
-          resolve(Number(new URL(doc.clusters[0]!.cluster.server).port))
-        }, 50)
-        child.once('close', () => reject(new Error(`server exited:\n${out}`)))
-      })
-      const body = await new Promise<string>((resolve, reject) => {
-        request({ host: '127.0.0.1', port, path: '/healthz', rejectUnauthorized: false }, (res) => {
-          let b = ''
-          res.on('data', (d: Buffer) => (b += d))
-          res.on('end', () => resolve(`${res.statusCode} ${b}`))
+        dump({ ...example, server: { ...example.server, port: 0, callerAuth: true } }),
+        { mode: 0o644 },
+      )
+      const before = snapshot(app)
+
+      const child = spawn(
+        process.execPath,
+        [
+          join(app, 'bin/kube-iam-auth.cjs'),
+          'server',
+          '--config',
+          join(configDir, 'config.yaml'),
+          `--state-dir=${state}`,
+          `--generate-kubeconfig=${join(kubeconfigDir, 'kubeconfig.yaml')}`,
+        ],
+        { cwd: '/', env, ...runAs, stdio: ['ignore', 'pipe', 'pipe'] },
+      )
+      let out = ''
+      child.stdout.on('data', (d: Buffer) => (out += d))
+      child.stderr.on('data', (d: Buffer) => (out += d))
+      const exited = new Promise<number | null>((resolve) => child.once('close', resolve))
+      try {
+        // Logs are buffered (pino, 4 KiB), so readiness is the webhook kubeconfig, written atomically
+        // once the listener is up (port 0: it holds the real port).
+        const kubeconfig = join(kubeconfigDir, 'kubeconfig.yaml')
+        const port = await new Promise<number>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 15_000)
+          const poll = setInterval(() => {
+            if (!existsSync(kubeconfig)) return
+            clearInterval(poll)
+            clearTimeout(timer)
+            const doc = load(readFileSync(kubeconfig, 'utf8')) as {
+              clusters: { cluster: { server: string } }[]
+              users: { user?: { token?: string } }[]
+            }
+            expect(doc.users[0]!.user?.token).toMatch(/^ey/)
+            resolve(Number(new URL(doc.clusters[0]!.cluster.server).port))
+          }, 50)
+          child.once('close', () => reject(new Error(`server exited:\n${out}`)))
         })
-          .on('error', reject)
-          .end()
-      })
-      expect(body).toBe('200 ok')
-    } finally {
-      child.kill('SIGTERM')
-    }
-    expect(await exited).toBe(0)
-    expect(snapshot(app)).toEqual(before)
-    expect(readdirSync(join(work, 'home'))).toEqual([])
-    expect(readdirSync(state).sort()).toEqual(['caller-keys', 'cert.pem', 'key.pem'])
-    expect(readdirSync(kubeconfigDir)).toEqual(['kubeconfig.yaml'])
-    if (asRoot) expect(statSync(join(state, 'key.pem')).uid).toBe(RUNTIME_UID)
-  }, 60_000)
-})
+        const body = await new Promise<string>((resolve, reject) => {
+          request({ host: '127.0.0.1', port, path: '/healthz', rejectUnauthorized: false }, (res) => {
+            let b = ''
+            res.on('data', (d: Buffer) => (b += d))
+            res.on('end', () => resolve(`${res.statusCode} ${b}`))
+          })
+            .on('error', reject)
+            .end()
+        })
+        expect(body).toBe('200 ok')
+      } finally {
+        child.kill('SIGTERM')
+      }
+      expect(await exited).toBe(0)
+      expect(snapshot(app)).toEqual(before)
+      expect(readdirSync(join(work, 'home'))).toEqual([])
+      expect(readdirSync(state).sort()).toEqual(['caller-keys', 'cert.pem', 'key.pem'])
+      expect(readdirSync(kubeconfigDir)).toEqual(['kubeconfig.yaml'])
+      if (asRoot) expect(statSync(join(state, 'key.pem')).uid).toBe(RUNTIME_UID)
+    }, 60_000)
+  },
+)
