@@ -61,4 +61,31 @@ describe('kube-iam-auth server (process)', () => {
     expect(code).toBe(0)
     expect(out).toContain('"msg":"stopped"')
   })
+
+  it("-l text writes key=value lines like upstream's default format, not JSON", async () => {
+    const file = config(
+      'text.yaml',
+      `clusterID: c\nserver:\n  port: 0\n  stateDir: ${join(dir, 'state3')}\n  generateKubeconfig: ${join(dir, 'text.kubeconfig')}\n`,
+    )
+    const child = spawn(process.execPath, [BIN, '-l', 'text', 'server', '--config', file], {
+      cwd: ROOT,
+      env: cliEnv(dir),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()))
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+    const deadline = Date.now() + 20_000
+    while (!out.includes('msg=listening') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    child.kill('SIGTERM')
+    expect(await exited).toBe(0)
+    const lines = out.trim().split('\n')
+    expect(lines.length).toBeGreaterThan(2)
+    for (const line of lines) expect(line).toMatch(/^time=\S+ level=(info|warn|error) msg=/)
+    expect(lines.find((l) => l.includes('msg=listening'))).toMatch(
+      /^time=\S+ level=info msg=listening url="?https:\/\/localhost:\d+\/authenticate"? clusterId=c backendMode=\["MountedFile"\] partition=aws$/,
+    )
+    expect(out).toContain('msg="mapping source loaded" source=MountedFile')
+    expect(out).not.toContain('{"level"')
+  })
 })
