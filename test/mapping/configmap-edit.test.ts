@@ -151,16 +151,24 @@ describe('add (spec 8.3)', () => {
 describe('duplicates', () => {
   it('a role is the same role whatever its path or ARN form', () => {
     const data = { mapRoles: `- rolearn: ${roleArn('team/Deployer')}\n  username: deployer\n` }
-    for (const arn of [
-      roleArn('Deployer'),
-      roleArn('deployer'),
-      roleArn('other-team/deployer'),
-      `arn:aws:sts::${ACCOUNT}:assumed-role/Deployer/s`,
-    ]) {
+    for (const arn of [roleArn('Deployer'), roleArn('deployer'), roleArn('other-team/deployer')]) {
       expect(refusal(() => addToAwsAuth(data, addRole({ rolearn: arn, username: 'x', groups: [] })))).toBe(
         `cannot add duplicate role ARN "arn:aws:iam::${ACCOUNT}:role/deployer" (already mapRoles[0]; role paths are ignored)`,
       )
     }
+  })
+
+  it('an assumed-role (session) ARN is refused: it would grant every session of the role', () => {
+    expect(
+      refusal(() =>
+        addToAwsAuth(
+          {},
+          addRole({ rolearn: `arn:aws:sts::${ACCOUNT}:assumed-role/Deployer/s`, username: 'x', groups: [] }),
+        ),
+      ),
+    ).toMatch(
+      /^refusing a change that would leave the aws-auth ConfigMap invalid:\n {2}- data\.mapRoles\[0\]\.rolearn: '.*' is an assumed-role \(session\) ARN/,
+    )
   })
 
   it('user ARNs are compared case-insensitively, as lookups are', () => {
