@@ -120,6 +120,8 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       '--generate-kubeconfig <file>',
       'write the webhook kubeconfig here (default: ./aws-iam-authenticator.kubeconfig)',
     )
+    .option('--caller-auth', 'write a caller key and its token into the kubeconfig (default: server.callerAuth)')
+    .option('--no-caller-auth', 'write no caller token, whatever server.callerAuth says')
     .action(
       async (opts: {
         hostname?: string
@@ -127,6 +129,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
         port?: number
         stateDir?: string
         generateKubeconfig?: string
+        callerAuth?: boolean
       }) => {
         const { resolveInitFlags, runInit } = await import('./init.js')
         const g = program.opts<{ config?: string; clusterId?: string; featureGates?: string }>()
@@ -154,11 +157,30 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
   offlineOptions(
     program
       .command('validate')
-      .description('check a server config, an aws-auth ConfigMap and/or a DynamicFile offline; exit 1 on errors'),
-  ).action(async (opts: { awsAuth?: string; dynamicFile?: string; userIdStrict?: boolean; output: string }) => {
-    const { runValidate } = await import('./validate.js')
-    setExit(await runValidate({ ...opts, config: globals().config }, io, readStdinSync))
-  })
+      .description(
+        'check a server config, an aws-auth ConfigMap and/or a DynamicFile as the server would, and lint them; ' +
+          'exit 0 clean, 1 errors, 2 unusable input',
+      ),
+  )
+    .option('--strict', 'warnings fail too (exit 1)')
+    .option('--no-migration-warnings', 'do not warn about entries aws-iam-authenticator never matched')
+    // bad flags are unusable input: exit 2, as for an unreadable file
+    .exitOverride((err) => {
+      throw err.exitCode === 0 ? err : new CommanderError(2, err.code, err.message)
+    })
+    .action(
+      async (opts: {
+        awsAuth?: string
+        dynamicFile?: string
+        userIdStrict?: boolean
+        output: string
+        strict?: boolean
+        migrationWarnings: boolean
+      }) => {
+        const { runValidate } = await import('./validate.js')
+        setExit(await runValidate({ ...opts, config: globals().config }, io, readStdinSync))
+      },
+    )
 
   offlineOptions(
     program
@@ -280,7 +302,7 @@ export async function runProgram(argv: readonly string[], io: Io): Promise<numbe
   } catch (err) {
     if (err instanceof CommanderError) {
       // commander already printed the message (or the help text)
-      return err.exitCode === 0 || err.code === 'commander.helpDisplayed' ? 0 : 1
+      return err.exitCode === 0 || err.code === 'commander.helpDisplayed' ? 0 : err.exitCode
     }
     throw err
   }
