@@ -441,7 +441,9 @@ describe('rendering with ci/examples-values.yaml (example mappings, EKSConfigMap
       'ClusterRoleBinding',
       'ConfigMap',
       'DaemonSet',
-      'Role',
+      'Role', // aws-auth, and Events in kube-system
+      'Role', // Events of IAMIdentityMappings, in default
+      'RoleBinding',
       'RoleBinding',
       'Service',
       'ServiceAccount',
@@ -544,6 +546,7 @@ describe('rendering with other values', () => {
         identityCacheSize: 1000000,
         ec2DescribeInstancesQps: 2.5,
         master: '',
+        backendMode: ['EKSConfigMap'],
         kubeconfig: '/etc/kube/kubeconfig',
         port: 31000,
         headersTimeout: '15s',
@@ -702,6 +705,17 @@ describe('RBAC: what the configured backends need, nothing more', () => {
     expect(
       allows(r, account, { verb: 'get', group: '', resource: 'secrets', namespace: 'kube-system', name: 'aws-auth' }),
     ).toBe(false)
+    // a rejected aws-auth edit is reported as an Event on it: create, nothing else, only there
+    const event = (verb: string, namespace = 'kube-system'): Request => ({
+      verb,
+      group: '',
+      resource: 'events',
+      namespace,
+    })
+    expect(allows(r, account, event('create'))).toBe(true)
+    for (const verb of ['get', 'list', 'update', 'patch', 'delete'])
+      expect(allows(r, account, event(verb)), verb).toBe(false)
+    expect(allows(r, account, event('create', 'default'))).toBe(false)
     expect(kinds(r)).not.toContain('ClusterRole')
     expect(one(r, 'Role').metadata.namespace).toBe('kube-system')
     expect(one(r, 'RoleBinding').metadata.namespace).toBe('kube-system')
@@ -712,13 +726,16 @@ describe('RBAC: what the configured backends need, nothing more', () => {
     expect(kinds(render({ ...BASE, server: { backendMode: ['ConfigMap'] } }))).toContain('Role')
   })
 
-  it('CRD: read IAMIdentityMappings cluster-wide and patch their status; nothing else', () => {
+  it('CRD: read IAMIdentityMappings cluster-wide, patch their status, create Events in default; nothing else', () => {
     const r = render({ ...BASE, server: { backendMode: ['CRD'] } })
     const req = (verb: string, resource = CRD_PLURAL): Request => ({ verb, group: CRD_GROUP, resource })
     for (const verb of ['get', 'list', 'watch']) expect(allows(r, sa(r), req(verb)), verb).toBe(true)
     expect(allows(r, sa(r), req('patch', `${CRD_PLURAL}/status`))).toBe(true)
     for (const verb of ['create', 'update', 'patch', 'delete']) expect(allows(r, sa(r), req(verb)), verb).toBe(false)
     expect(allows(r, sa(r), { verb: 'create', group: '', resource: 'events', namespace: 'kube-system' })).toBe(false)
+    // cluster-scoped objects' Events live in default, where kubectl describe finds them
+    expect(allows(r, sa(r), { verb: 'create', group: '', resource: 'events', namespace: 'default' })).toBe(true)
+    expect(allows(r, sa(r), { verb: 'patch', group: '', resource: 'events', namespace: 'default' })).toBe(false)
     expect(allows(r, sa(r), configMapRequests('get'))).toBe(false)
   })
 
@@ -733,7 +750,7 @@ describe('RBAC: what the configured backends need, nothing more', () => {
     expect(one(r, 'DaemonSet').spec.template.spec.serviceAccountName).toBe('existing')
   })
 
-  it('the rules match the code: aws-auth is listed and watched by name, status is merge-patched, no events', () => {
+  it('the rules match the code: aws-auth is listed and watched by name, status is merge-patched, Events only created', () => {
     const cmSource = readFileSync(join(ROOT, 'src', 'mapping', 'configmap', 'index.ts'), 'utf8')
     expect(cmSource).toContain('const fieldSelector = `metadata.name=${name}`')
     expect(cmSource).toMatch(/listNamespacedConfigMap\(\{ namespace, fieldSelector \}\)/)
@@ -748,7 +765,11 @@ describe('RBAC: what the configured backends need, nothing more', () => {
     const allSource = sources(join(ROOT, 'src'))
       .map((f) => readFileSync(f, 'utf8'))
       .join('\n')
-    expect(allSource).not.toMatch(/createNamespacedEvent|EventsV1Api|CoreV1Event\b/)
+    expect(allSource).not.toMatch(/EventsV1Api/)
+    expect([...new Set(allSource.match(/\.\w+NamespacedEvent\w*\(/g))]).toEqual(['.createNamespacedEvent('])
+    // written where kube-apiserver wants them: the object's namespace, default for cluster-scoped ones
+    const events = readFileSync(join(ROOT, 'src', 'mapping', 'kube', 'events.ts'), 'utf8')
+    expect(events).toContain("const namespace = object.namespace || 'default'")
   })
 })
 
