@@ -1041,7 +1041,7 @@ describe('the pre-generated kubeconfig path: the kubeconfig init writes and the 
     )
     expect(init.code, init.stderr).toBe(0)
     const server = serve(node.args, node.env, node.port)
-    const started = await server.ready
+    const started = await server.ready.finally(() => server.stop())
     expect(started).toMatchObject({ up: false, code: 1 })
     expect((started as { stderr: string }).stderr).toBe(
       `error: server.callerAuth is on, but the pre-generated kubeconfig ${node.kubeconfig} holds no caller token: ` +

@@ -133,7 +133,7 @@ describe('no lockout by installation', () => {
       `kube-apiserver would get 401 on every review; run ${fix} on this node, then restart kube-apiserver\n`
 
     const server = startServer(n.config)
-    const started = await server.ready
+    const started = await server.ready.finally(() => server.stop())
     expect(started).toEqual({ listening: false, code: 1, stderr: refusal })
 
     // validate on the node says the same before anything runs
@@ -175,7 +175,7 @@ describe('no lockout by installation', () => {
     doc.users[0]!.user.token = (load(readFileSync(other.kubeconfig, 'utf8')) as typeof doc).users[0]!.user.token
     writeFileSync(n.kubeconfig, JSON.stringify(doc))
     const server = startServer(n.config)
-    const started = await server.ready
+    const started = await server.ready.finally(() => server.stop())
     expect(started.listening).toBe(false)
     expect(started).toMatchObject({ code: 1 })
     expect((started as { stderr: string }).stderr).toMatch(
@@ -209,7 +209,7 @@ describe('no lockout by installation', () => {
       ).code,
     ).toBe(0)
     const server = startServer(plain)
-    const started = await server.ready
+    const started = await server.ready.finally(() => server.stop())
     expect(started).toMatchObject({ listening: false, code: 1 })
     expect((started as { stderr: string }).stderr).toBe(
       `error: ${n.stateDir}/cert.pem: the certificate is not valid for localhost (it names IP Address:127.0.0.1, DNS:old.example); ` +
