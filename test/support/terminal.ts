@@ -8,6 +8,8 @@ import { tempDir, tool } from './cli.js'
 
 export const TMUX = tool('tmux')
 
+const EXITED = 'KIA_TERMINAL_EXIT_STATUS'
+
 export interface Terminal {
   /** What the terminal shows, scrollback included, trailing blank lines removed. */
   screen(): Promise<string>
@@ -55,13 +57,17 @@ export async function startTerminal(argv: readonly string[], opts: { env: Record
     'env',
     '-i',
     ...envArgs,
+    // The shell reports the command's exit status on the screen: tmux's own pane_dead_status is not
+    // always set when the terminal closes before the process is reaped.
+    'sh',
+    '-c',
+    `"$@"; echo "${EXITED} $?"`,
+    'sh',
     ...argv,
   ])
+  const capture = () => tmux(socket, ['capture-pane', '-p', '-S', '-', '-t', 'test'])
   const terminal: Terminal = {
-    screen: async () =>
-      (await tmux(socket, ['capture-pane', '-p', '-S', '-', '-t', 'test']))
-        .replace(/\n*Pane is dead \([^\n]*\)\n*$/, '')
-        .replace(/\n+$/, ''),
+    screen: async () => (await capture()).replace(new RegExp(`\\n?${EXITED} \\d+[\\s\\S]*$`), '').replace(/\n+$/, ''),
     async waitFor(pattern, timeoutMs = 15_000) {
       const deadline = Date.now() + timeoutMs
       for (;;) {
@@ -78,11 +84,8 @@ export async function startTerminal(argv: readonly string[], opts: { env: Record
     async exitCode(timeoutMs = 15_000) {
       const deadline = Date.now() + timeoutMs
       for (;;) {
-        const [dead, status] = (await tmux(socket, ['display', '-p', '-t', 'test', '#{pane_dead} #{pane_dead_status}']))
-          .trim()
-          .split(' ')
-        // the status can lag a moment behind pane_dead
-        if (dead === '1' && status !== undefined && /^\d+$/.test(status)) return Number(status)
+        const exited = new RegExp(`^${EXITED} (\\d+)$`, 'm').exec(await capture())
+        if (exited !== null) return Number(exited[1])
         if (Date.now() > deadline) throw new Error(`the command is still running; screen:\n${await terminal.screen()}`)
         await sleep(50)
       }
