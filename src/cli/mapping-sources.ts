@@ -165,13 +165,13 @@ function loadDynamicFile(file: string, userIdStrict: boolean, fromConfig: boolea
     const message = `could not read (named by server.dynamicfilepath; pass --dynamic-file to check a local copy): ${(err as Error).message}`
     return { checked: { file, kind: 'dynamic-file', problems: [{ path: '(file)', message, severity: 'warning' }] } }
   }
-  const { rules, problems, invalid, compiled } = parseDynamicFile(text, { userIdStrict })
+  const { rules, problems, invalid, compiled, partial } = parseDynamicFile(text, { userIdStrict })
   const notJson = problems.find((p) => p.path === '(file)' && p.severity === 'error')
   if (notJson !== undefined) return { checked: unusable(file, 'dynamic-file', notJson.message) }
   const mappings = compiled && { ...compiled, prefix: '' }
   return {
     checked: { file, kind: 'dynamic-file', problems, mappings, counts: rules?.counts },
-    snapshot: rules,
+    snapshot: rules ?? partial,
     invalid,
   }
 }

@@ -281,3 +281,63 @@ describe('DynamicFile: an edit that removes the admin and adds an invalid entry'
     expect(await h.username(ALICE)).toBeUndefined()
   })
 })
+
+// With nothing in force yet (the server just started), refusing an invalid aws-auth or DynamicFile
+// as a whole would lock out everyone it maps (for example after a migration, where aws-iam-
+// authenticator silently skipped entries kube-iam-auth refuses): its valid entries apply, the
+// invalid ones never do, and the problem is as loud as for a rejected edit.
+describe('at start-up, with nothing in force: the valid entries apply, loudly', () => {
+  it('EKSConfigMap', async () => {
+    const kube = await startFakeKube({ bookmarkIntervalMs: 200 })
+    const cm = kube.setConfigMap('kube-system', 'aws-auth', {
+      mapUsers: `- userarn: ${ALICE.arn}\n  username: alice\n`,
+      mapRoles:
+        '- rolearn: arn:aws:sts::111122223333:assumed-role/Admin/bob\n  username: bob\n  groups: [system:masters]\n',
+    })
+    const kubeconfig = join(tempDir('kia-partial-'), 'kubeconfig')
+    writeFileSync(kubeconfig, kube.kubeconfigFor())
+    const h = await harness({ backendMode: ['EKSConfigMap'], kubeconfig })
+    try {
+      expect(await h.username(ALICE)).toBe('alice')
+      expect(await h.status()).toMatchObject({
+        synced: true,
+        healthy: false,
+        version: cm.metadata.resourceVersion,
+        rejected: { version: cm.metadata.resourceVersion, path: 'data.mapRoles[0].rolearn', problems: 1 },
+      })
+      await until(3000, () => kube.events('kube-system').length === 1)
+      expect(String(kube.events('kube-system')[0]!.message)).toMatch(
+        /^version \d+ of aws-auth has invalid entries, which are ignored: data\.mapRoles\[0\]\.rolearn: .*\. No earlier version was in force, so its valid entries apply\./,
+      )
+    } finally {
+      await h.srv.close()
+      await h.sts.close()
+      await kube.close()
+    }
+  })
+
+  it('DynamicFile', async () => {
+    const file = join(tempDir('kia-partial-dyn-'), 'mapping.json')
+    writeFileSync(
+      file,
+      JSON.stringify({
+        mapUsers: [
+          { userarn: ALICE.arn, username: 'alice' },
+          { userarn: 'arn:aws:iam::11112222333:user/carol', username: 'carol' },
+        ],
+      }),
+    )
+    const h = await harness({ backendMode: ['DynamicFile'], dynamicfilepath: file })
+    try {
+      expect(await h.username(ALICE)).toBe('alice')
+      expect(await h.status()).toMatchObject({
+        synced: true,
+        healthy: false,
+        rejected: { path: 'mapUsers[1].userarn', problems: 1 },
+      })
+    } finally {
+      await h.srv.close()
+      await h.sts.close()
+    }
+  })
+})

@@ -24,11 +24,12 @@ export interface ConfigMapMapperOptions {
 
 /**
  * EKSConfigMap: follows kube-system/aws-auth live. An edit with any invalid entry is not applied:
- * the previous mapping stays in force, and the rejection is loud: an error log line, a metric,
- * `healthy: false` with the first problem on /status until a valid edit arrives, and a Warning
- * Event on the ConfigMap, so `kubectl describe configmap -n kube-system aws-auth` says why the edit
- * did not apply and which version is in force. A deleted ConfigMap clears the mapping, as upstream
- * does, and is logged as an error.
+ * the previous mapping stays in force (when none is, at start-up or after a delete, only the valid
+ * entries apply: refusing them all would lock everyone out). The rejection is loud: an error log
+ * line, a metric, `healthy: false` with the first problem on /status until a valid edit arrives,
+ * and a Warning Event on the ConfigMap, so `kubectl describe configmap -n kube-system aws-auth`
+ * says why the edit did not apply and which version is in force. A deleted ConfigMap clears the
+ * mapping, as upstream does, and is logged as an error.
  */
 export class ConfigMapMapper implements Mapper {
   readonly name = 'EKSConfigMap' as const
@@ -106,15 +107,24 @@ export class ConfigMapMapper implements Mapper {
     const errors = parsed.problems.filter((p) => p.severity === 'error')
     if (errors.length > 0) {
       const inForce = this.#state.version
+      // Nothing in force yet (the server just started, or aws-auth was deleted): refusing the whole
+      // version would lock out everyone it maps, so its valid entries apply; the invalid ones never do.
+      const partial = inForce === undefined || inForce === 'deleted'
+      if (partial) {
+        this.#rules = parsed.rules
+        this.#state.applied(version)
+      }
       this.#state.rejected(version, errors)
       this.#opts.log.error(
         {
           source: this.name,
           resourceVersion: version,
-          inForce,
+          inForce: partial ? version : inForce,
           problems: errors.map((p) => `${p.path}: ${p.message}`),
         },
-        'aws-auth edit rejected: it has invalid entries; the previous mapping stays in force',
+        partial
+          ? 'aws-auth has invalid entries: they are ignored; its valid entries apply, as nothing else was in force'
+          : 'aws-auth edit rejected: it has invalid entries; the previous mapping stays in force',
       )
       const first = errors[0]!
       const more = errors.length > 1 ? ` (and ${errors.length - 1} more problem${errors.length > 2 ? 's' : ''})` : ''
@@ -122,10 +132,11 @@ export class ConfigMapMapper implements Mapper {
         object,
         'Warning',
         'InvalidMapping',
-        `version ${version} of aws-auth was not applied: ${first.path}: ${first.message}${more}. ` +
-          (inForce === undefined || inForce === 'deleted'
-            ? 'No aws-auth mapping is in force (no valid version was seen).'
-            : `The mapping of version ${inForce} stays in force.`) +
+        (partial
+          ? `version ${version} of aws-auth has invalid entries, which are ignored: ${first.path}: ${first.message}${more}. ` +
+            'No earlier version was in force, so its valid entries apply.'
+          : `version ${version} of aws-auth was not applied: ${first.path}: ${first.message}${more}. ` +
+            `The mapping of version ${inForce} stays in force.`) +
           ' Check an edit with: kube-iam-auth validate --aws-auth FILE',
       )
       return

@@ -36,6 +36,8 @@ export function parseDynamicFile(
   invalid?: InvalidRule[]
   /** Not in strict mode: the document and its compiled rules (also when invalid), for `validate`. */
   compiled?: { doc: MappingDocument; rules: RuleSet }
+  /** When the file has errors but is JSON: its valid entries only. */
+  partial?: DynamicRules
 } {
   const problems: Problem[] = []
   let json: unknown
@@ -64,8 +66,9 @@ export function parseDynamicFile(
     const { rules, problems: ruleProblems, invalid } = compileRules(doc)
     problems.push(...ruleProblems.filter((p) => !alreadyReported(p)))
     const compiled = { doc, rules }
-    if (problems.some((p) => p.severity === 'error')) return { problems, invalid, compiled }
-    return { rules: { ...snapshotOf(rules), lastUpdated }, problems, invalid, compiled }
+    const snapshot = { ...snapshotOf(rules), lastUpdated }
+    if (problems.some((p) => p.severity === 'error')) return { problems, invalid, compiled, partial: snapshot }
+    return { rules: snapshot, problems, invalid, compiled }
   }
 
   // Strict mode: entries are keyed by principal ID (AROA.../AIDA...), which survives a role being
@@ -111,21 +114,19 @@ export function parseDynamicFile(
     add('role', i, r, r.rolearn)
   })
   users.forEach((u, i) => add('user', i, u, u.userarn))
-  if (problems.some((p) => p.severity === 'error')) return { problems }
-  return {
-    rules: {
-      lookup: (identity) => {
-        const entry = byId.get(identity.userId)
-        if (entry === undefined) return undefined
-        if (entry.arn !== undefined && !sameRole(entry.arn, identity.canonicalArn)) return undefined
-        return { mapping: entry.mapping, rule: entry.rule, kind: entry.kind }
-      },
-      accounts: accounts.rules.accounts,
-      counts: { roles: roles.length, users: users.length, accounts: accounts.rules.accounts.size },
-      lastUpdated,
+  const snapshot: DynamicRules = {
+    lookup: (identity) => {
+      const entry = byId.get(identity.userId)
+      if (entry === undefined) return undefined
+      if (entry.arn !== undefined && !sameRole(entry.arn, identity.canonicalArn)) return undefined
+      return { mapping: entry.mapping, rule: entry.rule, kind: entry.kind }
     },
-    problems,
+    accounts: accounts.rules.accounts,
+    counts: { roles: roles.length, users: users.length, accounts: accounts.rules.accounts.size },
+    lastUpdated,
   }
+  if (problems.some((p) => p.severity === 'error')) return { problems, partial: snapshot }
+  return { rules: snapshot, problems }
 }
 
 function sameRole(configured: string, canonical: string): boolean {
