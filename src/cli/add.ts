@@ -1,8 +1,9 @@
 import { CoreV1Api, type V1ConfigMap } from '@kubernetes/client-node'
-import { UsageError } from '../shared/errors.js'
+import { KubeApiFailed, UsageError } from '../shared/errors.js'
 import { AWS_AUTH_NAME, AWS_AUTH_NAMESPACE } from '../mapping/configmap/index.js'
 import { addToAwsAuth, type AwsAuthAddition } from '../mapping/configmap/edit.js'
-import { loadKubeConfig } from '../mapping/kube/kubeconfig.js'
+import { describeKubeFailure } from '../mapping/kube/errors.js'
+import { kubeServer, loadKubeConfig } from '../mapping/kube/kubeconfig.js'
 import type { Io } from './io.js'
 
 export interface AddFlags {
@@ -17,6 +18,8 @@ export interface AddFlags {
   readonly kubeconfig?: string | undefined
   readonly masterUrl?: string | undefined
   readonly kubeconfigContext?: string | undefined
+  /** The pod's service account directory (tests point it at a stand-in). */
+  readonly serviceAccountDir?: string | undefined
 }
 
 const MAX_CONFLICT_RETRIES = 5
@@ -41,15 +44,23 @@ export async function runAdd(flags: AddFlags, io: Io): Promise<number> {
     master: flags.masterUrl,
     context: flags.kubeconfigContext,
     fallback: 'default',
+    env: io.env,
+    serviceAccountDir: flags.serviceAccountDir,
   })
   const api = kubeConfig.makeApiClient(CoreV1Api)
+  const failed = (err: unknown, what: string) => new KubeApiFailed(`${what}: ${describeKubeFailure(err, kubeConfig)}`)
+  const where = `${AWS_AUTH_NAMESPACE}/${AWS_AUTH_NAME}`
   for (let attempt = 1; ; attempt++) {
     let current: V1ConfigMap
     try {
       current = await api.readNamespacedConfigMap({ namespace: AWS_AUTH_NAMESPACE, name: AWS_AUTH_NAME })
     } catch (err) {
-      if (statusOf(err) === 404) throw new UsageError(`ConfigMap ${AWS_AUTH_NAMESPACE}/${AWS_AUTH_NAME} does not exist`)
-      throw err
+      if (statusOf(err) === 404) {
+        throw new KubeApiFailed(
+          `ConfigMap ${where} does not exist on ${kubeServer(kubeConfig)} (add does not create it: it would replace the mapping EKS manages)`,
+        )
+      }
+      throw failed(err, `could not read ConfigMap ${where}`)
     }
     const data = addToAwsAuth(current.data ?? {}, addition)
     try {
@@ -61,7 +72,10 @@ export async function runAdd(flags: AddFlags, io: Io): Promise<number> {
       io.stdout.write(`updated configmap:\n\n${configMapYaml(updated)}`)
       return 0
     } catch (err) {
-      if (statusOf(err) !== 409 || attempt >= MAX_CONFLICT_RETRIES) throw err
+      if (statusOf(err) !== 409) throw failed(err, `could not update ConfigMap ${where}`)
+      if (attempt >= MAX_CONFLICT_RETRIES) {
+        throw new KubeApiFailed(`ConfigMap ${where} kept changing (${attempt} conflicts in a row); try again`)
+      }
       io.stderr.write(
         `aws-auth changed meanwhile (conflict); retrying on the new version (${attempt}/${MAX_CONFLICT_RETRIES})\n`,
       )

@@ -32,6 +32,8 @@ export async function runExplain(flags: ExplainFlags, io: Io, readStdin: () => s
     throw new UsageError(`--arn: ${(err as Error).message}`)
   }
   const offline = readOfflineSources(flags, readStdin)
+  const unusable = offline.files.find((f) => f.unusable !== undefined)
+  if (unusable !== undefined) throw new UsageError(unusable.unusable!)
   const explanation = await explainIdentity(offline.sources, identity)
   const invalid = offline.files.filter((f) => f.problems.some((p) => p.severity === 'error')).map((f) => f.file)
   if (flags.output === 'json') {

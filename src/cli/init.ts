@@ -1,6 +1,7 @@
 import { join, resolve } from 'node:path'
 import { DEFAULTS, type ServerConfig } from '../config/server-config.js'
 import { UsageError } from '../shared/errors.js'
+import { CALLER_KEYS_DIR, ensureCallerKey, issueCallerToken } from '../server/caller-auth.js'
 import { loadOrCreateServingCert, servingCertProblems } from '../server/tls.js'
 import { renderWebhookKubeconfig, webhookServerUrl, writeWebhookKubeconfig } from '../server/webhook-kubeconfig.js'
 import type { Io } from './io.js'
@@ -21,6 +22,8 @@ export interface InitFlags {
   serverStateDir?: string
   /** Where kube-apiserver reads the webhook kubeconfig (default /etc/kubernetes/aws-iam-authenticator/kubeconfig.yaml). */
   serverKubeconfigPath?: string
+  /** server.callerAuth: write a caller key into stateDir and its token into the kubeconfig. */
+  callerAuth?: boolean
 }
 
 /** Upstream's output locations without the ConfiguredInitDirectories feature gate. */
@@ -38,11 +41,12 @@ export interface InitOptions {
   stateDir?: string | undefined
   generateKubeconfig?: string | undefined
   featureGates?: string | undefined
+  callerAuth?: boolean | undefined
 }
 
 /** The config file values init uses (from loadServerConfig), all optional. */
 export type InitFileConfig = Partial<
-  Pick<ServerConfig, 'clusterId' | 'hostname' | 'address' | 'port' | 'stateDir' | 'generateKubeconfig'>
+  Pick<ServerConfig, 'clusterId' | 'hostname' | 'address' | 'port' | 'stateDir' | 'generateKubeconfig' | 'callerAuth'>
 >
 
 /**
@@ -55,8 +59,10 @@ export function resolveInitFlags(
   env: Readonly<Record<string, string | undefined>>,
   file: InitFileConfig = {},
 ): InitFlags {
-  const serverStateDir = file.stateDir ?? DEFAULTS.stateDir
-  const serverKubeconfigPath = file.generateKubeconfig ?? DEFAULTS.generateKubeconfig
+  // Where the server reads them: the config file says; without one, where --state-dir and
+  // --generate-kubeconfig write them; else upstream's defaults (the files are then copied there).
+  const serverStateDir = file.stateDir ?? cli.stateDir ?? DEFAULTS.stateDir
+  const serverKubeconfigPath = file.generateKubeconfig ?? cli.generateKubeconfig ?? DEFAULTS.generateKubeconfig
   const configured = featureGateEnabled(cli.featureGates, 'ConfiguredInitDirectories')
   const clusterId = cli.clusterId ?? file.clusterId ?? env.KUBERNETES_AWS_AUTHENTICATOR_CLUSTER_ID
   return {
@@ -68,6 +74,7 @@ export function resolveInitFlags(
     kubeconfigPath: cli.generateKubeconfig ?? (configured ? serverKubeconfigPath : INIT_DEFAULTS.kubeconfigPath),
     serverStateDir,
     serverKubeconfigPath,
+    callerAuth: cli.callerAuth ?? file.callerAuth ?? false,
   }
 }
 
@@ -94,9 +101,18 @@ export async function runInit(flags: InitFlags, io: Io): Promise<number> {
       )
     }
   }
+  // With caller authentication on, the server answers only callers presenting a token signed by a
+  // key in its state dir: the kubeconfig kube-apiserver reads must carry one, or it gets 401.
+  const callerKey = flags.callerAuth ? await ensureCallerKey(flags.stateDir) : undefined
+  const bearerToken = callerKey && (await issueCallerToken(callerKey, flags.clusterId, io.now().getTime()))
   writeWebhookKubeconfig(
     flags.kubeconfigPath,
-    renderWebhookKubeconfig({ certPem: cert.certPem, hostname: flags.hostname, port: flags.port }),
+    renderWebhookKubeconfig({
+      certPem: cert.certPem,
+      hostname: flags.hostname,
+      port: flags.port,
+      ...(bearerToken ? { bearerToken } : {}),
+    }),
   )
 
   const serverStateDir = flags.serverStateDir ?? DEFAULTS.stateDir
@@ -104,11 +120,20 @@ export async function runInit(flags: InitFlags, io: Io): Promise<number> {
   const files: [what: string, local: string, server: string][] = [
     ['certificate', cert.certPath, join(serverStateDir, 'cert.pem')],
     ['key', cert.keyPath, join(serverStateDir, 'key.pem')],
+    ...(callerKey
+      ? [
+          ['caller keys', join(flags.stateDir, CALLER_KEYS_DIR), join(serverStateDir, CALLER_KEYS_DIR)] as [
+            string,
+            string,
+            string,
+          ],
+        ]
+      : []),
     ['kubeconfig', flags.kubeconfigPath, serverKubeconfig],
   ]
   for (const [what, local, server] of files) {
     if (resolve(local) === resolve(server)) {
-      const verb = what !== 'kubeconfig' && !cert.created ? 'reused' : 'generated'
+      const verb = what !== 'kubeconfig' && what !== 'caller keys' && !cert.created ? 'reused' : 'generated'
       io.stderr.write(`${what} ${verb} at ${local} on kubernetes master node(s)\n`)
     } else {
       io.stderr.write(`copy ${local} to ${server} on kubernetes master node(s)\n`)

@@ -72,13 +72,17 @@ export function realIo(): Io {
       // loaded on demand: the token fast path must not pay for readline
       const { createInterface } = await import('node:readline')
       return new Promise((resolve) => {
+        // terminal: false keeps the terminal in cooked mode: the line discipline echoes and edits,
+        // and Ctrl-C interrupts the process as everywhere else.
         const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: false })
-        process.stderr.write(question)
+        // close() emits 'close' synchronously: the answer must be settled before it, or the
+        // end-of-input fallback below would win and every answer would read as "no".
         rl.once('line', (line) => {
-          rl.close()
           resolve(line.trim())
+          rl.close()
         })
         rl.once('close', () => resolve(''))
+        process.stderr.write(question)
       })
     },
   }

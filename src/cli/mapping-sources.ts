@@ -4,14 +4,26 @@ import { ConfigInvalid, UsageError } from '../shared/errors.js'
 import { awsAuthDataFromManifest, parseAwsAuthData } from '../mapping/configmap/parse.js'
 import { parseDynamicFile } from '../mapping/dynamicfile/parse.js'
 import type { ExplainSource } from '../mapping/explain.js'
-import { compileRules } from '../mapping/rules.js'
+import { compileRules, type InvalidRule, type MappingDocument, type RuleSet } from '../mapping/rules.js'
 import type { Problem } from '../shared/problem.js'
-import { snapshotOf, StaticMapper } from '../mapping/static.js'
+import { snapshotOf, StaticMapper, type Snapshot } from '../mapping/static.js'
+import type { BackendMode } from '../mapping/types.js'
 
-/** A file given to `validate` or `explain`, with every problem found in it. */
+/** A file given to `validate` or `explain`, with every problem the server's own decoders find in it. */
 export interface CheckedFile {
   readonly file: string
+  readonly kind: 'config' | 'aws-auth' | 'dynamic-file'
   readonly problems: readonly Problem[]
+  /** Why the file cannot be used at all (unreadable, not YAML or JSON): `validate` exits 2. */
+  readonly unusable?: string | undefined
+  /** What the file maps (also when it has errors), for the linter's checks. */
+  readonly mappings?: { readonly doc: MappingDocument; readonly rules: RuleSet; readonly prefix: string } | undefined
+  /** aws-auth only: the manifest's `data`. */
+  readonly data?: Readonly<Record<string, unknown>> | undefined
+  /** Server config only: the backend chain it configures. */
+  readonly backendMode?: readonly BackendMode[] | undefined
+  /** A DynamicFile in strict mode has no compiled rule set: what it maps, when valid. */
+  readonly counts?: { readonly roles: number; readonly users: number; readonly accounts: number } | undefined
 }
 
 export interface OfflineFlags {
@@ -23,6 +35,7 @@ export interface OfflineFlags {
 
 export interface OfflineSources {
   readonly files: readonly CheckedFile[]
+  /** The server config, when it decodes without errors. */
   readonly config?: ServerConfig | undefined
   /** The chain as the server would build it from these files, in backend order. */
   readonly sources: readonly ExplainSource[]
@@ -30,70 +43,57 @@ export interface OfflineSources {
   readonly skipped: readonly string[]
 }
 
+interface Loaded {
+  readonly checked: CheckedFile
+  readonly snapshot?: Snapshot | undefined
+  readonly rules?: RuleSet | undefined
+  readonly invalid?: readonly InvalidRule[] | undefined
+}
+
 /**
  * Reads the mapping files an operator points at (server config, aws-auth ConfigMap manifest,
- * DynamicFile) without contacting anything, and builds the backend chain the server would use.
- * `-` reads the aws-auth manifest from stdin.
+ * DynamicFile) with the server's own decoders, without contacting anything, and builds the backend
+ * chain the server would use. `-` reads the aws-auth manifest from stdin.
  */
 export function readOfflineSources(flags: OfflineFlags, readStdin: () => string): OfflineSources {
   if (!flags.config && !flags.awsAuth && !flags.dynamicFile) {
     throw new UsageError('give at least one of --config, --aws-auth or --dynamic-file')
   }
-  const files: CheckedFile[] = []
-  const sources: ExplainSource[] = []
-  const skipped: string[] = []
-  let config: ServerConfig | undefined
-
-  if (flags.config) {
-    let problems: Problem[]
-    try {
-      const decoded = decodeServerConfig(readConfigDocument(flags.config), {}, {})
-      problems = decoded.problems
-      config = decoded.config
-    } catch (err) {
-      if (!(err instanceof ConfigInvalid)) throw err
-      problems = [{ path: '(file)', message: err.message, severity: 'error' }]
-    }
-    files.push({ file: flags.config, problems })
-  }
-
-  const awsAuth = flags.awsAuth ? checkAwsAuth(flags.awsAuth, readStdin) : undefined
-  if (awsAuth) files.push(awsAuth.checked)
-  const dynamicPath = flags.dynamicFile ?? config?.dynamicFile?.path
+  const server = flags.config ? loadServerConfigFile(flags.config) : undefined
+  const awsAuth = flags.awsAuth ? loadAwsAuth(flags.awsAuth, readStdin) : undefined
+  const dynamicPath = flags.dynamicFile ?? server?.partial?.dynamicFile?.path
   const dynamic = dynamicPath
-    ? checkDynamicFile(
+    ? loadDynamicFile(
         dynamicPath,
-        flags.userIdStrict ?? config?.dynamicFile?.userIdStrict ?? false,
+        flags.userIdStrict ?? server?.partial?.dynamicFile?.userIdStrict ?? false,
         !flags.dynamicFile,
       )
     : undefined
-  if (dynamic) files.push(dynamic.checked)
+  const files = [server?.checked, awsAuth?.checked, dynamic?.checked].filter((f) => f !== undefined)
 
-  const modes = config?.backendMode ?? [
+  const sources: ExplainSource[] = []
+  const skipped: string[] = []
+  const modes: readonly BackendMode[] = server?.partial?.backendMode ?? [
     ...(awsAuth ? (['EKSConfigMap'] as const) : []),
     ...(dynamic ? (['DynamicFile'] as const) : []),
   ]
+  const loaded: Partial<Record<BackendMode, Loaded>> = {
+    MountedFile: server,
+    EKSConfigMap: awsAuth,
+    DynamicFile: dynamic,
+  }
   for (const mode of modes) {
-    const reservedPrefixes = config?.reservedPrefixes[mode] ?? []
-    if (mode === 'MountedFile' && config) {
-      const { rules } = compileRules(config.mappings, 'server.')
+    const source = loaded[mode]
+    const snapshot = source?.snapshot ?? (source?.rules && snapshotOf(source.rules))
+    if (source !== undefined && snapshot !== undefined) {
+      const reservedPrefixes = server?.partial?.reservedPrefixes[mode] ?? []
       sources.push({
-        mapper: new StaticMapper(mode, snapshotOf(rules), { reservedPrefixes }),
-        origin: flags.config!,
-        rules,
+        mapper: new StaticMapper(mode, snapshot, { reservedPrefixes }),
+        origin: source.checked.file,
+        rules: source.rules,
+        invalid: source.invalid,
       })
-    } else if (mode === 'EKSConfigMap' && awsAuth) {
-      sources.push({
-        mapper: new StaticMapper(mode, snapshotOf(awsAuth.rules), { reservedPrefixes }),
-        origin: awsAuth.checked.file,
-        rules: awsAuth.rules,
-      })
-    } else if (mode === 'DynamicFile' && dynamic?.snapshot) {
-      sources.push({
-        mapper: new StaticMapper(mode, dynamic.snapshot, { reservedPrefixes }),
-        origin: dynamic.checked.file,
-      })
-    } else {
+    } else if (source?.checked.unusable === undefined) {
       skipped.push(
         mode === 'CRD'
           ? 'CRD (IAMIdentityMapping objects live only in the cluster)'
@@ -101,36 +101,81 @@ export function readOfflineSources(flags: OfflineFlags, readStdin: () => string)
       )
     }
   }
-  return { files, config, sources, skipped }
+  return { files, config: server?.config, sources, skipped }
 }
 
-function checkAwsAuth(file: string, readStdin: () => string) {
+function loadServerConfigFile(
+  file: string,
+): Loaded & { config?: ServerConfig; partial?: ReturnType<typeof decodeServerConfig>['partial'] } {
+  let doc: unknown
+  try {
+    doc = readConfigDocument(file)
+  } catch (err) {
+    if (!(err instanceof ConfigInvalid)) throw err
+    return { checked: unusable(file, 'config', err.message) }
+  }
+  const { config, problems, partial } = decodeServerConfig(doc, {}, {})
+  const { rules, invalid } = compileRules(partial.mappings, 'server.')
+  return {
+    checked: {
+      file,
+      kind: 'config',
+      problems,
+      mappings: { doc: partial.mappings, rules, prefix: 'server.' },
+      backendMode: partial.backendMode,
+    },
+    rules,
+    invalid,
+    config,
+    partial,
+  }
+}
+
+function loadAwsAuth(file: string, readStdin: () => string): Loaded {
   const label = file === '-' ? '(stdin)' : file
   let text: string
   try {
     text = file === '-' ? readStdin() : readFileSync(file, 'utf8')
   } catch (err) {
-    throw new UsageError(`could not read ${label}: ${(err as Error).message}`)
+    return { checked: unusable(label, 'aws-auth', `could not read ${label}: ${(err as Error).message}`) }
   }
   const manifest = awsAuthDataFromManifest(text)
+  if (manifest.unusable !== undefined) return { checked: unusable(label, 'aws-auth', manifest.unusable) }
   const parsed = parseAwsAuthData(manifest.data)
-  return { checked: { file: label, problems: [...manifest.problems, ...parsed.problems] }, rules: parsed.rules }
+  return {
+    checked: {
+      file: label,
+      kind: 'aws-auth',
+      problems: [...manifest.problems, ...parsed.problems],
+      mappings: { doc: parsed.doc, rules: parsed.rules, prefix: 'data.' },
+      data: manifest.data,
+    },
+    rules: parsed.rules,
+    invalid: parsed.invalid,
+  }
 }
 
 /** `fromConfig`: named by the server config's dynamicfilepath, which may exist only on the server. */
-function checkDynamicFile(file: string, userIdStrict: boolean, fromConfig: boolean) {
+function loadDynamicFile(file: string, userIdStrict: boolean, fromConfig: boolean): Loaded {
   let text: string
   try {
     text = readFileSync(file, 'utf8')
   } catch (err) {
-    const message = `could not read${fromConfig ? ' (named by server.dynamicfilepath; pass --dynamic-file to check a local copy)' : ''}: ${(err as Error).message}`
-    return {
-      checked: {
-        file,
-        problems: [{ path: '(file)', message, severity: fromConfig ? ('warning' as const) : ('error' as const) }],
-      },
-    }
+    if (!fromConfig) return { checked: unusable(file, 'dynamic-file', `could not read: ${(err as Error).message}`) }
+    const message = `could not read (named by server.dynamicfilepath; pass --dynamic-file to check a local copy): ${(err as Error).message}`
+    return { checked: { file, kind: 'dynamic-file', problems: [{ path: '(file)', message, severity: 'warning' }] } }
   }
-  const { rules, problems } = parseDynamicFile(text, { userIdStrict })
-  return { checked: { file, problems }, snapshot: rules }
+  const { rules, problems, invalid, compiled, partial } = parseDynamicFile(text, { userIdStrict })
+  const notJson = problems.find((p) => p.path === '(file)' && p.severity === 'error')
+  if (notJson !== undefined) return { checked: unusable(file, 'dynamic-file', notJson.message) }
+  const mappings = compiled && { ...compiled, prefix: '' }
+  return {
+    checked: { file, kind: 'dynamic-file', problems, mappings, counts: rules?.counts },
+    snapshot: rules ?? partial,
+    invalid,
+  }
+}
+
+function unusable(file: string, kind: CheckedFile['kind'], message: string): CheckedFile {
+  return { file, kind, problems: [{ path: '(file)', message, severity: 'error' }], unusable: message }
 }

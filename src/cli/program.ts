@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError, Option } from 'commander'
 import { UsageError } from '../shared/errors.js'
+import type { LogFormat } from '../shared/logger.js'
 import type { Io } from './io.js'
 
 export function packageVersion(): string {
@@ -14,10 +15,17 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .description('IAM-to-Kubernetes authenticator: kubectl credential plugin and TokenReview webhook')
     .option('-c, --config <file>', 'load configuration from this file')
     .option('-i, --cluster-id <id>', 'cluster ID (env KUBERNETES_AWS_AUTHENTICATOR_CLUSTER_ID)')
-    .addOption(new Option('-l, --log-format <format>', 'log format').choices(['text', 'json']).default('json'))
+    .addOption(
+      new Option('-l, --log-format <format>', 'server log format: json lines, or text (key=value lines)')
+        .choices(['json', 'text'] satisfies LogFormat[])
+        .default('json'),
+    )
     .option('-v, --log-verbosity <level>', 'log level (trace, debug, info, warn, error, fatal; default info)')
     .option('--feature-gates <gates>', 'accepted for compatibility; kube-iam-auth has no feature gates')
+    .version(packageVersion(), '--version', 'print the version')
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
+    // Inherited by every command defined below: each command's --help lists the global options too.
+    .configureHelp({ showGlobalOptions: true })
     .exitOverride()
     .showHelpAfterError()
 
@@ -73,13 +81,14 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     )
     .action(async (opts: Record<string, unknown>) => {
       const { runServer } = await import('./server.js')
-      const g = program.opts<{ config?: string; clusterId?: string; logVerbosity?: string }>()
+      const g = program.opts<{ config?: string; clusterId?: string; logVerbosity?: string; logFormat: LogFormat }>()
       setExit(
         await runServer(
           {
             config: g.config,
             clusterId: g.clusterId,
             logLevel: g.logVerbosity,
+            logFormat: g.logFormat,
             partition: opts.partition as string | undefined,
             address: opts.address as string | undefined,
             port: opts.port as number | undefined,
@@ -111,6 +120,8 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       '--generate-kubeconfig <file>',
       'write the webhook kubeconfig here (default: ./aws-iam-authenticator.kubeconfig)',
     )
+    .option('--caller-auth', 'write a caller key and its token into the kubeconfig (default: server.callerAuth)')
+    .option('--no-caller-auth', 'write no caller token, whatever server.callerAuth says')
     .action(
       async (opts: {
         hostname?: string
@@ -118,6 +129,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
         port?: number
         stateDir?: string
         generateKubeconfig?: string
+        callerAuth?: boolean
       }) => {
         const { resolveInitFlags, runInit } = await import('./init.js')
         const g = program.opts<{ config?: string; clusterId?: string; featureGates?: string }>()
@@ -145,11 +157,30 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
   offlineOptions(
     program
       .command('validate')
-      .description('check a server config, an aws-auth ConfigMap and/or a DynamicFile offline; exit 1 on errors'),
-  ).action(async (opts: { awsAuth?: string; dynamicFile?: string; userIdStrict?: boolean; output: string }) => {
-    const { runValidate } = await import('./validate.js')
-    setExit(await runValidate({ ...opts, config: globals().config }, io, readStdinSync))
-  })
+      .description(
+        'check a server config, an aws-auth ConfigMap and/or a DynamicFile as the server would, and lint them; ' +
+          'exit 0 clean, 1 errors, 2 unusable input',
+      ),
+  )
+    .option('--strict', 'warnings fail too (exit 1)')
+    .option('--no-migration-warnings', 'do not warn about entries aws-iam-authenticator never matched')
+    // bad flags are unusable input: exit 2, as for an unreadable file
+    .exitOverride((err) => {
+      throw err.exitCode === 0 ? err : new CommanderError(2, err.code, err.message)
+    })
+    .action(
+      async (opts: {
+        awsAuth?: string
+        dynamicFile?: string
+        userIdStrict?: boolean
+        output: string
+        strict?: boolean
+        migrationWarnings: boolean
+      }) => {
+        const { runValidate } = await import('./validate.js')
+        setExit(await runValidate({ ...opts, config: globals().config }, io, readStdinSync))
+      },
+    )
 
   offlineOptions(
     program
@@ -181,6 +212,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .command('add')
     .description('add a mapping to the kube-system/aws-auth ConfigMap (validated before it is written)')
     .option('--prompt <bool>', 'ask before writing (true/false)', parseBool, true)
+    .option('--no-prompt', 'do not ask before writing (same as --prompt=false)')
     .option('--kubeconfig <file>', 'kubeconfig to use (default KUBECONFIG or ~/.kube/config)')
     .option('--master-url <url>', 'Kubernetes API server URL')
     .option('--kubeconfig-context <name>', 'kubeconfig context to use')
@@ -270,7 +302,7 @@ export async function runProgram(argv: readonly string[], io: Io): Promise<numbe
   } catch (err) {
     if (err instanceof CommanderError) {
       // commander already printed the message (or the help text)
-      return err.exitCode === 0 || err.code === 'commander.helpDisplayed' ? 0 : 1
+      return err.exitCode === 0 || err.code === 'commander.helpDisplayed' ? 0 : err.exitCode
     }
     throw err
   }

@@ -1,12 +1,13 @@
 import { setFlagsFromString } from 'node:v8'
 import { loadServerConfig, type ServerFlags } from '../config/server-config.js'
-import { createLogger } from '../shared/logger.js'
+import { createLogger, type LogFormat } from '../shared/logger.js'
 import { startServer } from '../server/run.js'
 import type { Io } from './io.js'
 
 export interface ServerCommandFlags extends ServerFlags {
   readonly config?: string | undefined
   readonly logLevel?: string | undefined
+  readonly logFormat?: LogFormat | undefined
 }
 
 /** `kube-iam-auth server`: runs the webhook until SIGTERM or SIGINT, then shuts down gracefully. */
@@ -19,7 +20,10 @@ export async function runServer(
   // speed. Measured with npm run bench: peak RSS under load drops by about a third, throughput stays
   // well above the target. (Read at run time by the heap's growing strategy, so it can be set here.)
   setFlagsFromString('--optimize-for-size')
-  const log = createLogger({ level: flags.logLevel ?? io.env.AWS_IAM_AUTHENTICATOR_LOG_VERBOSITY ?? 'info' })
+  const log = createLogger({
+    level: flags.logLevel ?? io.env.AWS_IAM_AUTHENTICATOR_LOG_VERBOSITY ?? 'info',
+    format: flags.logFormat ?? 'json',
+  })
   const { config, warnings } = loadServerConfig(flags.config, flags, io.env)
   for (const w of warnings) log.warn({ file: flags.config, path: w.path }, w.message)
   const server = await startServer(config, { log, env: io.env })

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { loadAll } from 'js-yaml'
 import { ConfigInvalid } from '../shared/errors.js'
+import { listenProblems } from './listen.js'
 import { compileRules, type MappingDocument } from '../mapping/rules.js'
 import type { Problem } from '../shared/problem.js'
 import { roleMapping, userMapping } from '../mapping/decode.js'
@@ -129,16 +130,22 @@ export function readConfigDocument(file: string): unknown {
     if (docs.length > 1) throw new Error('expected a single document in the stream, but found more')
     return docs[0] ?? {}
   } catch (err) {
-    throw new ConfigInvalid(`config file ${file} is not valid YAML: ${(err as Error).message}`)
+    throw new ConfigInvalid(`config file ${file} is not valid YAML: ${(err as Error).message.split('\n')[0]}`)
   }
 }
 
-/** Pure decoding of an already-parsed document; used by `validate` to list every problem at once. */
+/** What the decoder read even when the file has errors: `explain` still shows the file's rules. */
+export type PartialServerConfig = Pick<ServerConfig, 'mappings' | 'backendMode' | 'reservedPrefixes' | 'dynamicFile'>
+
+/**
+ * Pure decoding of an already-parsed document, with every check of a value the server would refuse
+ * or that would make it useless; used by `validate` to list every problem at once.
+ */
 export function decodeServerConfig(
   doc: unknown,
   flags: ServerFlags = {},
   env: Readonly<Record<string, string | undefined>> = {},
-): { config?: ServerConfig; problems: Problem[] } {
+): { config?: ServerConfig; problems: Problem[]; partial: PartialServerConfig } {
   const problems: Problem[] = []
   const root = caseInsensitive(doc, '', problems)
   const server = root.object('server')
@@ -236,6 +243,19 @@ export function decodeServerConfig(
     },
     auditLog: server.boolean('auditLog') ?? true,
   }
+  for (const p of listenProblems(config.address, config.hostname)) server.error(p.key, p.message)
+  if (config.master !== undefined && !/^https?:\/\/[^/\s]+/.test(config.master)) {
+    server.error(
+      'master',
+      `must be an http(s):// URL of the Kubernetes API server, got ${JSON.stringify(config.master)}`,
+    )
+  }
+  const usesKube = backendMode.includes('EKSConfigMap') || backendMode.includes('CRD')
+  for (const key of ['kubeconfig', 'master'] as const) {
+    if (config[key] !== undefined && !usesKube && flags[key] === undefined) {
+      server.warn(key, 'unused: only the EKSConfigMap and CRD backends talk to the Kubernetes API')
+    }
+  }
   if (config.dynamicBackendModePath !== undefined) {
     server.warn(
       'dynamicBackendModePath',
@@ -261,7 +281,8 @@ export function decodeServerConfig(
     'defaultrole',
   ])
   server.warnUnknown(SERVER_KEYS)
-  return problems.some((p) => p.severity === 'error') ? { problems } : { config, problems }
+  const partial = { mappings, backendMode, reservedPrefixes, dynamicFile: config.dynamicFile }
+  return problems.some((p) => p.severity === 'error') ? { problems, partial } : { config, problems, partial }
 }
 
 const SERVER_KEYS = [

@@ -1,7 +1,7 @@
 import { isKiaError } from '../shared/errors.js'
 import { canonicalizeArn, parseArn, stripRolePath } from '../sts/arn.js'
 import { mapIdentity, type ChainResult } from './chain.js'
-import type { RuleSet } from './rules.js'
+import { invalidRulesFor, type InvalidRule, type RuleSet } from './rules.js'
 import type { PrivateDnsResolver } from './template.js'
 import type { Identity, Mapper } from './types.js'
 
@@ -11,6 +11,8 @@ export interface ExplainSource {
   /** Where the rules came from, e.g. `config/server.yaml` or `aws-auth.yaml`. */
   readonly origin: string
   readonly rules?: RuleSet | undefined
+  /** Entries of this source that are invalid (the server would refuse them), for `explain` to name. */
+  readonly invalid?: readonly InvalidRule[] | undefined
 }
 
 export interface Explanation {
@@ -21,6 +23,12 @@ export interface Explanation {
   readonly trace: readonly string[]
   /** Near misses worth a look: the same name in another account, a user mapped as a role, ... */
   readonly hints: readonly string[]
+  /** Invalid entries that were meant for this identity, and why they are invalid. */
+  readonly invalidRules: readonly {
+    readonly source: string
+    readonly rule: string
+    readonly problems: readonly string[]
+  }[]
 }
 
 /**
@@ -52,8 +60,23 @@ export async function explainIdentity(
   resolveDns?: PrivateDnsResolver,
 ): Promise<Explanation> {
   const trace: string[] = []
+  const invalidRules: { source: string; rule: string; problems: string[] }[] = []
   let explicitSeen = false
   for (const s of sources) {
+    const meant = invalidRulesFor(s.invalid ?? [], identity)
+    for (const r of meant) {
+      invalidRules.push({
+        source: `${s.mapper.name} (${s.origin})`,
+        rule: r.rule,
+        problems: r.problems.map((p) => `${p.path}: ${p.message}`),
+      })
+    }
+    const invalidNote = meant
+      .map(
+        (r) =>
+          `; ${r.kind} rule ${r.rule} is meant for it but is invalid: ${r.problems[0]!.path}: ${r.problems[0]!.message}`,
+      )
+      .join('')
     const match = s.mapper.lookup(identity)
     if (match !== undefined && !explicitSeen) {
       explicitSeen = true
@@ -68,7 +91,8 @@ export async function explainIdentity(
       const account = s.mapper.accountRule(identity.accountId)
       trace.push(
         `${s.mapper.name} (${s.origin}): no user, role or SSO rule for ${identity.canonicalArn}` +
-          (account === undefined ? '' : `; account ${identity.accountId} is allowed by ${account}`),
+          (account === undefined ? '' : `; account ${identity.accountId} is allowed by ${account}`) +
+          invalidNote,
       )
     }
   }
@@ -80,10 +104,10 @@ export async function explainIdentity(
       identity,
       dns,
     )
-    return { identity, result, trace, hints }
+    return { identity, result, trace, hints, invalidRules }
   } catch (err) {
     if (!isKiaError(err)) throw err
-    return { identity, denial: err.message, trace, hints }
+    return { identity, denial: err.message, trace, hints, invalidRules }
   }
 }
 

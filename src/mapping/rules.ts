@@ -1,5 +1,5 @@
 import { ArnInvalid } from '../shared/errors.js'
-import { canonicalizeArn, stripRolePath } from '../sts/arn.js'
+import { canonicalizeArn, parseArn, stripRolePath } from '../sts/arn.js'
 import { PARTITION_IDS } from '../shared/partitions.js'
 import type { Problem } from '../shared/problem.js'
 import { templateProblems } from './template.js'
@@ -28,6 +28,17 @@ export interface RuleSet {
   readonly counts: { readonly roles: number; readonly users: number; readonly accounts: number }
 }
 
+/**
+ * An entry that was not compiled because of an error, with the lookup key it would have had when
+ * its ARN can be read: `explain` names it when it was meant for the identity being explained.
+ */
+export interface InvalidRule {
+  readonly rule: string
+  readonly kind: 'user' | 'role' | 'sso'
+  readonly wouldMatch?: string | undefined
+  readonly problems: readonly Problem[]
+}
+
 export const EMPTY_RULES: RuleSet = compileRules({ mapRoles: [], mapUsers: [], mapAccounts: [] }).rules
 
 const ACCOUNT_ID = /^\d{12}$/
@@ -42,8 +53,14 @@ export function compileRules(
   prefix = '',
   /** How entries are named in rules and problem paths (default `mapRoles[2]`). */
   label: (list: 'mapRoles' | 'mapUsers', index: number) => string = (list, i) => `${list}[${i}]`,
-): { rules: RuleSet; problems: Problem[] } {
+): { rules: RuleSet; problems: Problem[]; invalid: InvalidRule[] } {
   const problems: Problem[] = []
+  const invalid: InvalidRule[] = []
+  /** Records an entry as invalid when it added errors since `mark`. */
+  const settle = (mark: number, rule: string, kind: InvalidRule['kind'], wouldMatch: string | undefined) => {
+    const own = problems.slice(mark).filter((p) => p.severity === 'error')
+    if (own.length > 0) invalid.push({ rule, kind, wouldMatch, problems: own })
+  }
   const err = (path: string, message: string) => problems.push({ path: prefix + path, message, severity: 'error' })
   const warn = (path: string, message: string) => problems.push({ path: prefix + path, message, severity: 'warning' })
   const users = new Map<string, Rule>()
@@ -56,12 +73,14 @@ export function compileRules(
 
   doc.mapUsers.forEach((u, i) => {
     const path = label('mapUsers', i)
+    const mark = problems.length
     const mapping = checkMapping(path, u)
     if (typeof u.userarn !== 'string' || u.userarn === '') {
       err(`${path}.userarn`, 'value for userarn must be supplied')
-      return
+      return settle(mark, path, 'user', undefined)
     }
-    const key = arnKey(u.userarn, `${path}.userarn`, err, false)
+    const { key, wouldMatch } = arnKey(u.userarn, `${path}.userarn`, err, false)
+    settle(mark, path, 'user', wouldMatch)
     if (key === undefined || mapping === undefined) return
     const earlier = users.get(key)
     if (earlier !== undefined) {
@@ -73,15 +92,17 @@ export function compileRules(
 
   doc.mapRoles.forEach((r, i) => {
     const path = label('mapRoles', i)
+    const mark = problems.length
     const mapping = checkMapping(path, r)
     const hasArn = r.rolearn !== undefined && r.rolearn !== ''
     const hasSso = r.sso !== undefined && r.sso !== null
     if (hasArn === hasSso) {
       err(path, hasArn ? 'only one of rolearn or SSO can be supplied' : 'one of rolearn or SSO must be supplied')
-      return
+      return settle(mark, path, 'role', undefined)
     }
     if (hasSso) {
       const pattern = ssoPattern(r.sso!, `${path}.sso`, err)
+      settle(mark, path, 'sso', undefined)
       if (pattern === undefined || mapping === undefined) return
       const earlier = ssoKeys.get(pattern.source)
       if (earlier !== undefined) {
@@ -94,9 +115,10 @@ export function compileRules(
     }
     if (typeof r.rolearn !== 'string') {
       err(`${path}.rolearn`, 'rolearn must be a string')
-      return
+      return settle(mark, path, 'role', undefined)
     }
-    const key = arnKey(r.rolearn, `${path}.rolearn`, err, true)
+    const { key, wouldMatch } = arnKey(r.rolearn, `${path}.rolearn`, err, true)
+    settle(mark, path, 'role', wouldMatch)
     if (key === undefined || mapping === undefined) return
     const earlier = roles.get(key)
     if (earlier !== undefined) {
@@ -124,7 +146,16 @@ export function compileRules(
       counts: { roles: roles.size + sso.length, users: users.size, accounts: accounts.size },
     },
     problems,
+    invalid,
   }
+}
+
+/** The invalid entries that were meant for this identity (their ARN would have matched it). */
+export function invalidRulesFor(invalid: readonly InvalidRule[], identity: Identity): InvalidRule[] {
+  const { userKey, roleKey } = lookupKeys(identity)
+  return invalid.filter(
+    (r) => r.wouldMatch !== undefined && (r.wouldMatch === userKey || (r.kind === 'role' && r.wouldMatch === roleKey)),
+  )
 }
 
 /** The explicit rule for an identity: user ARN, then role ARN, then SSO permission set. */
@@ -159,34 +190,57 @@ function lookupKeys(identity: Identity): { userKey: string; roleKey: string } {
 }
 
 /**
- * The lower-cased key a configured ARN is stored under. Roles: canonicalized (an assumed-role ARN
- * becomes its role) and path-stripped, because STS reports roles without their path and IAM role
- * names are unique per account whatever the path.
+ * The lower-cased key a configured ARN is stored under. Roles: canonicalized and path-stripped,
+ * because STS reports roles without their path and IAM role names are unique per account whatever
+ * the path. `wouldMatch` is the key even when the entry is refused, for `explain`.
+ *
+ * An assumed-role (session) ARN under mapRoles is refused: it names one session, but matching is
+ * by role, so it would grant the mapping to every session of the role (upstream's ConfigMap never
+ * matched such an entry, its MountedFile matched the whole role). An account that is not 12 digits
+ * can never match: STS always reports 12.
  */
-function arnKey(
+export function arnKey(
   arn: string,
   path: string,
   err: (path: string, message: string) => void,
   role: boolean,
-): string | undefined {
+): { key?: string; wouldMatch?: string } {
+  let canonical: string
+  let type: string
+  let account: string
   try {
-    const { canonical, type } = canonicalizeArn(arn.trim())
-    if (role && type !== 'role' && type !== 'assumed-role') {
-      err(path, `'${arn}' is not a role ARN`)
-      return undefined
-    }
-    if (!role && (type === 'role' || type === 'assumed-role')) {
-      err(path, `'${arn}' is a role ARN; map it under mapRoles`)
-      return undefined
-    }
-    return (role ? stripRolePath(canonical) : canonical).toLowerCase()
+    ;({ canonical, type } = canonicalizeArn(arn.trim()))
+    account = parseArn(arn.trim()).account
   } catch (e) {
     if (e instanceof ArnInvalid) {
       err(path, `error canonicalizing ARN: ${e.message}`)
-      return undefined
+      return {}
     }
     throw e
   }
+  const wouldMatch = (role ? stripRolePath(canonical) : canonical).toLowerCase()
+  if (role && type !== 'role' && type !== 'assumed-role') {
+    err(path, `'${arn}' is not a role ARN`)
+    return {}
+  }
+  if (!role && (type === 'role' || type === 'assumed-role')) {
+    err(path, `'${arn}' is a role ARN; map it under mapRoles`)
+    return {}
+  }
+  let ok = true
+  if (!ACCOUNT_ID.test(account)) {
+    err(path, `'${account}' in '${arn}' is not a valid AWS account ID (12 digits)`)
+    ok = false
+  }
+  if (type === 'assumed-role') {
+    err(
+      path,
+      `'${arn}' is an assumed-role (session) ARN: roles are matched by role, so it would map every session of ` +
+        `${canonical}, not only this one; map the role ARN (and use {{SessionName}} in the username to tell sessions apart)`,
+    )
+    ok = false
+  }
+  return ok ? { key: wouldMatch, wouldMatch } : { wouldMatch }
 }
 
 /**

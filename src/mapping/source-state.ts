@@ -16,6 +16,8 @@ export class SourceState {
   #lastErrorTime: Date | undefined
   /** True while the source cannot be read (API server away): the mapping in force may be stale. */
   #failing = false
+  /** The latest update, while it was rejected and no valid one came after it. */
+  #rejected: SourceStatus['rejected']
 
   constructor(name: BackendMode, metrics: Metrics) {
     this.#name = name
@@ -27,12 +29,18 @@ export class SourceState {
     return this.#version
   }
 
+  /** The rejected latest update, while no valid one came after it. */
+  get rejectedUpdate(): SourceStatus['rejected'] {
+    return this.#rejected
+  }
+
   applied(version: string): void {
     this.#version = version
     this.#failing = false
     this.#lastSuccess = new Date()
     this.#lastError = undefined
     this.#lastErrorTime = undefined
+    this.#rejected = undefined
     this.#metrics.sourceReloads.inc({ source: this.#name, result: 'applied' })
     this.#metrics.sourceSynced.set({ source: this.#name }, 1)
     this.#metrics.sourceRejectedUpdate.set({ source: this.#name }, 0)
@@ -46,11 +54,14 @@ export class SourceState {
     log?.info({ source: this.#name }, 'mapping source reachable again')
   }
 
-  /** An update that was not applied; the version in force does not change. */
-  rejected(version: string, problems: readonly Problem[]): void {
+  /** An update that was not applied; the version in force does not change, and the source is unhealthy. */
+  rejected(version: string, problems: readonly Problem[], opts: { count?: boolean } = {}): void {
     this.#lastError = `version ${version} rejected: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`
     this.#lastErrorTime = new Date()
-    this.#metrics.sourceReloads.inc({ source: this.#name, result: 'rejected' })
+    const first = problems[0]
+    this.#rejected = { version, path: first?.path ?? '', message: first?.message ?? '', problems: problems.length }
+    // a source that re-evaluates an update it already rejected (CRD) counts it once
+    if (opts.count ?? true) this.#metrics.sourceReloads.inc({ source: this.#name, result: 'rejected' })
     this.#metrics.sourceRejectedUpdate.set({ source: this.#name }, 1)
   }
 
@@ -69,11 +80,12 @@ export class SourceState {
     return {
       name: this.#name,
       synced: this.#version !== undefined,
-      healthy: !this.#failing,
+      healthy: !this.#failing && this.#rejected === undefined,
       version: this.#version,
       lastSuccess: this.#lastSuccess?.toISOString(),
       lastError: this.#lastError,
       lastErrorTime: this.#lastErrorTime?.toISOString(),
+      rejected: this.#rejected,
       counts,
     }
   }

@@ -46,13 +46,22 @@ export interface Match {
 export interface SourceStatus {
   readonly name: BackendMode
   readonly synced: boolean
-  /** False while the source cannot be read; the last good mapping stays in force meanwhile. */
+  /**
+   * False while the source cannot be read, or while its latest update was rejected; the last good
+   * mapping stays in force meanwhile.
+   */
   readonly healthy?: boolean
   /** The version of the mapping in force (resourceVersion, file mtime, config file). */
   readonly version?: string | undefined
   readonly lastSuccess?: string | undefined
   readonly lastError?: string | undefined
   readonly lastErrorTime?: string | undefined
+  /**
+   * The latest update that was not applied, until a valid one arrives (healthy is false meanwhile):
+   * its version, its first problem and how many it has. The mapping of `version` stays in force.
+   */
+  readonly rejected?:
+    { readonly version: string; readonly path: string; readonly message: string; readonly problems: number } | undefined
   readonly counts: { readonly roles: number; readonly users: number; readonly accounts: number }
 }
 

@@ -22,7 +22,7 @@ export async function buildChain(
   deps: ChainDeps,
 ): Promise<Mapper[]> {
   const needsKube = modes.includes('EKSConfigMap') || modes.includes('CRD')
-  const kube = needsKube ? await loadKubeBackends(config) : undefined
+  const kube = needsKube ? await loadKubeBackends(config, deps.env) : undefined
   return modes.map((mode) => {
     const reservedPrefixes = config.reservedPrefixes[mode] ?? []
     const common = { log: deps.log, metrics: deps.metrics, reservedPrefixes }
@@ -44,12 +44,17 @@ export async function buildChain(
   })
 }
 
-async function loadKubeBackends(config: ServerConfig) {
+async function loadKubeBackends(config: ServerConfig, env: ChainDeps['env']) {
   const [{ ConfigMapMapper }, { CrdMapper }, { loadKubeConfig }] = await Promise.all([
     import('../mapping/configmap/index.js'),
     import('../mapping/crd/index.js'),
     import('../mapping/kube/kubeconfig.js'),
   ])
-  const kubeConfig = loadKubeConfig({ kubeconfig: config.kubeconfig, master: config.master, fallback: 'in-cluster' })
+  const kubeConfig = loadKubeConfig({
+    kubeconfig: config.kubeconfig,
+    master: config.master,
+    fallback: 'in-cluster',
+    env,
+  })
   return { ConfigMapMapper, CrdMapper, kubeConfig }
 }

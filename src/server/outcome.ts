@@ -28,6 +28,7 @@ const OUTCOMES = {
   ERR_CREDENTIALS: { status: 500, metric: 'sts_error', level: 'error' },
   ERR_CACHE: { status: 500, metric: 'sts_error', level: 'error' },
   ERR_USAGE: { status: 500, metric: 'sts_error', level: 'error' },
+  ERR_KUBE_API: { status: 503, metric: 'sts_error', level: 'error' },
   ERR_RATE_LIMITED: { status: 429, metric: 'sts_throttling', level: 'warn' },
 } as const satisfies Record<ErrorCode, Outcome>
 

@@ -5,6 +5,7 @@ import { buildChain } from './build-chain.js'
 import { createPrivateDnsResolver } from '../mapping/ec2-private-dns/index.js'
 import type { PrivateDnsResolver } from '../mapping/template.js'
 import type { Mapper } from '../mapping/types.js'
+import { ConfigInvalid } from '../shared/errors.js'
 import { createStsTransport } from '../sts/transport.js'
 import type { Request, Response } from 'express'
 import { createApp } from './app.js'
@@ -16,6 +17,7 @@ import type { Logger } from '../shared/logger.js'
 import { createMetrics, type Metrics } from '../shared/metrics.js'
 import { CallerRateLimiter } from './rate-limit.js'
 import { instrumentSts } from './sts-instrumented.js'
+import { preflightProblems } from './preflight.js'
 import { loadOrCreateServingCert } from './tls.js'
 import { renderWebhookKubeconfig, webhookServerUrl, writeWebhookKubeconfig } from './webhook-kubeconfig.js'
 
@@ -52,6 +54,13 @@ async function start(config: ServerConfig, deps: RunDeps, lifetime: AbortControl
   const now = deps.now ?? Date.now
   const { log } = deps
   const metrics = deps.metrics ?? createMetrics()
+
+  // Refuse to start rather than lock kube-apiserver out (an unusable certificate, a pre-generated
+  // kubeconfig that does not trust it or holds no caller token this server accepts): one line each.
+  const { problems: preflight } = await preflightProblems(config, { offline: false, now: new Date(now()) })
+  for (const p of preflight) log[p.severity === 'error' ? 'error' : 'warn']({ path: p.path }, p.message)
+  const refusal = preflight.find((p) => p.severity === 'error')
+  if (refusal !== undefined) throw new ConfigInvalid(refusal.message)
 
   const chain = await buildChain(config, config.backendMode, { log, metrics, now, env: deps.env })
   await Promise.all(chain.map((m) => m.start(lifetime.signal)))

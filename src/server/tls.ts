@@ -2,9 +2,11 @@ import 'reflect-metadata'
 import * as x509 from '@peculiar/x509'
 import { createPrivateKey, type KeyObject, randomBytes, X509Certificate } from 'node:crypto'
 import { mkdirSync, readFileSync, rmSync } from 'node:fs'
-import { isIP } from 'node:net'
 import { join } from 'node:path'
+import { canonicalIp, servingCertSans } from '../config/listen.js'
 import { ConfigInvalid } from '../shared/errors.js'
+
+export { servingCertSans }
 import { writeFileAtomic } from '../shared/files.js'
 
 /**
@@ -50,7 +52,7 @@ export async function loadOrCreateServingCert(opts: {
   const existingCert = readIfExists(certPath)
   const existingKey = readIfExists(keyPath)
   if (existingCert !== undefined && existingKey !== undefined) {
-    checkPair(existingCert, existingKey, certPath, keyPath)
+    checkServingCertPair(existingCert, existingKey, certPath, keyPath)
     return { certPem: existingCert, keyPem: existingKey, certPath, keyPath, created: false }
   }
 
@@ -122,32 +124,6 @@ export async function generateServingCert(opts: {
 }
 
 /**
- * The subject alternative names for (address, hostname), as upstream minus its bugs: `address`
- * must be an IP literal and adds an IP SAN unless unspecified (0.0.0.0, ::); `hostname` adds an IP
- * SAN when it is an IP literal other than `address`, a DNS SAN otherwise, and nothing when empty.
- * IPs come back in canonical form (IPv4-mapped IPv6 as IPv4, like Go).
- */
-export function servingCertSans(address: string, hostname: string): { ips: string[]; dns: string[] } {
-  const ip = canonicalIp(address)
-  if (ip === undefined) {
-    throw new ConfigInvalid(`server.address must be an IP address, got ${JSON.stringify(address)}`)
-  }
-  const ips = ip === '0.0.0.0' || ip === '::' ? [] : [ip]
-  const dns: string[] = []
-  if (hostname !== '') {
-    const hostIp = canonicalIp(hostname)
-    if (hostIp !== undefined) {
-      if (hostIp !== ip) ips.push(hostIp)
-    } else if (isDnsName(hostname)) {
-      dns.push(hostname)
-    } else {
-      throw new ConfigInvalid(`server.hostname must be a DNS name or an IP address, got ${JSON.stringify(hostname)}`)
-    }
-  }
-  return { ips, dns }
-}
-
-/**
  * Why a (reused) serving certificate will not work for kube-apiserver connecting to `hostname`:
  * it does not name that host, or it is outside its validity period. Empty when fine.
  */
@@ -177,7 +153,7 @@ function readIfExists(path: string): string | undefined {
   }
 }
 
-function checkPair(certPem: string, keyPem: string, certPath: string, keyPath: string): void {
+export function checkServingCertPair(certPem: string, keyPem: string, certPath: string, keyPath: string): void {
   const remedy =
     `fix it, or delete both ${certPath} and ${keyPath} to generate a new pair ` +
     '(every kube-apiserver webhook kubeconfig must then be updated)'
@@ -203,29 +179,4 @@ function checkPair(certPem: string, keyPem: string, certPath: string, keyPath: s
   if (!matches) {
     throw new ConfigInvalid(`the serving key ${keyPath} does not match the certificate ${certPath}; ${remedy}`)
   }
-}
-
-/** Canonical text of an IP literal (no zone, no brackets), or undefined. */
-function canonicalIp(s: string): string | undefined {
-  const kind = isIP(s)
-  if (kind === 4) return s
-  if (kind !== 6) return undefined
-  let host: string
-  try {
-    host = new URL(`http://[${s}]/`).hostname.slice(1, -1) // rejects zones (fe80::1%eth0)
-  } catch {
-    return undefined
-  }
-  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(host)
-  if (mapped !== null) {
-    const hi = parseInt(mapped[1]!, 16)
-    const lo = parseInt(mapped[2]!, 16)
-    return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`
-  }
-  return host
-}
-
-/** Loose DNS-name check (letters, digits, `-`, `_`, `.`, wildcard `*`): keeps garbage out of a SAN. */
-function isDnsName(s: string): boolean {
-  return s.length <= 253 && /^[A-Za-z0-9_*]([A-Za-z0-9_.*-]*[A-Za-z0-9_.])?$/.test(s)
 }

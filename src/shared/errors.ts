@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'ERR_CACHE'
   | 'ERR_USAGE'
   | 'ERR_RATE_LIMITED'
+  | 'ERR_KUBE_API'
 
 export abstract class KiaError extends Error {
   abstract readonly code: ErrorCode
@@ -147,6 +148,11 @@ export class UsageError extends KiaError {
 /** A caller asked for more STS verifications than its rate allows: transient, answered 429. */
 export class RateLimited extends KiaError {
   readonly code = 'ERR_RATE_LIMITED'
+}
+
+/** The Kubernetes API could not be used; the message names the server and why, in one line. */
+export class KubeApiFailed extends KiaError {
+  readonly code = 'ERR_KUBE_API'
 }
 
 export function isKiaError(err: unknown): err is KiaError {

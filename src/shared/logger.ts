@@ -5,12 +5,15 @@ export type { Logger }
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const
 
 /**
- * Structured JSON logs on stdout. What each level may hold: `info` one audit line per decision and
- * lifecycle events; `warn` rejected config/mapping updates and degraded dependencies; `error`
- * failures needing an operator. Tokens, presigned URLs and credentials are never logged at any level.
+ * Structured logs on stdout: JSON lines, or with `format: 'text'` (`-l text`) the same fields as
+ * `key=value` lines like upstream's default format. What each level may hold: `info` one audit
+ * line per decision and lifecycle events; `warn` rejected config/mapping updates and degraded
+ * dependencies; `error` failures needing an operator. Tokens, presigned URLs and credentials are never logged at any level.
  * Writes are buffered (asynchronous) so logging keeps up with thousands of reviews per second.
  */
-export function createLogger(opts: { level?: string; destination?: NodeJS.WritableStream | number } = {}): Logger {
+export function createLogger(
+  opts: { level?: string; destination?: NodeJS.WritableStream | number; format?: LogFormat } = {},
+): Logger {
   const level = normalizeLevel(opts.level ?? 'info')
   let destination: NodeJS.WritableStream | pino.DestinationStream
   if (typeof opts.destination === 'object') {
@@ -28,6 +31,7 @@ export function createLogger(opts: { level?: string; destination?: NodeJS.Writab
     }, 1000).unref()
     destination = buffered
   }
+  const sink = destination as pino.DestinationStream
   return pino(
     {
       level,
@@ -35,8 +39,45 @@ export function createLogger(opts: { level?: string; destination?: NodeJS.Writab
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    destination as pino.DestinationStream,
+    opts.format === 'text' ? textSink(sink) : sink,
   )
+}
+
+/** Rewrites each JSON line as text on its way to `sink`; flushing still reaches the sink. */
+function textSink(sink: pino.DestinationStream): pino.DestinationStream {
+  const flushable = sink as pino.DestinationStream & { flush?: (cb?: (err?: Error) => void) => void }
+  return {
+    write: (line: string) => sink.write(textLine(line)),
+    ...(flushable.flush ? { flush: (cb?: (err?: Error) => void) => flushable.flush!(cb) } : {}),
+  } as pino.DestinationStream
+}
+
+export const LOG_FORMATS = ['json', 'text'] as const
+export type LogFormat = (typeof LOG_FORMATS)[number]
+
+/**
+ * One JSON log line as a human-readable line in the shape of upstream's default (logrus text)
+ * format: `time=... level=info msg="..." key=value ...`. Strings with spaces, quotes or `=` are
+ * quoted; numbers, objects and lists are written as JSON.
+ */
+export function textLine(json: string): string {
+  let doc: Record<string, unknown>
+  try {
+    doc = JSON.parse(json) as Record<string, unknown>
+  } catch {
+    return json
+  }
+  const { time, level, msg, service: _service, ...rest } = doc
+  const fields: [string, unknown][] = [['time', time], ['level', level], ['msg', msg], ...Object.entries(rest)]
+  return `${fields
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k}=${textValue(v)}`)
+    .join(' ')}\n`
+}
+
+function textValue(v: unknown): string {
+  if (typeof v !== 'string') return JSON.stringify(v)
+  return v !== '' && /^[\w.:/@+-]+$/.test(v) ? v : JSON.stringify(v)
 }
 
 /** Accepts upstream's logrus level names too (`warning`, `panic`). */

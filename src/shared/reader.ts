@@ -1,3 +1,4 @@
+import { didYouMean } from './did-you-mean.js'
 import type { Problem } from './problem.js'
 
 /**
@@ -144,7 +145,9 @@ export function caseInsensitive(value: unknown, path: string, problems: Problem[
     warn,
     warnUnknown: (known) => {
       for (const [lower, [original]] of entries) {
-        if (!known.includes(lower)) warn(original, 'unknown key (ignored)')
+        if (known.includes(lower)) continue
+        const meant = didYouMean(lower, known)
+        warn(original, `unknown key (ignored)${meant === undefined ? '' : `; did you mean "${meant}"?`}`)
       }
     },
   }

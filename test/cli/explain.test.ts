@@ -195,6 +195,7 @@ describe('kube-iam-auth explain', () => {
           `EKSConfigMap (${AWS_AUTH}): user rule mapUsers[0] matches -> username "carol", groups [system:masters]`,
         ],
         hints: [],
+        invalidRules: [],
         skipped: [],
         invalidFiles: [],
       })
@@ -290,6 +291,54 @@ describe('kube-iam-auth explain', () => {
       ])
       expect(r.code).toBe(0)
       expect(r.stdout).toContain('  matched DynamicFile mapRoles[0] (role rule)\n')
+    })
+  })
+
+  describe('invalid rules meant for the identity are named', () => {
+    // bob's only rule is invalid: explain used to say only "no user, role or SSO rule".
+    const BOB = [
+      'kind: ConfigMap',
+      'data:',
+      '  mapUsers: |',
+      `    - userarn: arn:aws:iam::${A}:user/carol`,
+      '      username: carol',
+      `    - userarn: arn:aws:iam::${A}:user/bob`,
+      '      username: "bob-{{Nope}}"',
+      '  mapRoles: |',
+      `    - rolearn: arn:aws:sts::${A}:assumed-role/Admin/alice`,
+      '      username: alice',
+      '      groups: [system:masters]',
+      '',
+    ].join('\n')
+
+    it('a user rule refused for its username template', async () => {
+      const r = await explain(['explain', '--aws-auth', '-', '--arn', `arn:aws:iam::${A}:user/bob`], BOB)
+      expect(r.code).toBe(1)
+      expect(r.stdout).toContain(
+        `  1. EKSConfigMap ((stdin)): no user, role or SSO rule for arn:aws:iam::${A}:user/bob; user rule mapUsers[1] ` +
+          'is meant for it but is invalid: data.mapUsers[1].username: unknown template variable {{Nope}}',
+      )
+      expect(r.stdout).toContain('result: DENIED: identity is not mapped\n')
+    })
+
+    it("an assumed-role rolearn: bob's session is denied, and the refused rule is named", async () => {
+      const r = await explain(
+        ['explain', '--aws-auth', '-', '--arn', `arn:aws:sts::${A}:assumed-role/Admin/bob`, '-o', 'json'],
+        BOB,
+      )
+      expect(r.code).toBe(1)
+      const out = JSON.parse(r.stdout) as JsonExplanation & { invalidRules: unknown }
+      expect(out.invalidRules).toEqual([
+        {
+          source: 'EKSConfigMap ((stdin))',
+          rule: 'mapRoles[0]',
+          problems: [
+            `data.mapRoles[0].rolearn: 'arn:aws:sts::${A}:assumed-role/Admin/alice' is an assumed-role (session) ARN: ` +
+              `roles are matched by role, so it would map every session of arn:aws:iam::${A}:role/Admin, not only ` +
+              'this one; map the role ARN (and use {{SessionName}} in the username to tell sessions apart)',
+          ],
+        },
+      ])
     })
   })
 

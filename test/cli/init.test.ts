@@ -1,10 +1,11 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto'
-import { existsSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { load } from 'js-yaml'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { featureGateEnabled, type InitFlags, resolveInitFlags, runInit } from '../../src/cli/init.js'
 import type { Io } from '../../src/cli/io.js'
+import { createCallerVerifier } from '../../src/server/caller-auth.js'
 import { ConfigInvalid, UsageError } from '../../src/shared/errors.js'
 import { tempDir } from '../support/cli.js'
 
@@ -112,6 +113,35 @@ describe('runInit', () => {
     expect(second.err()).toContain(`certificate reused at ${join(dir, 'out', 'cert.pem')}`)
   })
 
+  it('with caller auth: a caller key in the state dir and a token it signs in the kubeconfig, which the server accepts', async () => {
+    const io = fakeIo()
+    expect(await runInit({ ...flags, callerAuth: true }, io)).toBe(0)
+    const kc = load(readFileSync(flags.kubeconfigPath, 'utf8')) as {
+      users: { name: string; user?: { token?: string } }[]
+    }
+    const token = kc.users[0]!.user?.token
+    expect(token).toBeDefined()
+    const verifier = createCallerVerifier({ stateDir: flags.stateDir, clusterId: 'my-cluster' })
+    try {
+      expect(await verifier.verify(token!)).toMatchObject({ caller: expect.stringMatching(/^kube-apiserver\//) })
+    } finally {
+      verifier.close()
+    }
+    expect(io.err()).toContain(
+      `copy ${join(dir, 'out', 'caller-keys')} to /var/aws-iam-authenticator/caller-keys on kubernetes master node(s)`,
+    )
+    // a second run keeps the key: the token it writes is still accepted
+    expect(await runInit({ ...flags, callerAuth: true }, fakeIo())).toBe(0)
+    expect(readdirSync(join(dir, 'out', 'caller-keys'))).toHaveLength(1)
+  })
+
+  it('without caller auth the kubeconfig has no token and no key is written (drop-in for upstream)', async () => {
+    expect(await runInit(flags, fakeIo())).toBe(0)
+    const kc = load(readFileSync(flags.kubeconfigPath, 'utf8')) as { users: { name: string; user?: unknown }[] }
+    expect(kc.users).toEqual([{ name: 'apiserver' }])
+    expect(existsSync(join(dir, 'out', 'caller-keys'))).toBe(false)
+  })
+
   it('honours --address (upstream ignores it) and an IP hostname', async () => {
     await runInit({ ...flags, address: '0.0.0.0', hostname: '10.1.2.3', port: 443 }, fakeIo())
     const cert = new X509Certificate(readFileSync(join(dir, 'out', 'cert.pem'), 'utf8'))
@@ -162,6 +192,7 @@ describe('resolveInitFlags', () => {
       kubeconfigPath: './aws-iam-authenticator.kubeconfig',
       serverStateDir: '/var/aws-iam-authenticator',
       serverKubeconfigPath: '/etc/kubernetes/aws-iam-authenticator/kubeconfig.yaml',
+      callerAuth: false,
     })
   })
 
@@ -184,6 +215,20 @@ describe('resolveInitFlags', () => {
       serverKubeconfigPath: '/k',
     })
     expect(resolveInitFlags({}, {}, file)).toMatchObject({ hostname: 'file.example', address: '10.0.0.1', port: 1 })
+  })
+
+  it('caller auth: the flag, else server.callerAuth, else off', () => {
+    expect(resolveInitFlags({}, {}).callerAuth).toBe(false)
+    expect(resolveInitFlags({}, {}, { callerAuth: true }).callerAuth).toBe(true)
+    expect(resolveInitFlags({ callerAuth: false }, {}, { callerAuth: true }).callerAuth).toBe(false)
+    expect(resolveInitFlags({ callerAuth: true }, {}).callerAuth).toBe(true)
+  })
+
+  it('without a config file, --state-dir and --generate-kubeconfig are where the server reads them', () => {
+    expect(resolveInitFlags({ stateDir: '/x', generateKubeconfig: '/y.yaml' }, {})).toMatchObject({
+      serverStateDir: '/x',
+      serverKubeconfigPath: '/y.yaml',
+    })
   })
 
   it('writes to the configured directories with ConfiguredInitDirectories=true, or where --state-dir says', () => {

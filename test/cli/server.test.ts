@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { BIN, ROOT, cliEnv, ensureBuilt, runCli, tempDir } from '../support/cli.js'
+import { startFakeKube } from '../support/fake-kube.js'
 
 describe('kube-iam-auth server (process)', () => {
   let dir: string
@@ -60,5 +61,69 @@ describe('kube-iam-auth server (process)', () => {
     if (code === 'timeout') child.kill('SIGKILL')
     expect(code).toBe(0)
     expect(out).toContain('"msg":"stopped"')
+  })
+
+  it("-l text writes key=value lines like upstream's default format, not JSON", async () => {
+    const file = config(
+      'text.yaml',
+      `clusterID: c\nserver:\n  port: 0\n  stateDir: ${join(dir, 'state3')}\n  generateKubeconfig: ${join(dir, 'text.kubeconfig')}\n`,
+    )
+    const child = spawn(process.execPath, [BIN, '-l', 'text', 'server', '--config', file], {
+      cwd: ROOT,
+      env: cliEnv(dir),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()))
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+    const deadline = Date.now() + 20_000
+    while (!out.includes('msg=listening') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    child.kill('SIGTERM')
+    expect(await exited).toBe(0)
+    const lines = out.trim().split('\n')
+    expect(lines.length).toBeGreaterThan(2)
+    for (const line of lines) expect(line).toMatch(/^time=\S+ level=(info|warn|error) msg=/)
+    expect(lines.find((l) => l.includes('msg=listening'))).toMatch(
+      /^time=\S+ level=info msg=listening url="?https:\/\/localhost:\d+\/authenticate"? clusterId=c backendMode=\["MountedFile"\] partition=aws$/,
+    )
+    expect(out).toContain('msg="mapping source loaded" source=MountedFile')
+    expect(out).not.toContain('{"level"')
+  })
+
+  it('--backend-mode EKSConfigMap with a kubeconfig for an http:// server (kubectl proxy): aws-auth is followed', async () => {
+    const kube = await startFakeKube()
+    try {
+      kube.setConfigMap('kube-system', 'aws-auth', {
+        mapUsers: '- userarn: arn:aws:iam::111122223333:user/alice\n  username: alice\n',
+      })
+      // as kubectl users write it for `kubectl proxy`: no insecure-skip-tls-verify (there is no TLS)
+      const kubeconfig = join(dir, 'proxy.kubeconfig')
+      writeFileSync(
+        kubeconfig,
+        `clusters:\n- name: p\n  cluster:\n    server: ${kube.url}\ncontexts:\n- name: p\n  context:\n    cluster: p\n    user: p\n` +
+          'users:\n- name: p\n  user: {}\ncurrent-context: p\n',
+      )
+      const file = config(
+        'proxy.yaml',
+        `clusterID: c\nserver:\n  port: 0\n  stateDir: ${join(dir, 'state4')}\n  generateKubeconfig: ${join(dir, 'proxy-webhook.kubeconfig')}\n`,
+      )
+      const child = spawn(
+        process.execPath,
+        [BIN, 'server', '--config', file, '--backend-mode', 'EKSConfigMap', '--kubeconfig', kubeconfig],
+        { cwd: ROOT, env: cliEnv(dir), stdio: ['ignore', 'pipe', 'pipe'] },
+      )
+      let out = ''
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()))
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+      const deadline = Date.now() + 20_000
+      while (!out.includes('"msg":"listening"') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+      child.kill('SIGTERM')
+      expect(await exited).toBe(0)
+      expect(out).toContain('"msg":"aws-auth mapping applied"')
+      expect(out).not.toContain('HTTP protocol is not allowed')
+      expect(kube.watches).toBeGreaterThan(0)
+    } finally {
+      await kube.close()
+    }
   })
 })

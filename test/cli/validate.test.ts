@@ -1,4 +1,4 @@
-import { readFileSync, rmSync } from 'node:fs'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { cliEnv, ensureBuilt, ROOT, runCli, tempDir, type CliResult } from '../support/cli.js'
@@ -48,8 +48,6 @@ describe('kube-iam-auth validate', () => {
       'aws-auth-crazy-case-keys.yaml',
       'aws-auth-open-source-case-keys.yaml',
       'aws-auth-space-out-of-place.yaml',
-      'aws-auth-empty-values.yaml',
-      'aws-auth-empty-single-quotes.yaml',
       'aws-auth-sso.yaml',
     ])('%s is valid: exit 0', async (name) => {
       const r = await validate(['validate', '--aws-auth', `${AWS_AUTH}/${name}`])
@@ -73,41 +71,124 @@ describe('kube-iam-auth validate', () => {
       )
     })
 
-    it('warnings only: listed, the file is valid, exit 0', async () => {
+    const WARNING_LINES = (f: string) => [
+      `${f}: data.mapusers: warning: ignored: aws-auth keys are case-sensitive, did you mean "mapUsers"?`,
+      `${f}: data.mapRoles[0].comment: warning: unknown key (ignored)`,
+      `${f}: data.mapRoles[1].rolearn: warning: duplicate of mapRoles[0] (role paths are ignored); the first entry wins`,
+      `${f}: data.mapRoles[0].rolearn: warning: aws-iam-authenticator never matched a role ARN with a path; kube-iam-auth does: every session of role arn:aws:iam::111122223333:role/deployer (any path) now authenticates as "deployer" with groups [deployers]`,
+    ]
+
+    it('warnings only: listed, the file is valid, exit 0; --strict makes them fail', async () => {
       const f = `${AWS_AUTH}/aws-auth-warnings.yaml`
-      const r = await validate(['validate', '--aws-auth', f])
       expectResult(
-        r,
+        await validate(['validate', '--aws-auth', f]),
         0,
-        lines(
-          `${f}: data.mapusers: warning: ignored: aws-auth keys are case-sensitive, did you mean "mapUsers"?`,
-          `${f}: data.mapRoles[0].comment: warning: unknown key (ignored)`,
-          `${f}: data.mapRoles[1].rolearn: warning: duplicate of mapRoles[0] (role paths are ignored); the first entry wins`,
-          `${f}: valid`,
-          '0 errors, 3 warnings',
-        ),
+        lines(...WARNING_LINES(f), `${f}: valid`, '0 errors, 4 warnings'),
+      )
+      expectResult(
+        await validate(['validate', '--strict', '--aws-auth', f]),
+        1,
+        lines(...WARNING_LINES(f), `${f}: valid`, '0 errors, 4 warnings', '--strict: warnings fail'),
+      )
+      expectResult(
+        await validate(['validate', '--no-migration-warnings', '--aws-auth', f]),
+        0,
+        lines(...WARNING_LINES(f).slice(0, 3), `${f}: valid`, '0 errors, 3 warnings'),
       )
     })
+
+    const MAPS_NOTHING = 'applied, it would remove every aws-auth mapping and lock out every node and user it mapped'
 
     it.each([
       ['aws-auth-lower-case-top-keys.yaml', ['maproles', 'mapusers', 'mapaccounts']],
       ['aws-auth-crazy-case-top-keys.yaml', ['MaPrOlEs', 'MaPuSeRs', 'MaPaCcOuNtS']],
-    ])('%s: a "did you mean" warning per key, exit 0', async (name, keys) => {
+    ])('%s: a "did you mean" warning per key, and it maps nothing: exit 1', async (name, keys) => {
       const f = `${AWS_AUTH}/${name}`
       const r = await validate(['validate', '--aws-auth', f])
       const [roles, users, accounts] = keys as [string, string, string]
       expectResult(
         r,
-        0,
+        1,
         lines(
           `${f}: data.${roles}: warning: ignored: aws-auth keys are case-sensitive, did you mean "mapRoles"?`,
           `${f}: data.${users}: warning: ignored: aws-auth keys are case-sensitive, did you mean "mapUsers"?`,
           `${f}: data.${accounts}: warning: ignored: aws-auth keys are case-sensitive, did you mean "mapAccounts"?`,
-          `${f}: valid`,
-          '0 errors, 3 warnings',
+          `${f}: data: error: maps nothing: data has no mapRoles, mapUsers or mapAccounts (only ${keys.join(', ')}); ${MAPS_NOTHING}`,
+          '1 error, 3 warnings',
         ),
       )
     })
+
+    // Each of these used to print "valid" and exit 0.
+    it.each<[string, string, string[]]>([
+      [
+        'not a ConfigMap at all (foo: bar)',
+        'foo: bar\n',
+        [
+          'kind: error: missing: this is not a ConfigMap manifest (expected kind: ConfigMap, as `kubectl get configmap -n kube-system aws-auth -o yaml` prints it)',
+          `data: error: maps nothing: the ConfigMap has no data; ${MAPS_NOTHING}`,
+        ],
+      ],
+      [
+        'a ConfigMap without data',
+        'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: aws-auth\n  namespace: kube-system\n',
+        [`data: error: maps nothing: the ConfigMap has no data; ${MAPS_NOTHING}`],
+      ],
+      [
+        'data.mapRole (a typo)',
+        'kind: ConfigMap\ndata:\n  mapRole: |\n    - rolearn: arn:aws:iam::111122223333:role/Admin\n      username: admin\n',
+        [
+          'data.mapRole: warning: unknown key (ignored: only mapRoles, mapUsers, mapAccounts are read); did you mean "mapRoles"?',
+          `data: error: maps nothing: data has no mapRoles, mapUsers or mapAccounts (only mapRole); ${MAPS_NOTHING}`,
+        ],
+      ],
+      [
+        'empty lists',
+        'kind: ConfigMap\ndata:\n  mapRoles: "[]"\n  mapUsers: ""\n',
+        [`data: error: maps nothing: mapRoles, mapUsers and mapAccounts are all empty; ${MAPS_NOTHING}`],
+      ],
+      [
+        'an 11-digit account in a userarn (the same ID is refused under mapAccounts)',
+        'kind: ConfigMap\ndata:\n  mapUsers: |\n    - userarn: arn:aws:iam::11112222333:user/carol\n      username: carol\n',
+        [
+          "data.mapUsers[0].userarn: error: '11112222333' in 'arn:aws:iam::11112222333:user/carol' is not a valid AWS account ID (12 digits)",
+        ],
+      ],
+      [
+        'an assumed-role (session) ARN under mapRoles: it would grant the whole role',
+        'kind: ConfigMap\ndata:\n  mapRoles: |\n    - rolearn: arn:aws:sts::111122223333:assumed-role/Admin/alice\n      username: alice\n      groups: [system:masters]\n',
+        [
+          "data.mapRoles[0].rolearn: error: 'arn:aws:sts::111122223333:assumed-role/Admin/alice' is an assumed-role (session) ARN: roles are matched by role, so it would map every session of arn:aws:iam::111122223333:role/Admin, not only this one; map the role ARN (and use {{SessionName}} in the username to tell sessions apart)",
+        ],
+      ],
+    ])('%s: errors, exit 1', async (_name, manifest, problems) => {
+      const r = await validate(['validate', '--aws-auth', '-'], manifest)
+      const errors = problems.filter((p) => p.includes(': error: ')).length
+      const warnings = problems.length - errors
+      expectResult(
+        r,
+        1,
+        lines(
+          ...problems.map((p) => `(stdin): ${p}`),
+          `${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}`,
+        ),
+      )
+    })
+
+    it.each(['aws-auth-empty-values.yaml', 'aws-auth-empty-single-quotes.yaml'])(
+      '%s (upstream: parses to nothing) maps nothing: exit 1',
+      async (name) => {
+        const f = `${AWS_AUTH}/${name}`
+        expectResult(
+          await validate(['validate', '--aws-auth', f]),
+          1,
+          lines(
+            `${f}: data: error: maps nothing: mapRoles, mapUsers and mapAccounts are all empty; ${MAPS_NOTHING}`,
+            '1 error, 0 warnings',
+          ),
+        )
+      },
+    )
 
     it('"-" reads the manifest from stdin', async () => {
       const good = await validate(
@@ -135,7 +216,15 @@ describe('kube-iam-auth validate', () => {
         ['validate', '--aws-auth', '-'],
         'apiVersion: v1\nkind: Secret\nmetadata:\n  name: aws-auth\n  namespace: kube-system\n',
       )
-      expectResult(r, 1, lines('(stdin): kind: error: expected a ConfigMap, got Secret', '1 error, 0 warnings'))
+      expectResult(
+        r,
+        1,
+        lines(
+          '(stdin): kind: error: expected a ConfigMap, got Secret',
+          `(stdin): data: error: maps nothing: the ConfigMap has no data; ${MAPS_NOTHING}`,
+          '2 errors, 0 warnings',
+        ),
+      )
     })
 
     it('empty stdin', async () => {
@@ -180,6 +269,7 @@ describe('kube-iam-auth validate', () => {
             severity: 'error',
           },
         ],
+        notes: [],
       })
     })
 
@@ -195,19 +285,23 @@ describe('kube-iam-auth validate', () => {
       expect({ valid: out.valid, errors: out.errors, warnings: out.warnings }).toEqual({
         valid: true,
         errors: 0,
-        warnings: 3,
+        warnings: 4,
       })
-      expect(out.problems.map((p) => p.severity)).toEqual(['warning', 'warning', 'warning'])
+      expect(out.problems.map((p) => p.severity)).toEqual(['warning', 'warning', 'warning', 'warning'])
     })
 
     it('a clean file', async () => {
       const r = await validate(['validate', '--aws-auth', `${AWS_AUTH}/aws-auth.yaml`, '-o', 'json'])
-      expectResult(r, 0, `${JSON.stringify({ valid: true, errors: 0, warnings: 0, problems: [] }, null, 2)}\n`)
+      expectResult(
+        r,
+        0,
+        `${JSON.stringify({ valid: true, errors: 0, warnings: 0, problems: [], notes: [] }, null, 2)}\n`,
+      )
     })
 
-    it('an unknown output format is a usage error', async () => {
+    it('an unknown output format is unusable input: exit 2', async () => {
       const r = await validate(['validate', '--aws-auth', `${AWS_AUTH}/aws-auth.yaml`, '-o', 'yaml'])
-      expect(r.code).toBe(1)
+      expect(r.code).toBe(2)
       expect(r.stdout).toBe('')
       expect(r.stderr).toContain('Allowed choices are text, json')
     })
@@ -222,7 +316,16 @@ describe('kube-iam-auth validate', () => {
         '--aws-auth',
         `${AWS_AUTH}/aws-auth-chain.yaml`,
       ])
-      expectResult(r, 0, lines(`${SERVER}/chain.yaml, ${AWS_AUTH}/aws-auth-chain.yaml: valid`, '0 errors, 0 warnings'))
+      expectResult(
+        r,
+        0,
+        lines(
+          `${AWS_AUTH}/aws-auth-chain.yaml: data.mapRoles[0].rolearn: warning: aws-iam-authenticator never matched a role ARN with a path; kube-iam-auth does: every session of role arn:aws:iam::111122223333:role/Admin (any path) now authenticates as "cm-admin" with groups [cm-admins]`,
+          'note: server.stateDir test/fixtures/no-such-state-dir is not on this machine: the serving certificate, caller keys and pre-generated kubeconfig are checked by the server at start (run validate on a control-plane node to check them now)',
+          `${SERVER}/chain.yaml, ${AWS_AUTH}/aws-auth-chain.yaml: valid`,
+          '0 errors, 1 warning',
+        ),
+      )
     })
 
     it('problems of several files are listed together and counted once', async () => {
@@ -261,7 +364,11 @@ describe('kube-iam-auth validate', () => {
       expectResult(
         await validate(['validate', '--dynamic-file', `${DYNAMIC}/non-strict.json`]),
         0,
-        lines(`${DYNAMIC}/non-strict.json: valid`, '0 errors, 0 warnings'),
+        lines(
+          `${DYNAMIC}/non-strict.json: mapRoles[0].rolearn: warning: aws-iam-authenticator never matched a role ARN with a path; kube-iam-auth does: every session of role arn:aws:iam::111122223333:role/matt (any path) now authenticates as "matt" with groups [devs]`,
+          `${DYNAMIC}/non-strict.json: valid`,
+          '0 errors, 1 warning',
+        ),
       )
       // strict.json has a userid-only entry, which needs strict mode
       expectResult(
@@ -269,7 +376,8 @@ describe('kube-iam-auth validate', () => {
         1,
         lines(
           `${DYNAMIC}/strict.json: mapRoles[1]: error: one of rolearn or SSO must be supplied`,
-          '1 error, 0 warnings',
+          `${DYNAMIC}/strict.json: mapRoles[0].rolearn: warning: aws-iam-authenticator never matched a role ARN with a path; kube-iam-auth does: every session of role arn:aws:iam::111122223333:role/matt (any path) now authenticates as "matt" with groups [devs]`,
+          '1 error, 1 warning',
         ),
       )
     })
@@ -291,15 +399,64 @@ describe('kube-iam-auth validate', () => {
     })
   })
 
-  describe('missing files and usage errors', () => {
-    it('a missing aws-auth file is an error on stderr, exit 1', async () => {
+  describe('values the server refuses or that make it useless: the same judge as the server', () => {
+    // Each of these used to print "valid"; the server then refused to start.
+    it.each<[string, string, string]>([
+      [
+        'address: nonsense',
+        'address: nonsense',
+        'server.address: error: server.address must be an IP address, got "nonsense"',
+      ],
+      [
+        'hostname: "bad host"',
+        'hostname: "bad host"',
+        'server.hostname: error: server.hostname must be a DNS name or an IP address, got "bad host"',
+      ],
+      [
+        'master: not a URL',
+        'backendMode: [EKSConfigMap]\n  master: kube.example:6443',
+        'server.master: error: must be an http(s):// URL of the Kubernetes API server, got "kube.example:6443"',
+      ],
+    ])(
+      '%s: validate reports it, and the server refuses to start with the same message',
+      async (_name, line, problem) => {
+        const f = join(home, `server-${line.length}.yaml`)
+        writeFileSync(
+          f,
+          `clusterID: c\nserver:\n  port: 0\n  stateDir: ${join(home, 'state')}\n  generateKubeconfig: ${join(home, 'kc.yaml')}\n` +
+            `  mapUsers: [{userarn: "arn:aws:iam::111122223333:user/a", username: a}]\n  ${line}\n`,
+        )
+        const v = await validate(['-c', f, 'validate'])
+        expect(v.code).toBe(1)
+        expect(v.stdout).toBe(lines(`${f}: ${problem}`, '1 error, 0 warnings'))
+        const server = await runCli(['server', '--config', f], { env, timeoutMs: 20_000 })
+        expect(server.code).toBe(1)
+        expect(server.stderr).toContain(`${problem.split(': error: ')[0]}: ${problem.split(': error: ')[1]}`)
+      },
+    )
+
+    it('a config whose only backend maps nothing: every review would be denied', async () => {
+      const f = join(home, 'empty.yaml')
+      writeFileSync(f, `clusterID: c\nserver:\n  stateDir: ${join(home, 'no-state')}\n`)
+      const r = await validate(['-c', f, 'validate'])
+      expect(r.code).toBe(1)
+      expect(r.stdout).toContain(
+        `${f}: server: error: maps nothing: backendMode is [MountedFile] and it has no valid mapRoles, mapUsers or mapAccounts: every TokenReview would be denied\n`,
+      )
+    })
+  })
+
+  describe('unusable input: exit 2', () => {
+    it('a missing aws-auth file is reported as a problem of that file', async () => {
       const f = `${AWS_AUTH}/no-such-file.yaml`
       const r = await validate(['validate', '--aws-auth', f])
       expectResult(
         r,
-        1,
-        '',
-        `Error: could not read ${f}: ENOENT: no such file or directory, open '${f}'\nRun 'kube-iam-auth validate --help' for usage.\n`,
+        2,
+        lines(
+          `${f}: (file): error: could not read ${f}: ENOENT: no such file or directory, open '${f}'`,
+          '1 error, 0 warnings',
+        ),
       )
     })
 
@@ -308,7 +465,7 @@ describe('kube-iam-auth validate', () => {
       const r = await validate(['-c', f, 'validate'])
       expectResult(
         r,
-        1,
+        2,
         lines(
           `${f}: (file): error: could not read config file ${f}: ENOENT: no such file or directory, open '${f}'`,
           '1 error, 0 warnings',
@@ -321,7 +478,7 @@ describe('kube-iam-auth validate', () => {
       const r = await validate(['validate', '--dynamic-file', f])
       expectResult(
         r,
-        1,
+        2,
         lines(
           `${f}: (file): error: could not read: ENOENT: no such file or directory, open '${f}'`,
           '1 error, 0 warnings',
@@ -329,14 +486,33 @@ describe('kube-iam-auth validate', () => {
       )
     })
 
+    it.each<[string, string, string]>([
+      ['an aws-auth that is not YAML at all', '--aws-auth', 'data: [\n'],
+      ['a DynamicFile that is not JSON at all', '--dynamic-file', '{"mapRoles": ['],
+    ])('%s', async (_name, flag, content) => {
+      const f = join(home, 'broken')
+      writeFileSync(f, content)
+      const r = await validate(['validate', flag, f])
+      expect(r.code).toBe(2)
+      expect(r.stdout).toMatch(
+        new RegExp(`^${f}: \\(file\\): error: invalid (YAML|JSON): [^\\n]+\\n1 error, 0 warnings\\n$`),
+      )
+    })
+
     it('nothing to validate', async () => {
       const r = await validate(['validate'])
       expectResult(
         r,
-        1,
+        2,
         '',
         "Error: give at least one of --config, --aws-auth or --dynamic-file\nRun 'kube-iam-auth validate --help' for usage.\n",
       )
+    })
+
+    it('an unknown flag', async () => {
+      const r = await validate(['validate', '--aws-auth', `${AWS_AUTH}/aws-auth.yaml`, '--strcit'])
+      expect(r.code).toBe(2)
+      expect(r.stderr).toContain("error: unknown option '--strcit'")
     })
   })
 })

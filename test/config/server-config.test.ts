@@ -145,6 +145,17 @@ server:
   featureGates: {}
 `)
     expect(warnings).toEqual([
+      // the file sets every key, Kubernetes connection keys included, without a Kubernetes backend
+      {
+        path: 'server.kubeconfig',
+        message: 'unused: only the EKSConfigMap and CRD backends talk to the Kubernetes API',
+        severity: 'warning',
+      },
+      {
+        path: 'server.master',
+        message: 'unused: only the EKSConfigMap and CRD backends talk to the Kubernetes API',
+        severity: 'warning',
+      },
       {
         path: 'server.dynamicBackendModePath',
         message: 'not supported by kube-iam-auth (ignored): the backend chain is fixed at start-up',
@@ -865,8 +876,8 @@ server:
     expect(config.backendMode).toEqual(['MountedFile'])
     expect(warnings).toEqual([
       warning('Colour', 'unknown key (ignored)'),
-      warning('server.mapRole', 'unknown key (ignored)'),
-      warning('server.BACKEND_MODE', 'unknown key (ignored)'),
+      warning('server.mapRole', 'unknown key (ignored); did you mean "maproles"?'),
+      warning('server.BACKEND_MODE', 'unknown key (ignored); did you mean "backendmode"?'),
     ])
   })
 })
@@ -921,9 +932,9 @@ server:
       group: [x]
 `)
     expect(warnings.map((w) => `${w.path}: ${w.message}`)).toEqual([
-      'server.mapRoles[0].grups: unknown key (ignored)',
-      'server.mapRoles[1].sso.partiton: unknown key (ignored)',
-      'server.mapUsers[0].group: unknown key (ignored)',
+      'server.mapRoles[0].grups: unknown key (ignored); did you mean "groups"?',
+      'server.mapRoles[1].sso.partiton: unknown key (ignored); did you mean "partition"?',
+      'server.mapUsers[0].group: unknown key (ignored); did you mean "groups"?',
     ])
   })
 })

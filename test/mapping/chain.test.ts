@@ -71,11 +71,11 @@ async function expectRejects<E extends Error>(
 }
 
 // spec 8.4 (pkg/server TestAuthenticateVerifier*Mapping*) at the mapping level. Upstream's fixture
-// account 0123456789012 has 13 digits: fine inside ARNs, but mapAccounts requires 12 digits, so the
-// account-mapping cases use 012345678901.
+// account 012345678901 has 13 digits, which STS never reports: kube-iam-auth refuses such ARNs in
+// mappings (see 'an account ID that is not 12 digits' below), so these cases use 012345678901.
 describe('spec 8.4 server cases', () => {
-  const roleIdentity = identityOf('arn:aws:iam::0123456789012:role/Test', {
-    accountId: '0123456789012',
+  const roleIdentity = identityOf('arn:aws:iam::012345678901:role/Test', {
+    accountId: '012345678901',
     userId: 'Test',
     sessionName: 'TestSession',
     accessKeyId: 'ABCDEF',
@@ -85,7 +85,7 @@ describe('spec 8.4 server cases', () => {
     const chain = [
       file({
         mapRoles: [
-          { rolearn: 'arn:aws:iam::0123456789012:role/Test', username: 'TestUser', groups: ['sys:admin', 'listers'] },
+          { rolearn: 'arn:aws:iam::012345678901:role/Test', username: 'TestUser', groups: ['sys:admin', 'listers'] },
         ],
       }),
     ]
@@ -99,15 +99,15 @@ describe('spec 8.4 server cases', () => {
   })
 
   it('user mapping', async () => {
-    const id = identityOf('arn:aws:iam::0123456789012:user/Test', {
-      accountId: '0123456789012',
+    const id = identityOf('arn:aws:iam::012345678901:user/Test', {
+      accountId: '012345678901',
       userId: 'Test',
       accessKeyId: 'ABCDEF',
     })
     const chain = [
       file({
         mapUsers: [
-          { userarn: 'arn:aws:iam::0123456789012:user/Test', username: 'TestUser', groups: ['sys:admin', 'listers'] },
+          { userarn: 'arn:aws:iam::012345678901:user/Test', username: 'TestUser', groups: ['sys:admin', 'listers'] },
         ],
       }),
     ]
@@ -151,15 +151,15 @@ describe('spec 8.4 server cases', () => {
       file({
         mapRoles: [
           {
-            rolearn: 'arn:aws:iam::0123456789012:role/TestNodeRole',
+            rolearn: 'arn:aws:iam::012345678901:role/TestNodeRole',
             username: 'system:node:{{EC2PrivateDNSName}}',
             groups: ['system:nodes', 'system:bootstrappers'],
           },
         ],
       }),
     ]
-    const id = identityOf('arn:aws:sts::0123456789012:assumed-role/TestNodeRole/i-0c6f21bf1f24f9708', {
-      accountId: '0123456789012',
+    const id = identityOf('arn:aws:sts::012345678901:assumed-role/TestNodeRole/i-0c6f21bf1f24f9708', {
+      accountId: '012345678901',
     })
     expect(await mapIdentity(chain, id, resolve)).toEqual<ChainResult>({
       username: 'system:node:ip-172-31-27-14',
@@ -169,6 +169,21 @@ describe('spec 8.4 server cases', () => {
       kind: 'role',
     })
     expect(resolve.mock.calls).toEqual([['i-0c6f21bf1f24f9708']])
+  })
+
+  it("an account ID that is not 12 digits, like upstream's fixture, is refused: it could never match", () => {
+    const { problems } = compileRules({
+      mapRoles: [{ rolearn: 'arn:aws:iam::0123456789012:role/Test', username: 'TestUser', groups: [] }],
+      mapUsers: [],
+      mapAccounts: [],
+    })
+    expect(problems).toEqual([
+      {
+        path: 'mapRoles[0].rolearn',
+        message: "'0123456789012' in 'arn:aws:iam::0123456789012:role/Test' is not a valid AWS account ID (12 digits)",
+        severity: 'error',
+      },
+    ])
   })
 
   // ReservedPrefixExists with [aws:, eks:, amazon:, iam:, system:]

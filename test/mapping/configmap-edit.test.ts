@@ -151,16 +151,24 @@ describe('add (spec 8.3)', () => {
 describe('duplicates', () => {
   it('a role is the same role whatever its path or ARN form', () => {
     const data = { mapRoles: `- rolearn: ${roleArn('team/Deployer')}\n  username: deployer\n` }
-    for (const arn of [
-      roleArn('Deployer'),
-      roleArn('deployer'),
-      roleArn('other-team/deployer'),
-      `arn:aws:sts::${ACCOUNT}:assumed-role/Deployer/s`,
-    ]) {
+    for (const arn of [roleArn('Deployer'), roleArn('deployer'), roleArn('other-team/deployer')]) {
       expect(refusal(() => addToAwsAuth(data, addRole({ rolearn: arn, username: 'x', groups: [] })))).toBe(
         `cannot add duplicate role ARN "arn:aws:iam::${ACCOUNT}:role/deployer" (already mapRoles[0]; role paths are ignored)`,
       )
     }
+  })
+
+  it('an assumed-role (session) ARN is refused: it would grant every session of the role', () => {
+    expect(
+      refusal(() =>
+        addToAwsAuth(
+          {},
+          addRole({ rolearn: `arn:aws:sts::${ACCOUNT}:assumed-role/Deployer/s`, username: 'x', groups: [] }),
+        ),
+      ),
+    ).toMatch(
+      /^refusing a change that would leave the aws-auth ConfigMap invalid:\n {2}- data\.mapRoles\[0\]\.rolearn: '.*' is an assumed-role \(session\) ARN/,
+    )
   })
 
   it('user ARNs are compared case-insensitively, as lookups are', () => {
@@ -225,9 +233,10 @@ describe('the existing text is kept; the new entry matches its indentation', () 
       { mapUsers: existing },
       addUser({ userarn: userArn('bob'), username: 'bob', groups: ['devs'] }),
     )
-    expect(updated.mapUsers!.startsWith(existing)).toBe(true)
-    expect(updated.mapUsers!.slice(existing.length)).toBe(
-      `- userarn: ${userArn('bob')}\n  username: bob\n  groups:\n    - devs\n`,
+    // inserted after the last entry: the closing comment stays last, every other byte stays
+    const tail = '# end of list\n'
+    expect(updated.mapUsers).toBe(
+      `${existing.slice(0, -tail.length)}- userarn: ${userArn('bob')}\n  username: bob\n  groups:\n    - devs\n${tail}`,
     )
     expect(parseBack(updated).doc.mapUsers.map((u) => u.username)).toEqual(['alice', 'bob'])
   })
@@ -270,6 +279,48 @@ describe('the existing text is kept; the new entry matches its indentation', () 
     const updated = addToAwsAuth(data, addRole({ rolearn: roleArn('b'), username: 'b', groups: [] }))
     expect(parseAwsAuthData(updated).problems.map((p) => p.severity)).toEqual(['warning', 'warning'])
     expect(parseAwsAuthData(updated).rules.counts.roles).toBe(2)
+  })
+})
+
+describe('flow lists keep every byte of the existing text', () => {
+  const bob = { userarn: userArn('bob'), username: 'bob', groups: ['devs'] }
+  const bobFlow = `{userarn: ${userArn('bob')}, username: bob, groups: [devs]}`
+
+  it.each<[string, string, string]>([
+    [
+      'one line with a trailing comment',
+      `[{userarn: ${userArn('alice')}, username: alice}] # managed by hand\n`,
+      `[{userarn: ${userArn('alice')}, username: alice}, ${bobFlow}] # managed by hand\n`,
+    ],
+    [
+      'one entry per line, comments inside, trailing comma',
+      `[\n  # the admin\n  {userarn: ${userArn('alice')}, username: alice}, # Alice\n]\n`,
+      `[\n  # the admin\n  {userarn: ${userArn('alice')}, username: alice}, ${bobFlow}, # Alice\n]\n`,
+    ],
+    ['an empty list with a comment', '[] # nobody yet\n', `[${bobFlow}] # nobody yet\n`],
+  ])('%s', (_name, existing, expected) => {
+    const updated = addToAwsAuth({ mapUsers: existing }, addUser(bob))
+    expect(updated.mapUsers).toBe(expected)
+    expect(parseBack(updated).doc.mapUsers.map((u) => u.username)).toEqual(
+      existing.includes('alice') ? ['alice', 'bob'] : ['bob'],
+    )
+  })
+
+  it('a block list between document markers and comments keeps them all', () => {
+    const existing = `# header\n---\n- userarn: ${userArn('alice')} # first\n  username: alice\n\n# trailer\n...\n`
+    const updated = addToAwsAuth({ mapUsers: existing }, addUser(bob))
+    expect(updated.mapUsers).toBe(
+      `# header\n---\n- userarn: ${userArn('alice')} # first\n  username: alice\n` +
+        `- userarn: ${userArn('bob')}\n  username: bob\n  groups:\n    - devs\n\n# trailer\n...\n`,
+    )
+    expect(parseBack(updated).doc.mapUsers.map((u) => u.username)).toEqual(['alice', 'bob'])
+  })
+
+  it('a value holding only comments keeps them above the new list', () => {
+    const updated = addToAwsAuth({ mapUsers: '# users go here\n' }, addUser(bob))
+    expect(updated.mapUsers).toBe(
+      `# users go here\n- userarn: ${userArn('bob')}\n  username: bob\n  groups:\n    - devs\n`,
+    )
   })
 })
 

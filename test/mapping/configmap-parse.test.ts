@@ -127,8 +127,14 @@ describe('empty values', () => {
     expect(parsed.doc).toEqual(EMPTY_DOC)
   })
 
-  it('other data keys are ignored silently', () => {
-    expect(parseAwsAuthData({ mapRoles: '', 'some-other-key': 'anything' }).problems).toEqual([])
+  it('other data keys are ignored, with a warning (and a did-you-mean when one is close)', () => {
+    expect(parseAwsAuthData({ mapRoles: '', 'some-other-key': 'anything', mapUser: '' }).problems).toEqual([
+      warn('data.some-other-key', 'unknown key (ignored: only mapRoles, mapUsers, mapAccounts are read)'),
+      warn(
+        'data.mapUser',
+        'unknown key (ignored: only mapRoles, mapUsers, mapAccounts are read); did you mean "mapUsers"?',
+      ),
+    ])
   })
 })
 
@@ -231,12 +237,12 @@ describe('entry fields are case-insensitive', () => {
   })
 })
 
-describe('role ARNs are canonicalized and path-stripped', () => {
+describe('role ARNs are path-stripped', () => {
   const parsed = parseAwsAuthData({
     mapRoles: [
       '- rolearn: arn:aws:iam::111122223333:role/team/x',
       '  username: x',
-      '- rolearn: arn:aws:sts::111122223333:assumed-role/Y/some-session',
+      '- rolearn: arn:aws:iam::111122223333:role/Y',
       '  username: y',
       '- rolearn: arn:aws:iam::111122223333:role/aws-reserved/sso.amazonaws.com/eu-west-1/Z',
       '  username: z',
@@ -461,6 +467,15 @@ describe('awsAuthDataFromManifest', () => {
     expect(m.data!.mapAccounts).toBe('- 555555555555\n')
   })
 
+  it('a mapping without kind (not a ConfigMap manifest) is an error', () => {
+    expect(awsAuthDataFromManifest('foo: bar\n').problems).toEqual([
+      err(
+        'kind',
+        'missing: this is not a ConfigMap manifest (expected kind: ConfigMap, as `kubectl get configmap -n kube-system aws-auth -o yaml` prints it)',
+      ),
+    ])
+  })
+
   it('warns about another name or namespace, rejects another kind', () => {
     const m = awsAuthDataFromManifest(
       'kind: Secret\nmetadata:\n  name: other\n  namespace: default\ndata:\n  mapRoles: ""\n',
@@ -494,5 +509,6 @@ describe('awsAuthDataFromManifest', () => {
     expect(m.problems).toHaveLength(1)
     expect(m.problems[0]).toMatchObject({ path: '(file)', severity: 'error' })
     expect(m.problems[0]!.message).toMatch(/^invalid YAML: /)
+    expect(m.unusable).toBe(m.problems[0]!.message)
   })
 })

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest'
-import { compileRules, EMPTY_RULES, lookupRules, type MappingDocument } from '../../src/mapping/rules.js'
+import {
+  compileRules,
+  invalidRulesFor,
+  EMPTY_RULES,
+  lookupRules,
+  type MappingDocument,
+} from '../../src/mapping/rules.js'
 import type { Problem } from '../../src/shared/problem.js'
+import { stripRolePath as stripPath } from '../../src/sts/arn.js'
 import type { RoleMapping, UserMapping } from '../../src/mapping/types.js'
 import { identityOf, sessionOf, userOf } from '../support/identities.js'
 
@@ -386,14 +393,16 @@ describe('invalid entries', () => {
   })
 })
 
-// spec 8.3, pkg/mapper/file TestNewFileMapper / TestMap
+// spec 8.3, pkg/mapper/file TestNewFileMapper / TestMap. Upstream's file mapper rewrites the
+// assumed-role rolearn of that fixture into its role, granting every session of the role; here such
+// an entry is an error (see 'assumed-role ARNs under mapRoles'), so the fixture is compiled without it.
 describe('file-mapper document of spec 8.3', () => {
   const { rules, problems } = compileRules(
     doc({
       mapRoles: [
         role('arn:aws:iam::012345678910:role/test-role', 'shreyas', ['system:masters']),
         sso('CookieCutterPermissions', '012345678910', undefined, 'cookie-cutter'),
-        role('arn:aws:sts::012345678910:assumed-role/test-assumed-role/session-name', 'test', ['system:masters']),
+        role('arn:aws:iam::012345678910:role/test-assumed-role', 'test', ['system:masters']),
       ],
       mapUsers: [user('arn:aws:iam::012345678910:user/donald', 'donald', ['system:masters'])],
       mapAccounts: ['000000000000'],
@@ -402,7 +411,7 @@ describe('file-mapper document of spec 8.3', () => {
 
   it('compiles without problems', () => expect(problems).toEqual([]))
 
-  it('keys roles by the iam role ARN (an assumed-role rolearn is rewritten) and users by ARN', () => {
+  it('keys roles by the iam role ARN and users by ARN', () => {
     expect([...rules.roles.keys()]).toEqual([
       'arn:aws:iam::012345678910:role/test-role',
       'arn:aws:iam::012345678910:role/test-assumed-role',
@@ -453,11 +462,6 @@ describe('role paths', () => {
     expect(lookupRules(rules, identityOf('arn:aws:iam::111122223333:role/team/x'))?.mapping.username).toBe('x')
   })
 
-  it('a configured assumed-role ARN with middle segments is canonicalized, then path-stripped', () => {
-    const rules = compileClean(doc({ mapRoles: [role('arn:aws:sts::111122223333:assumed-role/team/x/session', 'x')] }))
-    expect([...rules.roles.keys()]).toEqual(['arn:aws:iam::111122223333:role/x'])
-  })
-
   it('user ARNs keep their paths', () => {
     const rules = compileClean(doc({ mapUsers: [user('arn:aws:iam::111122223333:user/team/Bob', 'team-bob')] }))
     expect([...rules.users.keys()]).toEqual(['arn:aws:iam::111122223333:user/team/bob'])
@@ -469,13 +473,13 @@ describe('role paths', () => {
 })
 
 describe('duplicates: a warning, and the first entry wins', () => {
-  it('roles, including the same role written with a path, an assumed-role or another case', () => {
+  it('roles, including the same role written with a path or another case', () => {
     const { rules, problems } = compileRules(
       doc({
         mapRoles: [
           role('arn:aws:iam::111122223333:role/Admin', 'first'),
           role('arn:aws:iam::111122223333:role/ops/admin', 'second'),
-          role('arn:aws:sts::111122223333:assumed-role/ADMIN/s', 'third'),
+          role('arn:aws:iam::111122223333:role/ADMIN', 'third'),
         ],
       }),
     )
@@ -564,5 +568,74 @@ describe('precedence inside one rule set', () => {
   it('the empty rule set maps nothing', () => {
     expect(lookupRules(EMPTY_RULES, userOf('111122223333', 'bob'))).toBeUndefined()
     expect(EMPTY_RULES.counts).toEqual({ roles: 0, users: 0, accounts: 0 })
+  })
+})
+
+// An assumed-role ARN names one session, but roles are matched by role: such an entry would map
+// every session of the role (bob's session would get alice's username and groups). Upstream's
+// ConfigMap never matched it, so after a migration it would silently become a broad grant.
+describe('assumed-role ARNs under mapRoles are errors', () => {
+  const admin = 'arn:aws:sts::111122223333:assumed-role/Admin/alice'
+
+  it.each([
+    ['a session', admin, 'arn:aws:iam::111122223333:role/Admin'],
+    [
+      'a session of a role with middle segments',
+      'arn:aws:sts::111122223333:assumed-role/team/x/s',
+      'arn:aws:iam::111122223333:role/team/x',
+    ],
+  ])('%s: refused, naming the whole role it would grant', (_name, arn, grants) => {
+    const { rules, problems, invalid } = compileRules(doc({ mapRoles: [role(arn, 'alice', ['system:masters'])] }))
+    expect(problems).toEqual([
+      err(
+        'mapRoles[0].rolearn',
+        `'${arn}' is an assumed-role (session) ARN: roles are matched by role, so it would map every session of ` +
+          `${grants}, not only this one; map the role ARN (and use {{SessionName}} in the username to tell sessions apart)`,
+      ),
+    ])
+    expect(rules.counts.roles).toBe(0)
+    expect(lookupRules(rules, sessionOf('111122223333', arn.split('/').at(-2)!, 'bob'))).toBeUndefined()
+    expect(invalid).toEqual([
+      { rule: 'mapRoles[0]', kind: 'role', wouldMatch: stripPath(grants).toLowerCase(), problems },
+    ])
+  })
+
+  it('under mapUsers it stays "a role ARN; map it under mapRoles"', () => {
+    expect(compileRules(doc({ mapUsers: [user(admin, 'alice')] })).problems).toEqual([
+      err('mapUsers[0].userarn', `'${admin}' is a role ARN; map it under mapRoles`),
+    ])
+  })
+})
+
+describe('account IDs in ARNs must have 12 digits, as mapAccounts do', () => {
+  it.each([
+    ['mapUsers', 'userarn', 'arn:aws:iam::11112222333:user/carol', '11112222333'],
+    ['mapRoles', 'rolearn', 'arn:aws:iam::1111222233334:role/admin', '1111222233334'],
+    ['mapRoles', 'rolearn', 'arn:aws:iam::11112222333a:role/admin', '11112222333a'],
+  ] as const)('%s %s %s', (list, field, arn, account) => {
+    const entry = list === 'mapUsers' ? { mapUsers: [user(arn, 'x')] } : { mapRoles: [role(arn, 'x')] }
+    const { problems, invalid } = compileRules(doc(entry))
+    expect(problems).toEqual([
+      err(`${list}[0].${field}`, `'${account}' in '${arn}' is not a valid AWS account ID (12 digits)`),
+    ])
+    expect(invalid.map((i) => i.rule)).toEqual([`${list}[0]`])
+  })
+})
+
+describe('invalid entries are remembered with the identity they were meant for', () => {
+  it('an entry refused for its username still says which ARN it would have matched', () => {
+    const { invalid } = compileRules(
+      doc({
+        mapUsers: [
+          user('arn:aws:iam::111122223333:user/Bob', 'bob-{{Nope}}'),
+          user('arn:aws:iam::111122223333:user/ok', 'ok'),
+        ],
+      }),
+    )
+    expect(invalid).toMatchObject([
+      { rule: 'mapUsers[0]', kind: 'user', wouldMatch: 'arn:aws:iam::111122223333:user/bob' },
+    ])
+    expect(invalidRulesFor(invalid, userOf('111122223333', 'bob')).map((r) => r.rule)).toEqual(['mapUsers[0]'])
+    expect(invalidRulesFor(invalid, userOf('111122223333', 'ok'))).toEqual([])
   })
 })

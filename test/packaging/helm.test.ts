@@ -27,6 +27,7 @@ import { decodeServerConfig, DEFAULTS, type ServerConfig } from '../../src/confi
 import { CRD_GROUP, CRD_PLURAL, CRD_VERSION } from '../../src/mapping/crd/index.js'
 import { AWS_AUTH_NAME, AWS_AUTH_NAMESPACE } from '../../src/mapping/configmap/index.js'
 import { BIN, cliEnv, ensureBuilt, ROOT, runCli, tempDir } from '../support/cli.js'
+import { startFakeApiserver } from '../support/fake-apiserver.js'
 import {
   goFloat,
   hasValuePath,
@@ -441,7 +442,9 @@ describe('rendering with ci/examples-values.yaml (example mappings, EKSConfigMap
       'ClusterRoleBinding',
       'ConfigMap',
       'DaemonSet',
-      'Role',
+      'Role', // aws-auth, and Events in kube-system
+      'Role', // Events of IAMIdentityMappings, in default
+      'RoleBinding',
       'RoleBinding',
       'Service',
       'ServiceAccount',
@@ -544,6 +547,7 @@ describe('rendering with other values', () => {
         identityCacheSize: 1000000,
         ec2DescribeInstancesQps: 2.5,
         master: '',
+        backendMode: ['EKSConfigMap'],
         kubeconfig: '/etc/kube/kubeconfig',
         port: 31000,
         headersTimeout: '15s',
@@ -702,6 +706,17 @@ describe('RBAC: what the configured backends need, nothing more', () => {
     expect(
       allows(r, account, { verb: 'get', group: '', resource: 'secrets', namespace: 'kube-system', name: 'aws-auth' }),
     ).toBe(false)
+    // a rejected aws-auth edit is reported as an Event on it: create, nothing else, only there
+    const event = (verb: string, namespace = 'kube-system'): Request => ({
+      verb,
+      group: '',
+      resource: 'events',
+      namespace,
+    })
+    expect(allows(r, account, event('create'))).toBe(true)
+    for (const verb of ['get', 'list', 'update', 'patch', 'delete'])
+      expect(allows(r, account, event(verb)), verb).toBe(false)
+    expect(allows(r, account, event('create', 'default'))).toBe(false)
     expect(kinds(r)).not.toContain('ClusterRole')
     expect(one(r, 'Role').metadata.namespace).toBe('kube-system')
     expect(one(r, 'RoleBinding').metadata.namespace).toBe('kube-system')
@@ -712,13 +727,16 @@ describe('RBAC: what the configured backends need, nothing more', () => {
     expect(kinds(render({ ...BASE, server: { backendMode: ['ConfigMap'] } }))).toContain('Role')
   })
 
-  it('CRD: read IAMIdentityMappings cluster-wide and patch their status; nothing else', () => {
+  it('CRD: read IAMIdentityMappings cluster-wide, patch their status, create Events in default; nothing else', () => {
     const r = render({ ...BASE, server: { backendMode: ['CRD'] } })
     const req = (verb: string, resource = CRD_PLURAL): Request => ({ verb, group: CRD_GROUP, resource })
     for (const verb of ['get', 'list', 'watch']) expect(allows(r, sa(r), req(verb)), verb).toBe(true)
     expect(allows(r, sa(r), req('patch', `${CRD_PLURAL}/status`))).toBe(true)
     for (const verb of ['create', 'update', 'patch', 'delete']) expect(allows(r, sa(r), req(verb)), verb).toBe(false)
     expect(allows(r, sa(r), { verb: 'create', group: '', resource: 'events', namespace: 'kube-system' })).toBe(false)
+    // cluster-scoped objects' Events live in default, where kubectl describe finds them
+    expect(allows(r, sa(r), { verb: 'create', group: '', resource: 'events', namespace: 'default' })).toBe(true)
+    expect(allows(r, sa(r), { verb: 'patch', group: '', resource: 'events', namespace: 'default' })).toBe(false)
     expect(allows(r, sa(r), configMapRequests('get'))).toBe(false)
   })
 
@@ -733,7 +751,7 @@ describe('RBAC: what the configured backends need, nothing more', () => {
     expect(one(r, 'DaemonSet').spec.template.spec.serviceAccountName).toBe('existing')
   })
 
-  it('the rules match the code: aws-auth is listed and watched by name, status is merge-patched, no events', () => {
+  it('the rules match the code: aws-auth is listed and watched by name, status is merge-patched, Events only created', () => {
     const cmSource = readFileSync(join(ROOT, 'src', 'mapping', 'configmap', 'index.ts'), 'utf8')
     expect(cmSource).toContain('const fieldSelector = `metadata.name=${name}`')
     expect(cmSource).toMatch(/listNamespacedConfigMap\(\{ namespace, fieldSelector \}\)/)
@@ -748,7 +766,11 @@ describe('RBAC: what the configured backends need, nothing more', () => {
     const allSource = sources(join(ROOT, 'src'))
       .map((f) => readFileSync(f, 'utf8'))
       .join('\n')
-    expect(allSource).not.toMatch(/createNamespacedEvent|EventsV1Api|CoreV1Event\b/)
+    expect(allSource).not.toMatch(/EventsV1Api/)
+    expect([...new Set(allSource.match(/\.\w+NamespacedEvent\w*\(/g))]).toEqual(['.createNamespacedEvent('])
+    // written where kube-apiserver wants them: the object's namespace, default for cluster-scoped ones
+    const events = readFileSync(join(ROOT, 'src', 'mapping', 'kube', 'events.ts'), 'utf8')
+    expect(events).toContain("const namespace = object.namespace || 'default'")
   })
 })
 
@@ -814,6 +836,42 @@ function https(opts: {
   })
 }
 
+/**
+ * The rendered DaemonSet's pod on this machine: the ConfigMap's files in a folder, hostPaths as they
+ * are, the server's arguments and environment rewritten to those paths.
+ */
+function podOnThisMachine(r: Rendered, dir: string) {
+  const pod = one(r, 'DaemonSet').spec.template.spec
+  const c = pod.containers[0]
+  const mountDirs = new Map<string, string>()
+  for (const m of c.volumeMounts as Obj[]) {
+    const v = (pod.volumes as Obj[]).find((x) => x.name === m.name)!
+    if (v.configMap) {
+      const folder = join(dir, 'configmap', m.name)
+      mkdirSync(folder, { recursive: true })
+      for (const [k, text] of Object.entries(one(r, 'ConfigMap').data as Record<string, string>))
+        writeFileSync(join(folder, k), text)
+      mountDirs.set(m.mountPath, folder)
+    } else if (v.hostPath) {
+      expect(v.hostPath.path).toBe(m.mountPath)
+      mountDirs.set(m.mountPath, m.mountPath)
+    } else {
+      mountDirs.set(m.mountPath, join(dir, 'emptydir', m.name))
+    }
+  }
+  const onHost = (p: string) => {
+    for (const [mountPath, local] of [...mountDirs].sort((a, b) => b[0].length - a[0].length)) {
+      if (p === mountPath || p.startsWith(`${mountPath}/`)) return local + p.slice(mountPath.length)
+    }
+    return p
+  }
+  const args = (c.args as string[]).map((a) =>
+    a.replace(/^(--[a-z-]+=)(\/.*)$/, (_m, flag: string, p: string) => flag + onHost(p)),
+  )
+  const env = cliEnv(join(dir, 'home'), Object.fromEntries(((c.env ?? []) as Obj[]).map((e) => [e.name, e.value])))
+  return { pod, c, args, env }
+}
+
 describe('the server runs with the rendered DaemonSet args and ConfigMap', () => {
   let dir: string
   beforeAll(async () => {
@@ -827,35 +885,7 @@ describe('the server runs with the rendered DaemonSet args and ConfigMap', () =>
     const state = join(dir, 'var', 'aws-iam-authenticator')
     const kubeconfigDir = join(dir, 'etc', 'kubernetes', 'aws-iam-authenticator')
     const r = render({ ...BASE, server: { port }, hostPaths: { stateDir: state, kubeconfigDir } })
-    const pod = one(r, 'DaemonSet').spec.template.spec
-    const c = pod.containers[0]
-    // The pod's mounts, on this machine: the ConfigMap's files in a folder, hostPaths as they are.
-    const mountDirs = new Map<string, string>()
-    for (const m of c.volumeMounts as Obj[]) {
-      const v = (pod.volumes as Obj[]).find((x) => x.name === m.name)!
-      if (v.configMap) {
-        const folder = join(dir, 'configmap', m.name)
-        mkdirSync(folder, { recursive: true })
-        for (const [k, text] of Object.entries(one(r, 'ConfigMap').data as Record<string, string>))
-          writeFileSync(join(folder, k), text)
-        mountDirs.set(m.mountPath, folder)
-      } else if (v.hostPath) {
-        expect(v.hostPath.path).toBe(m.mountPath)
-        mountDirs.set(m.mountPath, m.mountPath)
-      } else {
-        mountDirs.set(m.mountPath, join(dir, 'emptydir', m.name))
-      }
-    }
-    const onHost = (p: string) => {
-      for (const [mountPath, local] of [...mountDirs].sort((a, b) => b[0].length - a[0].length)) {
-        if (p === mountPath || p.startsWith(`${mountPath}/`)) return local + p.slice(mountPath.length)
-      }
-      return p
-    }
-    const args = (c.args as string[]).map((a) =>
-      a.replace(/^(--[a-z-]+=)(\/.*)$/, (_m, flag: string, p: string) => flag + onHost(p)),
-    )
-    const env = cliEnv(join(dir, 'home'), Object.fromEntries(((c.env ?? []) as Obj[]).map((e) => [e.name, e.value])))
+    const { pod, c, args, env } = podOnThisMachine(r, dir)
     const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     child.stdout.on('data', (d: Buffer) => (out += d))
@@ -921,5 +951,101 @@ describe('the server runs with the rendered DaemonSet args and ConfigMap', () =>
     expect(await exited).toBe(0)
     expect(Date.now() - started).toBeLessThan(pod.terminationGracePeriodSeconds * 1000)
     expect(readdirSync(state).sort()).toEqual(['caller-keys', 'cert.pem', 'key.pem'])
+  }, 60_000)
+})
+
+// The pre-generate path with the chart's defaults (callerAuth on): the operator runs the init command
+// the notes print, kube-apiserver reads the kubeconfig it wrote, and the server the chart runs must
+// accept kube-apiserver. Before, init wrote no caller token and the server answered 401 to every
+// review without a warning: kube-apiserver was locked out.
+describe('the pre-generated kubeconfig path: the kubeconfig init writes and the rendered server agree', () => {
+  let dir: string
+  beforeAll(async () => {
+    await ensureBuilt()
+    dir = tempDir('kia-helm-pregen-')
+  }, 120_000)
+  afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+  async function install(name: string) {
+    const port = await freePort()
+    const state = join(dir, name, 'var', 'aws-iam-authenticator')
+    const kubeconfigDir = join(dir, name, 'etc', 'kubernetes', 'aws-iam-authenticator')
+    const r = render({
+      ...BASE,
+      server: { port, kubeconfigPregenerated: true },
+      hostPaths: { stateDir: state, kubeconfigDir },
+    })
+    const pod = podOnThisMachine(r, join(dir, name))
+    const init = r.notes.split('\n').find((l) => l.trim().startsWith('kube-iam-auth init '))
+    expect(init, 'the notes print the init command').toBeDefined()
+    return {
+      ...pod,
+      port,
+      kubeconfig: join(kubeconfigDir, 'kubeconfig.yaml'),
+      init: init!.trim().split(/\s+/).slice(1),
+    }
+  }
+
+  function serve(args: string[], env: Record<string, string>, port: number) {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    child.stderr.on('data', (d: Buffer) => (stderr += d))
+    const exited = new Promise<number | null>((resolve) => child.once('close', resolve))
+    const ready = (async () => {
+      const deadline = Date.now() + 20_000
+      for (;;) {
+        if (child.exitCode !== null) return { up: false, code: await exited, stderr }
+        const probe = await https({ host: '127.0.0.1', port, path: '/healthz' }).catch(() => undefined)
+        if (probe?.status === 200) return { up: true }
+        if (Date.now() > deadline) throw new Error(`server neither answered nor exited: ${stderr}`)
+        await new Promise((res) => setTimeout(res, 100))
+      }
+    })()
+    return { ready, stop: () => (child.kill('SIGTERM'), exited) }
+  }
+
+  it('the init command of the notes writes a caller token, and kube-apiserver is accepted', async () => {
+    const node = await install('agree')
+    expect(node.init).toContain('--caller-auth')
+    const init = await runCli(node.init, { env: node.env })
+    expect(init.code, init.stderr).toBe(0)
+    const server = serve(node.args, node.env, node.port)
+    try {
+      expect(await server.ready).toEqual({ up: true })
+      const apiserver = await startFakeApiserver({ webhookKubeconfig: node.kubeconfig, retryBaseMs: 10 })
+      try {
+        const whoami = await https({
+          host: '127.0.0.1',
+          port: Number(new URL(apiserver.url).port),
+          path: '/apis/authentication.k8s.io/v1/selfsubjectreviews',
+          method: 'POST',
+          token: 'k8s-aws-v1.bm90LWEtdG9rZW4',
+          body: '{}',
+        })
+        expect(whoami.status).toBe(401) // an unknown user: denied by the webhook...
+        expect(apiserver.webhookStatuses).toEqual([200]) // ...which answered kube-apiserver (not 401)
+      } finally {
+        await apiserver.close()
+      }
+    } finally {
+      expect(await server.stop()).toBe(0)
+    }
+  }, 60_000)
+
+  it('a kubeconfig pre-generated without the caller token: the rendered server refuses to start, saying what to run', async () => {
+    const node = await install('no-token')
+    // `kube-iam-auth init` as the chart README used to say, which writes no caller token
+    const init = await runCli(
+      node.init.filter((a) => a !== '--caller-auth'),
+      { env: node.env },
+    )
+    expect(init.code, init.stderr).toBe(0)
+    const server = serve(node.args, node.env, node.port)
+    const started = await server.ready.finally(() => server.stop())
+    expect(started).toMatchObject({ up: false, code: 1 })
+    expect((started as { stderr: string }).stderr).toBe(
+      `error: server.callerAuth is on, but the pre-generated kubeconfig ${node.kubeconfig} holds no caller token: ` +
+        `kube-apiserver would get 401 on every review; run kube-iam-auth ${node.init.join(' ')} on this node, then restart kube-apiserver\n`,
+    )
   }, 60_000)
 })

@@ -1,8 +1,12 @@
 // A local stand-in for kube-apiserver's REST API, for tests that drive the real @kubernetes/client-node.
 //
 // It listens on 127.0.0.1 (plain HTTP by default, HTTPS with a fresh self-signed certificate on
-// request) and serves two resources the way an etcd-backed kube-apiserver does:
+// request, optionally requiring a bearer token or a client certificate) and serves three resources
+// the way an etcd-backed kube-apiserver does:
 // - ConfigMaps: /api/v1/namespaces/{ns}/configmaps[/{name}] and /api/v1/configmaps (all namespaces);
+// - Events (core/v1): /api/v1/namespaces/{ns}/events[/{name}] and /api/v1/events, with the
+//   involvedObject.* field selectors kubectl describe uses, and kube-apiserver's rule that the event
+//   of a cluster-scoped object lives in `default` (legacy events, without eventTime);
 // - IAMIdentityMappings (cluster-scoped custom resources with a status subresource):
 //   /apis/iamauthenticator.k8s.aws/v1alpha1/iamidentitymappings[/{name}[/status]].
 //
@@ -30,9 +34,10 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
+import type { TLSSocket } from 'node:tls'
 import { generateServingCert } from '../../src/server/tls.js'
 
-export type FakeKubeResource = 'configmaps' | 'iamidentitymappings'
+export type FakeKubeResource = 'configmaps' | 'events' | 'iamidentitymappings'
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR'
 
 export interface KubeObjectMeta {
@@ -72,6 +77,11 @@ export interface FakeKubeOptions {
   bookmarkIntervalMs?: number
   /** When set, every request needs `Authorization: Bearer <requireToken>` (401 Status otherwise). */
   requireToken?: string
+  /**
+   * With tls: client certificates signed by this CA (PEM) are asked for, and a request that presents
+   * one is authenticated; without a valid certificate (or requireToken's token), 401.
+   */
+  clientCa?: string
 }
 
 export interface FakeKube {
@@ -93,6 +103,8 @@ export interface FakeKube {
   setConfigMap(namespace: string, name: string, data: Record<string, string>): KubeObject
   /** False when there was no such ConfigMap. */
   deleteConfigMap(namespace: string, name: string): boolean
+  /** Stored Events, oldest first, optionally of one namespace (copies). */
+  events(namespace?: string): KubeObject[]
   /** Creates the IAMIdentityMapping or replaces its spec; returns the stored object. */
   putMapping(name: string, spec: Record<string, unknown>): KubeObject
   /** False when there was no such IAMIdentityMapping. */
@@ -149,8 +161,20 @@ const MAPPINGS: ResourceDef = {
   custom: true,
 }
 
+const EVENTS: ResourceDef = {
+  plural: 'events',
+  kind: 'Event',
+  listKind: 'EventList',
+  group: '',
+  version: 'v1',
+  apiVersion: 'v1',
+  namespaced: true,
+  custom: false,
+}
+
 const RESOURCES: Record<FakeKubeResource, ResourceDef> = {
   configmaps: CONFIGMAPS,
+  events: EVENTS,
   iamidentitymappings: MAPPINGS,
 }
 
@@ -415,7 +439,22 @@ interface Requirement {
 
 type Matcher = (obj: KubeObject) => boolean
 
-const FIELD_LABELS = ['metadata.name', 'metadata.namespace']
+const FIELD_LABELS = [
+  'metadata.name',
+  'metadata.namespace',
+  // events (kubectl describe selects by these)
+  'involvedObject.kind',
+  'involvedObject.namespace',
+  'involvedObject.name',
+  'involvedObject.uid',
+  'involvedObject.apiVersion',
+  'involvedObject.resourceVersion',
+  'involvedObject.fieldPath',
+  'reason',
+  'reportingComponent',
+  'source',
+  'type',
+]
 
 /** Splits on commas outside parentheses: `a in (x,y),b=c` -> [`a in (x,y)`, `b=c`]. */
 function selectorTerms(selector: string): string[] {
@@ -473,7 +512,10 @@ function requirementMatches(req: Requirement, value: string | undefined): boolea
 }
 
 function fieldValue(obj: KubeObject, key: string): string {
-  return (key === 'metadata.name' ? obj.metadata.name : obj.metadata.namespace) ?? ''
+  if (key === 'source') return String((obj.source as { component?: unknown } | undefined)?.component ?? '')
+  let value: unknown = obj
+  for (const part of key.split('.')) value = isRecord(value) ? value[part] : undefined
+  return value === undefined || value === null ? '' : String(value)
 }
 
 function parseSelectors(query: URLSearchParams): Matcher {
@@ -602,6 +644,7 @@ function prepareCreate(r: ResourceDef, body: unknown, namespace: string): KubeOb
   if (typeof meta.resourceVersion === 'string' && meta.resourceVersion !== '') {
     throw new KubeError(500, 'InternalError', 'resourceVersion should not be set on objects to be created')
   }
+  if (r === EVENTS) validateEvent(obj, namespace, name)
   const created = isoSeconds(new Date())
   const metadata: KubeObjectMeta = { ...meta, name, uid: randomUUID(), creationTimestamp: created }
   if (r.namespaced) metadata.namespace = namespace
@@ -609,6 +652,36 @@ function prepareCreate(r: ResourceDef, body: unknown, namespace: string): KubeOb
   if (r.custom) metadata.generation = 1
   const content = r.custom ? withoutKeys(obj, ['status']) : obj
   return { ...content, apiVersion: r.apiVersion, kind: r.kind, metadata }
+}
+
+/**
+ * kube-apiserver's validation of a core/v1 Event that matters to clients: the event of a namespaced
+ * object lives in that object's namespace; the event of a cluster-scoped object (empty
+ * involvedObject.namespace) in `default` (or, for new-style events with eventTime, kube-system).
+ */
+function validateEvent(obj: JsonRecord, namespace: string, name: string): void {
+  const involved = isRecord(obj.involvedObject) ? obj.involvedObject : undefined
+  if (involved === undefined) throw invalid(EVENTS, name, 'involvedObject: Required value')
+  const involvedNamespace = typeof involved.namespace === 'string' ? involved.namespace : ''
+  const newStyle = typeof obj.eventTime === 'string' && obj.eventTime !== ''
+  const allowed = involvedNamespace !== '' ? [involvedNamespace] : newStyle ? ['default', 'kube-system'] : ['default']
+  if (!allowed.includes(namespace)) {
+    throw invalid(
+      EVENTS,
+      name,
+      `involvedObject.namespace: Invalid value: "${involvedNamespace}": does not match event.namespace`,
+    )
+  }
+  if (newStyle && (typeof obj.reportingComponent !== 'string' || obj.reportingComponent === '')) {
+    throw invalid(EVENTS, name, 'reportingComponent: Required value')
+  }
+  if (obj.type !== undefined && obj.type !== 'Normal' && obj.type !== 'Warning') {
+    throw invalid(
+      EVENTS,
+      name,
+      `type: Unsupported value: ${JSON.stringify(obj.type)}: supported values: "Normal", "Warning"`,
+    )
+  }
 }
 
 type UpdatePart = 'main' | 'status'
@@ -712,16 +785,18 @@ function decodeSegments(pathname: string): string[] | undefined {
   }
 }
 
-function configMapRoute(segs: string[]): Route | undefined {
-  if (segs.length === 3 && segs[2] === 'configmaps') {
-    return { type: 'collection', resource: CONFIGMAPS, namespace: undefined }
+/** /api/v1/{configmaps,events} and /api/v1/namespaces/{ns}/{configmaps,events}[/{name}] */
+function coreRoute(segs: string[]): Route | undefined {
+  const core = (plural: string | undefined) => [CONFIGMAPS, EVENTS].find((r) => r.plural === plural)
+  if (segs.length === 3) {
+    const resource = core(segs[2])
+    return resource && { type: 'collection', resource, namespace: undefined }
   }
-  if (segs[2] !== 'namespaces' || segs[4] !== 'configmaps') return undefined
+  const resource = core(segs[4])
+  if (segs[2] !== 'namespaces' || resource === undefined) return undefined
   const namespace = segs[3]!
-  if (segs.length === 5) return { type: 'collection', resource: CONFIGMAPS, namespace }
-  if (segs.length === 6) {
-    return { type: 'object', resource: CONFIGMAPS, namespace, name: segs[5]!, part: 'main' }
-  }
+  if (segs.length === 5) return { type: 'collection', resource, namespace }
+  if (segs.length === 6) return { type: 'object', resource, namespace, name: segs[5]!, part: 'main' }
   return undefined
 }
 
@@ -738,7 +813,7 @@ function mappingRoute(segs: string[]): Route | undefined {
 function parseRoute(pathname: string): Route | undefined {
   const segs = decodeSegments(pathname)
   if (segs === undefined) return undefined
-  if (segs[0] === 'api' && segs[1] === 'v1') return configMapRoute(segs)
+  if (segs[0] === 'api' && segs[1] === 'v1') return coreRoute(segs)
   if (segs[0] === 'apis' && segs.slice(1, 4).join('/') === `${MAPPINGS.apiVersion}/${MAPPINGS.plural}`) {
     return mappingRoute(segs)
   }
@@ -770,7 +845,7 @@ function discovery(pathname: string, hostPort: string): JsonRecord | undefined {
         serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: hostPort }],
       }
     case '/api/v1':
-      return { kind: 'APIResourceList', groupVersion: 'v1', resources: [apiResource(CONFIGMAPS)] }
+      return { kind: 'APIResourceList', groupVersion: 'v1', resources: [apiResource(CONFIGMAPS), apiResource(EVENTS)] }
     case '/apis':
       return { kind: 'APIGroupList', apiVersion: 'v1', groups: [group] }
     case `/apis/${MAPPINGS.group}`:
@@ -1122,6 +1197,7 @@ function kubeconfigYaml(server: string, caPem: string | undefined, token: string
 async function createFakeKubeServer(
   tls: boolean,
   handler: (req: IncomingMessage, res: ServerResponse) => void,
+  clientCa: string | undefined,
 ): Promise<{ server: Server; caPem: string | undefined }> {
   if (!tls) return { server: createHttpServer(handler), caPem: undefined }
   const { certPem, keyPem } = await generateServingCert({
@@ -1129,7 +1205,10 @@ async function createFakeKubeServer(
     hostname: 'localhost',
     now: new Date(),
   })
-  return { server: createHttpsServer({ cert: certPem, key: keyPem }, handler), caPem: certPem }
+  // A client certificate is asked for, not required: the handler answers 401 without one, as
+  // kube-apiserver does (it accepts other credentials too).
+  const mtls = clientCa === undefined ? {} : { ca: clientCa, requestCert: true, rejectUnauthorized: false }
+  return { server: createHttpsServer({ cert: certPem, key: keyPem, ...mtls }, handler), caPem: certPem }
 }
 
 function listen(server: Server): Promise<number> {
@@ -1163,10 +1242,16 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
   let down = false
   let closed = false
 
+  const authenticated = (req: IncomingMessage): boolean => {
+    if (opts.requireToken === undefined && opts.clientCa === undefined) return true
+    if (opts.requireToken !== undefined && bearerToken(req) === opts.requireToken) return true
+    return opts.clientCa !== undefined && (req.socket as TLSSocket).authorized === true
+  }
+
   const answer = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     try {
       const body = await readBody(req)
-      if (opts.requireToken !== undefined && bearerToken(req) !== opts.requireToken) throw unauthorized()
+      if (!authenticated(req)) throw unauthorized()
       api.handle(req, res, body)
     } catch (err) {
       const failure = err instanceof KubeError ? err : new KubeError(500, 'InternalError', String(err))
@@ -1186,7 +1271,7 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
     void answer(req, res)
   }
 
-  const { server, caPem } = await createFakeKubeServer(opts.tls ?? false, onRequest)
+  const { server, caPem } = await createFakeKubeServer(opts.tls ?? false, onRequest, opts.clientCa)
   server.on('connection', (socket: Socket) => {
     if (down || closed) {
       socket.destroy()
@@ -1243,6 +1328,11 @@ export async function startFakeKube(opts: FakeKubeOptions = {}): Promise<FakeKub
     deleteConfigMap: (namespace, name) => removeObject(CONFIGMAPS, namespace, name),
     putMapping: (name, spec) => putObject(MAPPINGS, '', name, { spec: structuredClone(spec) }),
     deleteMapping: (name) => removeObject(MAPPINGS, '', name),
+    events: (namespace) =>
+      store
+        .list(EVENTS, namespace)
+        .sort((a, b) => Number(a.metadata.resourceVersion) - Number(b.metadata.resourceVersion))
+        .map((e) => structuredClone(e)),
     getObject(resource, namespace, name) {
       const obj = store.get(RESOURCES[resource], RESOURCES[resource].namespaced ? namespace : '', name)
       return obj === undefined ? undefined : structuredClone(obj)

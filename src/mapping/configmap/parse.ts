@@ -1,8 +1,9 @@
 import { loadAll } from 'js-yaml'
+import { didYouMean } from '../../shared/did-you-mean.js'
 import { caseInsensitive, type Reader } from '../../shared/reader.js'
 import { roleMapping, userMapping } from '../decode.js'
 import type { Problem } from '../../shared/problem.js'
-import { compileRules, type MappingDocument, type RuleSet } from '../rules.js'
+import { compileRules, type InvalidRule, type MappingDocument, type RuleSet } from '../rules.js'
 
 /** The data keys of aws-auth; case-sensitive, as upstream reads them. */
 export const AWS_AUTH_KEYS = ['mapRoles', 'mapUsers', 'mapAccounts'] as const
@@ -12,6 +13,8 @@ export interface ParsedAwsAuth {
   readonly rules: RuleSet
   /** Errors make the whole document invalid (last-good rule); warnings do not. */
   readonly problems: readonly Problem[]
+  /** The entries that were not compiled, for `explain`. */
+  readonly invalid: readonly InvalidRule[]
 }
 
 /**
@@ -23,14 +26,17 @@ export function parseAwsAuthData(data: Readonly<Record<string, unknown>> | undef
   const problems: Problem[] = []
   const values = data ?? {}
   for (const key of Object.keys(values)) {
+    if ((AWS_AUTH_KEYS as readonly string[]).includes(key)) continue
     const canonical = AWS_AUTH_KEYS.find((k) => k.toLowerCase() === key.toLowerCase())
-    if (canonical !== undefined && canonical !== key) {
-      problems.push({
-        path: prefix + key,
-        message: `ignored: aws-auth keys are case-sensitive, did you mean "${canonical}"?`,
-        severity: 'warning',
-      })
-    }
+    const meant = canonical ?? didYouMean(key, AWS_AUTH_KEYS)
+    problems.push({
+      path: prefix + key,
+      message:
+        canonical !== undefined
+          ? `ignored: aws-auth keys are case-sensitive, did you mean "${canonical}"?`
+          : `unknown key (ignored: only ${AWS_AUTH_KEYS.join(', ')} are read)${meant === undefined ? '' : `; did you mean "${meant}"?`}`,
+      severity: 'warning',
+    })
   }
   const list = (key: (typeof AWS_AUTH_KEYS)[number]): unknown[] => {
     const raw = values[key]
@@ -44,7 +50,11 @@ export function parseAwsAuthData(data: Readonly<Record<string, unknown>> | undef
     try {
       docs = loadAll(raw)
     } catch (err) {
-      problems.push({ path: prefix + key, message: `invalid YAML: ${(err as Error).message}`, severity: 'error' })
+      problems.push({
+        path: prefix + key,
+        message: `invalid YAML: ${(err as Error).message.split('\n')[0]}`,
+        severity: 'error',
+      })
       return []
     }
     if (docs.length > 1) {
@@ -78,7 +88,7 @@ export function parseAwsAuthData(data: Readonly<Record<string, unknown>> | undef
     if (p.severity === 'error' && [...reported].some((r) => p.path === r || p.path.startsWith(`${r}.`))) continue
     problems.push(p)
   }
-  return { doc, rules: compiled.rules, problems }
+  return { doc, rules: compiled.rules, problems, invalid: compiled.invalid }
 }
 
 /** Upstream skips values that trim to nothing or to an empty quoted string. */
@@ -87,19 +97,36 @@ function isEmptyValue(raw: string): boolean {
   return t === '' || t === '``' || t === '""' || t === "''"
 }
 
-/** aws-auth as a ConfigMap manifest, for `validate --aws-auth FILE`: reads `data` of a ConfigMap YAML. */
-export function awsAuthDataFromManifest(text: string): { data?: Record<string, unknown>; problems: Problem[] } {
+/**
+ * aws-auth as a ConfigMap manifest, for `validate --aws-auth FILE`: reads `data` of a ConfigMap YAML
+ * (as `kubectl get configmap -n kube-system aws-auth -o yaml` prints it). `unusable` is set when the
+ * text is not YAML at all.
+ */
+export function awsAuthDataFromManifest(text: string): {
+  data?: Record<string, unknown>
+  problems: Problem[]
+  unusable?: string
+} {
   let docs: unknown[]
   try {
     docs = loadAll(text)
   } catch (err) {
-    return { problems: [{ path: '(file)', message: `invalid YAML: ${(err as Error).message}`, severity: 'error' }] }
+    const message = `invalid YAML: ${(err as Error).message.split('\n')[0]}`
+    return { problems: [{ path: '(file)', message, severity: 'error' }], unusable: message }
   }
   const cm = docs.find((d) => typeof d === 'object' && d !== null) as
     { kind?: unknown; metadata?: { name?: unknown; namespace?: unknown }; data?: unknown } | undefined
   if (cm === undefined) return { problems: [{ path: '(file)', message: 'no ConfigMap found', severity: 'error' }] }
   const problems: Problem[] = []
-  if (cm.kind !== undefined && cm.kind !== 'ConfigMap') {
+  if (cm.kind === undefined) {
+    problems.push({
+      path: 'kind',
+      message:
+        'missing: this is not a ConfigMap manifest (expected kind: ConfigMap, as ' +
+        '`kubectl get configmap -n kube-system aws-auth -o yaml` prints it)',
+      severity: 'error',
+    })
+  } else if (cm.kind !== 'ConfigMap') {
     problems.push({ path: 'kind', message: `expected a ConfigMap, got ${String(cm.kind)}`, severity: 'error' })
   }
   if (cm.metadata?.name !== undefined && cm.metadata.name !== 'aws-auth') {

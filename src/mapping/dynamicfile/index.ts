@@ -110,14 +110,24 @@ export class DynamicFileMapper implements Mapper {
     if (digest === this.#digest) return
     this.#digest = digest
     const version = `sha256:${digest.slice(0, 12)}`
-    const { rules, problems } = parseDynamicFile(text, { userIdStrict: this.#opts.userIdStrict })
+    const { rules, problems, partial } = parseDynamicFile(text, { userIdStrict: this.#opts.userIdStrict })
     if (rules === undefined) {
       const errors = problems.filter((p) => p.severity === 'error')
+      // Nothing in force yet (start-up, or the file was missing): the valid entries apply rather than
+      // none, which would lock out everyone the file maps. The invalid ones never apply.
+      const inForce = this.#state.version
+      const takePartial = partial !== undefined && (inForce === undefined || inForce === 'missing')
+      if (takePartial) {
+        this.#rules = partial
+        this.#state.applied(version)
+      }
       this.#opts.metrics.dynamicFileFailures.inc()
       this.#state.rejected(version, errors)
       this.#opts.log.error(
         { source: this.name, file: this.#opts.path, problems: errors.map((p) => `${p.path}: ${p.message}`) },
-        'DynamicFile update rejected; the previous mapping stays in force',
+        takePartial
+          ? 'DynamicFile has invalid entries: they are ignored; its valid entries apply, as nothing else was in force'
+          : 'DynamicFile update rejected; the previous mapping stays in force',
       )
       return
     }

@@ -1,8 +1,16 @@
 import { caseInsensitive } from '../../shared/reader.js'
 import { roleMapping, userMapping } from '../decode.js'
-import { canonicalizeArn, stripRolePath } from '../../sts/arn.js'
+import { stripRolePath } from '../../sts/arn.js'
 import type { Problem } from '../../shared/problem.js'
-import { checkedMapping, compileRules, EMPTY_RULES } from '../rules.js'
+import {
+  arnKey,
+  checkedMapping,
+  compileRules,
+  EMPTY_RULES,
+  type InvalidRule,
+  type MappingDocument,
+  type RuleSet,
+} from '../rules.js'
 import { snapshotOf, type Snapshot } from '../static.js'
 import type { Mapping } from '../types.js'
 
@@ -22,7 +30,15 @@ export const EMPTY_DYNAMIC: DynamicRules = snapshotOf(EMPTY_RULES)
 export function parseDynamicFile(
   text: string,
   opts: { userIdStrict: boolean },
-): { rules?: DynamicRules; problems: Problem[] } {
+): {
+  rules?: DynamicRules
+  problems: Problem[]
+  invalid?: InvalidRule[]
+  /** Not in strict mode: the document and its compiled rules (also when invalid), for `validate`. */
+  compiled?: { doc: MappingDocument; rules: RuleSet }
+  /** When the file has errors but is JSON: its valid entries only. */
+  partial?: DynamicRules
+} {
   const problems: Problem[] = []
   let json: unknown
   try {
@@ -47,10 +63,12 @@ export function parseDynamicFile(
     p.severity === 'error' && readerErrors.some((r) => p.path === r || p.path.startsWith(`${r}.`))
 
   if (!opts.userIdStrict) {
-    const { rules, problems: ruleProblems } = compileRules(doc)
+    const { rules, problems: ruleProblems, invalid } = compileRules(doc)
     problems.push(...ruleProblems.filter((p) => !alreadyReported(p)))
-    if (problems.some((p) => p.severity === 'error')) return { problems }
-    return { rules: { ...snapshotOf(rules), lastUpdated }, problems }
+    const compiled = { doc, rules }
+    const snapshot = { ...snapshotOf(rules), lastUpdated }
+    if (problems.some((p) => p.severity === 'error')) return { problems, invalid, compiled, partial: snapshot }
+    return { rules: snapshot, problems, invalid, compiled }
   }
 
   // Strict mode: entries are keyed by principal ID (AROA.../AIDA...), which survives a role being
@@ -70,13 +88,8 @@ export function parseDynamicFile(
   ) => {
     const rule = `${kind === 'user' ? 'mapUsers' : 'mapRoles'}[${i}]`
     const mapping = checkedMapping(rule, m, err)
-    if (arn) {
-      try {
-        canonicalizeArn(arn)
-      } catch (e) {
-        err(`${rule}.${kind === 'user' ? 'userarn' : 'rolearn'}`, `error canonicalizing ARN: ${(e as Error).message}`)
-      }
-    }
+    // The same ARN checks as everywhere (12-digit account, no session ARN under mapRoles, ...).
+    if (arn) arnKey(arn, `${rule}.${kind === 'user' ? 'userarn' : 'rolearn'}`, err, kind === 'role')
     if (!m.userid) {
       err(`${rule}.userid`, 'value for userid must be supplied (dynamicfileUserIDStrict is on)')
       return
@@ -101,21 +114,19 @@ export function parseDynamicFile(
     add('role', i, r, r.rolearn)
   })
   users.forEach((u, i) => add('user', i, u, u.userarn))
-  if (problems.some((p) => p.severity === 'error')) return { problems }
-  return {
-    rules: {
-      lookup: (identity) => {
-        const entry = byId.get(identity.userId)
-        if (entry === undefined) return undefined
-        if (entry.arn !== undefined && !sameRole(entry.arn, identity.canonicalArn)) return undefined
-        return { mapping: entry.mapping, rule: entry.rule, kind: entry.kind }
-      },
-      accounts: accounts.rules.accounts,
-      counts: { roles: roles.length, users: users.length, accounts: accounts.rules.accounts.size },
-      lastUpdated,
+  const snapshot: DynamicRules = {
+    lookup: (identity) => {
+      const entry = byId.get(identity.userId)
+      if (entry === undefined) return undefined
+      if (entry.arn !== undefined && !sameRole(entry.arn, identity.canonicalArn)) return undefined
+      return { mapping: entry.mapping, rule: entry.rule, kind: entry.kind }
     },
-    problems,
+    accounts: accounts.rules.accounts,
+    counts: { roles: roles.length, users: users.length, accounts: accounts.rules.accounts.size },
+    lastUpdated,
   }
+  if (problems.some((p) => p.severity === 'error')) return { problems, partial: snapshot }
+  return { rules: snapshot, problems }
 }
 
 function sameRole(configured: string, canonical: string): boolean {

@@ -1,4 +1,5 @@
 import { Watch, type KubeConfig } from '@kubernetes/client-node'
+import { describeKubeFailure } from './errors.js'
 
 /** The part of a Kubernetes object the watcher needs. */
 export interface KubeObject {
@@ -88,7 +89,8 @@ export async function runListWatch<T extends KubeObject>(opts: ListWatchOptions<
         continue
       }
       failures++
-      const e = err instanceof Error ? err : new Error(String(err))
+      // One line naming the API server and why, whatever failed (connection, TLS, HTTP status, exec plugin).
+      const e = new Error(describeKubeFailure(err, opts.kubeConfig), { cause: err })
       opts.onFailure(e, failures)
       if (firstSync) {
         firstSync = false
