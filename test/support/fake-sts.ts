@@ -9,7 +9,10 @@
 // - query-presigned GET (X-Amz-* query parameters), e.g. GetCallerIdentity tokens made by
 //   aws-iam-authenticator, `aws eks get-token` or kube-iam-auth;
 // - header-signed (Authorization header) requests, e.g. form-encoded POSTs by @aws-sdk/client-sts.
-// Actions: GetCallerIdentity and AssumeRole.
+// Actions: GetCallerIdentity, AssumeRole (with MFA when the role asks for it) and
+// AssumeRoleWithWebIdentity (unsigned, like real STS; the web identity token must be one the role
+// trusts). mintSession() registers temporary credentials handed out by other stand-ins (SSO portal,
+// container endpoint, instance metadata), so tokens they sign verify here.
 
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
@@ -35,6 +38,18 @@ export interface FakeStsRole {
   roleId: string
   /** Trust policy; default: any known principal may assume the role. */
   trusted?: (caller: FakeStsPrincipal) => boolean
+  /** AssumeRole must carry this SerialNumber and TokenCode (the role's policy requires MFA). */
+  mfa?: { serialNumber: string; code: string }
+  /** Web identity tokens (exact strings) this role trusts for AssumeRoleWithWebIdentity. */
+  webIdentityTokens?: string[]
+}
+
+/** What a session minted by mintSession() is made from. */
+export interface FakeStsSessionSpec {
+  arn: string
+  account: string
+  userId: string
+  expiresAt: Date
 }
 
 export type FakeStsFault = 'none' | 'error500' | 'throttle' | 'hang' | 'reset'
@@ -50,6 +65,7 @@ export interface FakeStsAssumeRoleCall {
   roleArn: string
   sessionName: string
   externalId?: string
+  serialNumber?: string
 }
 
 export interface FakeSts {
@@ -62,7 +78,13 @@ export interface FakeSts {
   readonly lastErrors: string[]
   /** The last authenticated AssumeRole request (recorded even when it is then denied). */
   readonly lastAssumeRole?: FakeStsAssumeRoleCall
+  /** AssumeRoleWithWebIdentity requests received (also counted in calls.total). */
+  readonly webIdentityCalls: number
   addPrincipal(p: FakeStsPrincipal): void
+  /** New temporary credentials (ASIA key, session token) for the given identity, known from now on. */
+  mintSession(spec: FakeStsSessionSpec): FakeStsPrincipal
+  /** The principal an access key ID belongs to (minted sessions included). */
+  lookup(accessKeyId: string): FakeStsPrincipal | undefined
   addRole(r: FakeStsRole): void
   setFault(fault: FakeStsFault): void
   /** Delay before answering every request. */
@@ -541,6 +563,89 @@ export async function startFakeSts(
     return { status: 200, contentType: 'text/xml', body }
   }
 
+  const mintSession = (spec: FakeStsSessionSpec): FakeStsPrincipal => {
+    const minted: FakeStsPrincipal = {
+      accessKeyId: 'ASIA' + randomFrom(UPPER_ALNUM, 16),
+      secretAccessKey: randomFrom(BASE64_CHARS, 40),
+      sessionToken: randomSessionToken(),
+      expiresAt: spec.expiresAt,
+      arn: spec.arn,
+      account: spec.account,
+      userId: spec.userId,
+    }
+    principals.set(minted.accessKeyId, minted)
+    return minted
+  }
+
+  /** The session of `role` for `sessionName`, as AssumeRole and AssumeRoleWithWebIdentity mint it. */
+  const roleSession = (role: FakeStsRole, sessionName: string, fallbackAccount: string, duration: number) => {
+    // arn:<partition>:iam::<account>:role/<path/><name>
+    const arnParts = role.roleArn.split(':')
+    const partition = arnParts[1] || 'aws'
+    const account = arnParts[4] || fallbackAccount
+    const roleName = arnParts.slice(5).join(':').split('/').pop() || 'role'
+    return mintSession({
+      arn: `arn:${partition}:sts::${account}:assumed-role/${roleName}/${sessionName}`,
+      account,
+      userId: `${role.roleId}:${sessionName}`,
+      expiresAt: new Date(Math.floor(now().getTime() / 1000) * 1000 + duration * 1000),
+    })
+  }
+
+  const credentialsXml = (minted: FakeStsPrincipal): string =>
+    `<Credentials><AccessKeyId>${minted.accessKeyId}</AccessKeyId>` +
+    `<SecretAccessKey>${xmlEscape(minted.secretAccessKey)}</SecretAccessKey>` +
+    `<SessionToken>${xmlEscape(minted.sessionToken!)}</SessionToken>` +
+    `<Expiration>${isoSeconds(minted.expiresAt!)}</Expiration></Credentials>` +
+    `<AssumedRoleUser><Arn>${xmlEscape(minted.arn)}</Arn>` +
+    `<AssumedRoleId>${xmlEscape(minted.userId)}</AssumedRoleId></AssumedRoleUser>`
+
+  let webIdentityCalls = 0
+  /** Unsigned, as real STS takes it: the web identity token is the credential. */
+  const assumeRoleWithWebIdentity = (params: URLSearchParams, json: boolean, requestId: string): Reply => {
+    webIdentityCalls++
+    const roleArn = params.get('RoleArn')
+    const sessionName = params.get('RoleSessionName')
+    const webToken = params.get('WebIdentityToken')
+    if (roleArn === null || sessionName === null || webToken === null) {
+      const field = roleArn === null ? 'roleArn' : sessionName === null ? 'roleSessionName' : 'webIdentityToken'
+      return errorReply(json, requestId, 400, 'ValidationError', validationError(null, field, 'must not be null'))
+    }
+    if (!SESSION_NAME_RE.test(sessionName)) {
+      const constraint = 'must satisfy regular expression pattern: [\\w+=,.@-]{2,64}'
+      return errorReply(
+        json,
+        requestId,
+        400,
+        'ValidationError',
+        validationError(sessionName, 'roleSessionName', constraint),
+      )
+    }
+    const known = [...roles.values()].some((r) => r.webIdentityTokens?.includes(webToken))
+    if (!known) {
+      return errorReply(
+        json,
+        requestId,
+        400,
+        'InvalidIdentityToken',
+        'The web identity token that was passed could not be validated by AWS.',
+      )
+    }
+    const role = roles.get(roleArn)
+    if (role === undefined || !role.webIdentityTokens?.includes(webToken)) {
+      return errorReply(json, requestId, 403, 'AccessDenied', 'Not authorized to perform sts:AssumeRoleWithWebIdentity')
+    }
+    const minted = roleSession(role, sessionName, '000000000000', defaultDuration)
+    const body =
+      `<AssumeRoleWithWebIdentityResponse xmlns="${XMLNS}"><AssumeRoleWithWebIdentityResult>` +
+      credentialsXml(minted) +
+      `<SubjectFromWebIdentityToken>system:serviceaccount:fake</SubjectFromWebIdentityToken>` +
+      `<Provider>fake-oidc</Provider><Audience>sts.amazonaws.com</Audience>` +
+      `</AssumeRoleWithWebIdentityResult><ResponseMetadata><RequestId>${requestId}</RequestId>` +
+      `</ResponseMetadata></AssumeRoleWithWebIdentityResponse>`
+    return { status: 200, contentType: 'text/xml', body }
+  }
+
   const assumeRole = (caller: FakeStsPrincipal, params: URLSearchParams, json: boolean, requestId: string): Reply => {
     const roleArn = params.get('RoleArn')
     const sessionName = params.get('RoleSessionName')
@@ -550,8 +655,10 @@ export async function startFakeSts(
       return errorReply(json, requestId, 400, 'ValidationError', message)
     }
     const externalId = params.get('ExternalId')
+    const serialNumber = params.get('SerialNumber')
     lastAssumeRole = { roleArn, sessionName }
     if (externalId !== null) lastAssumeRole.externalId = externalId
+    if (serialNumber !== null) lastAssumeRole.serialNumber = serialNumber
     if (!SESSION_NAME_RE.test(sessionName)) {
       const constraint = 'must satisfy regular expression pattern: [\\w+=,.@-]{2,64}'
       const message = validationError(sessionName, 'roleSessionName', constraint)
@@ -570,31 +677,17 @@ export async function startFakeSts(
       return errorReply(json, requestId, 403, 'AccessDenied', message)
     }
 
-    // arn:<partition>:iam::<account>:role/<path/><name>
-    const arnParts = role.roleArn.split(':')
-    const partition = arnParts[1] || 'aws'
-    const account = arnParts[4] || caller.account
-    const roleName = arnParts.slice(5).join(':').split('/').pop() || 'role'
-    const expiresAt = new Date(Math.floor(now().getTime() / 1000) * 1000 + duration * 1000)
-    const sessionToken = randomSessionToken()
-    const minted: FakeStsPrincipal = {
-      accessKeyId: 'ASIA' + randomFrom(UPPER_ALNUM, 16),
-      secretAccessKey: randomFrom(BASE64_CHARS, 40),
-      sessionToken,
-      expiresAt,
-      arn: `arn:${partition}:sts::${account}:assumed-role/${roleName}/${sessionName}`,
-      account,
-      userId: `${role.roleId}:${sessionName}`,
+    if (
+      role.mfa !== undefined &&
+      (serialNumber !== role.mfa.serialNumber || params.get('TokenCode') !== role.mfa.code)
+    ) {
+      const message = 'MultiFactorAuthentication failed with invalid MFA one time pass code.'
+      return errorReply(json, requestId, 403, 'AccessDenied', message)
     }
-    principals.set(minted.accessKeyId, minted)
+    const minted = roleSession(role, sessionName, caller.account, duration)
     const body =
-      `<AssumeRoleResponse xmlns="${XMLNS}"><AssumeRoleResult><Credentials>` +
-      `<AccessKeyId>${minted.accessKeyId}</AccessKeyId>` +
-      `<SecretAccessKey>${xmlEscape(minted.secretAccessKey)}</SecretAccessKey>` +
-      `<SessionToken>${xmlEscape(sessionToken)}</SessionToken>` +
-      `<Expiration>${isoSeconds(expiresAt)}</Expiration></Credentials>` +
-      `<AssumedRoleUser><Arn>${xmlEscape(minted.arn)}</Arn>` +
-      `<AssumedRoleId>${xmlEscape(minted.userId)}</AssumedRoleId></AssumedRoleUser>` +
+      `<AssumeRoleResponse xmlns="${XMLNS}"><AssumeRoleResult>` +
+      credentialsXml(minted) +
       `</AssumeRoleResult><ResponseMetadata><RequestId>${requestId}</RequestId>` +
       `</ResponseMetadata></AssumeRoleResponse>`
     return { status: 200, contentType: 'text/xml', body }
@@ -619,6 +712,12 @@ export async function startFakeSts(
         break
     }
 
+    const unsigned =
+      headerValue(req.headers, 'authorization') === undefined && !(req.url ?? '').includes('X-Amz-Algorithm')
+    if (unsigned && extractAction(req.url ?? '/', body, req.headers) === 'AssumeRoleWithWebIdentity') {
+      const params = new URLSearchParams(isFormEncoded(req.headers) ? body : (req.url ?? '').split('?')[1])
+      return assumeRoleWithWebIdentity(params, json, requestId)
+    }
     const verified = verifySigV4Request(
       { method: req.method ?? 'GET', path: req.url ?? '/', headers: req.headers, body },
       (akid) => principals.get(akid),
@@ -671,6 +770,13 @@ export async function startFakeSts(
     get lastAssumeRole(): FakeStsAssumeRoleCall | undefined {
       return lastAssumeRole === undefined ? undefined : { ...lastAssumeRole }
     },
+    get webIdentityCalls(): number {
+      return webIdentityCalls
+    },
+    mintSession,
+    lookup(accessKeyId: string): FakeStsPrincipal | undefined {
+      return principals.get(accessKeyId)
+    },
     addPrincipal(p: FakeStsPrincipal): void {
       principals.set(p.accessKeyId, p)
     },
@@ -688,6 +794,7 @@ export async function startFakeSts(
       counters.assumeRole = 0
       counters.rejected = 0
       counters.total = 0
+      webIdentityCalls = 0
       lastErrors.length = 0
     },
     close(): Promise<void> {
