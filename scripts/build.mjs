@@ -11,7 +11,14 @@ execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconf
   stdio: 'inherit',
 })
 
-const sdkExternals = ['@aws-sdk/credential-provider-node', '@aws-sdk/client-sts', '@smithy/core', 'js-yaml']
+// The credential providers of the AWS SDK's chain: each is loaded only when its link is reached.
+const providerExternals = [
+  '@aws-sdk/credential-provider-ini',
+  '@aws-sdk/credential-provider-web-identity',
+  '@aws-sdk/credential-provider-http',
+  '@smithy/credential-provider-imds',
+]
+const sdkExternals = [...providerExternals, '@aws-sdk/client-sts', '@smithy/core', 'js-yaml']
 
 /**
  * Replaces a relative import with a require() of another output file, so that loading it stays
@@ -60,5 +67,5 @@ await build({
   entryPoints: ['src/client/get-token.ts'],
   outfile: 'dist/client/get-token.cjs',
   mainFields: ['module', 'main'],
-  external: ['@aws-sdk/credential-provider-node', '@aws-sdk/client-sts', 'js-yaml'],
+  external: [...providerExternals, '@aws-sdk/client-sts', 'js-yaml'],
 })

@@ -1,6 +1,14 @@
 import { UsageError } from '../shared/errors.js'
+import { parseDuration } from '../shared/reader.js'
 import { parseFlags } from './flags.js'
-import { cachedToken, type IssuedToken, type TokenRequest } from '../client/fast-path.js'
+import {
+  cachedToken,
+  requestedRegion,
+  requestedRegionOrigin,
+  type IssuedToken,
+  type TokenRequest,
+} from '../client/fast-path.js'
+import { unknownRegionWarning } from '../client/known-regions.js'
 import { execCredentialVersion, formatExecCredential } from '../token/exec-credential.js'
 import type { Io } from './io.js'
 
@@ -17,6 +25,8 @@ Options:
       --forward-session-name   use the caller's own session name for the role assumption
       --token-only             print only the token, not an ExecCredential
       --cache                  cache the token and temporary credentials on disk
+      --process-credential-timeout DURATION
+                               how long a profile's credential_process may run (default 1m; e.g. 30s)
   -c, --config FILE            read defaults from an aws-iam-authenticator config file
   -h, --help                   show this help
 `
@@ -25,6 +35,8 @@ interface TokenFlags extends TokenRequest {
   readonly tokenOnly: boolean
   readonly help: boolean
   readonly configFile?: string | undefined
+  /** Where `region` came from: the command line or the -c config file. */
+  readonly regionOrigin?: string
 }
 
 /**
@@ -41,6 +53,7 @@ export function parseTokenFlags(argv: readonly string[], env: Io['env']): TokenF
     'forward-session-name': { type: 'boolean' },
     'token-only': { type: 'boolean' },
     cache: { type: 'boolean' },
+    'process-credential-timeout': { type: 'string' },
     config: { type: 'string', short: 'c' },
     help: { type: 'boolean', short: 'h' },
     'log-format': { type: 'string', short: 'l' },
@@ -58,7 +71,20 @@ export function parseTokenFlags(argv: readonly string[], env: Io['env']): TokenF
     cache: values.cache ?? false,
     help: values.help ?? false,
     configFile: values.config,
+    processTimeoutMs: processTimeout(values['process-credential-timeout']),
   }
+}
+
+/** --process-credential-timeout takes a Go duration (`2s`, `1m30s`, `500ms`), as upstream's proposal. */
+function processTimeout(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined
+  const ms = parseDuration(value)
+  if (ms === undefined || ms <= 0 || ms > 3_600_000) {
+    throw new UsageError(
+      `invalid argument "${value}" for "--process-credential-timeout" flag: expected a duration such as 30s, 2m or 500ms (at most 1h)`,
+    )
+  }
+  return Math.round(ms)
 }
 
 /** Fills what flags and environment left unset from the config file's top-level keys (as upstream). */
@@ -70,6 +96,7 @@ async function withConfigFile(flags: TokenFlags): Promise<TokenFlags> {
     ...flags,
     clusterId: flags.clusterId || d.clusterId || '',
     region: flags.region ?? d.region,
+    regionOrigin: flags.region === undefined && d.region !== undefined ? `region in ${flags.configFile}` : '--region',
     roleArn: flags.roleArn ?? d.role,
     externalId: flags.externalId ?? d.externalId,
     sessionName: flags.sessionName ?? d.sessionName,
@@ -93,6 +120,12 @@ export async function runToken(argv: readonly string[], io: Io): Promise<number>
   // Validate the requested ExecCredential version before doing any work.
   const version = flags.tokenOnly ? undefined : execCredentialVersion(io.env.KUBERNETES_EXEC_INFO)
   const warn = (m: string) => io.stderr.write(`${m}\n`)
+  // A mistyped region signs a token every server rejects; AWS adds regions, so it is a warning.
+  const region = requestedRegion(flags.region, io.env)
+  if (region !== '') {
+    const warning = unknownRegionWarning(region, requestedRegionOrigin(flags.region, io.env, flags.regionOrigin))
+    if (warning !== undefined) warn(warning)
+  }
   // The fast path stays quiet on cache problems: the full path re-reads the entry and reports them once.
   let issued: IssuedToken | undefined = flags.cache ? cachedToken(flags, io.env, io.now(), () => {}) : undefined
   if (issued === undefined) {

@@ -2,12 +2,13 @@ import { lstatSync, readFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { CacheError } from '../shared/errors.js'
+import type { Dependency } from './file-state.js'
+import { fnv1a64 } from './hash.js'
 
 /**
  * The on-disk cache of tokens and of the temporary credentials that signed them, one small JSON
- * file per (cluster, profile, role, region, ...) key. This module is the read side and imports
- * nothing heavy (not even node:crypto): a cache hit is served from it alone. Writing lives in
- * token-cache-write.ts.
+ * file per key. This module is the read side and imports nothing heavy (not even node:crypto): a
+ * cache hit is served from it alone. Writing lives in token-cache-write.ts.
  */
 
 export interface CacheKey {
@@ -19,8 +20,8 @@ export interface CacheKey {
   readonly externalId: string
   readonly sessionName: string
   readonly forwardSessionName: boolean
-  /** AWS_ACCESS_KEY_ID when set, so switching static keys never serves another key's token. */
-  readonly envAccessKeyId: string
+  /** environmentFingerprint(): every AWS_* variable and the home directory, hashed. */
+  readonly environment: string
   readonly fips: boolean
   readonly dualStack: boolean
 }
@@ -36,6 +37,12 @@ export interface CachedCredentials {
 export interface CacheEntry {
   /** cacheKeyString() of the key the entry was written for. */
   readonly key: string
+  /** The files the credentials were resolved from, in the state they had before they were read. */
+  readonly deps: readonly Dependency[]
+  /** Where the signing credentials came from (`profile "dev" (SSO)`), for people reading the file. */
+  readonly source: string
+  /** The access key ID that signed the token (and of `credentials`, when present). */
+  readonly signingAccessKeyId: string
   readonly token?: { readonly value: string; readonly expiresAt: number } | undefined
   readonly credentials?: CachedCredentials | undefined
 }
@@ -45,7 +52,8 @@ export const TOKEN_REUSE_MARGIN_MS = 60_000
 /** Credentials are reused while more than this remains (the SDK's own refresh window). */
 export const CREDENTIALS_REUSE_MARGIN_MS = 5 * 60_000
 
-export const CACHE_FORMAT_VERSION = 1
+/** 2: entries record their dependencies and signing key; version 1 entries are misses. */
+export const CACHE_FORMAT_VERSION = 2
 
 export function cacheDirectory(env: Readonly<Record<string, string | undefined>>): string {
   if (env.KUBE_IAM_AUTH_CACHE_DIR) return env.KUBE_IAM_AUTH_CACHE_DIR
@@ -62,7 +70,7 @@ export function cacheKeyString(key: CacheKey): string {
     key.externalId,
     key.sessionName,
     key.forwardSessionName,
-    key.envAccessKeyId,
+    key.environment,
     key.fips,
     key.dualStack,
   ])
@@ -70,15 +78,6 @@ export function cacheKeyString(key: CacheKey): string {
 
 export function cacheFile(dir: string, key: CacheKey): string {
   return join(dir, `token-${fnv1a64(cacheKeyString(key))}.json`)
-}
-
-/** 64-bit FNV-1a: a file name, not a security boundary (the full key is checked on read). */
-function fnv1a64(s: string): string {
-  let h = 0xcbf29ce484222325n
-  for (const byte of Buffer.from(s, 'utf8')) {
-    h = ((h ^ BigInt(byte)) * 0x100000001b3n) & 0xffffffffffffffffn
-  }
-  return h.toString(16).padStart(16, '0')
 }
 
 /** The cached token if it still has more than a minute to live. */
@@ -111,9 +110,18 @@ export function readCacheEntry(file: string, key: string): CacheEntry | undefine
     throw err
   }
   try {
-    const parsed = JSON.parse(text) as { v?: unknown } & CacheEntry
+    const parsed = JSON.parse(text) as { v?: unknown } & Record<keyof CacheEntry, unknown>
     if (parsed.v !== CACHE_FORMAT_VERSION || parsed.key !== key) return undefined
-    return { key, token: validToken(parsed.token), credentials: validCredentials(parsed.credentials) }
+    const deps = validDependencies(parsed.deps)
+    if (deps === undefined || typeof parsed.signingAccessKeyId !== 'string') return undefined
+    return {
+      key,
+      deps,
+      source: typeof parsed.source === 'string' ? parsed.source : '',
+      signingAccessKeyId: parsed.signingAccessKeyId,
+      token: validToken(parsed.token),
+      credentials: validCredentials(parsed.credentials),
+    }
   } catch {
     return undefined
   }
@@ -132,6 +140,18 @@ export function checkPrivate(path: string, what: 'file' | 'directory'): void {
         `run: chmod ${what === 'file' ? '600' : '700'} ${path}`,
     )
   }
+}
+
+function validDependencies(d: unknown): Dependency[] | undefined {
+  if (!Array.isArray(d)) return undefined
+  const out: Dependency[] = []
+  for (const item of d) {
+    if (!Array.isArray(item) || item.length !== 2 || typeof item[0] !== 'string' || typeof item[1] !== 'string') {
+      return undefined
+    }
+    out.push([item[0], item[1]])
+  }
+  return out
 }
 
 function validToken(t: unknown): CacheEntry['token'] {

@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process'
 import {
   chmodSync,
-  existsSync,
   lstatSync,
   mkdirSync,
   readdirSync,
@@ -9,7 +8,6 @@ import {
   rmSync,
   statSync,
   symlinkSync,
-  utimesSync,
   writeFileSync,
 } from 'node:fs'
 import { join } from 'node:path'
@@ -30,7 +28,7 @@ import {
   type CacheEntry,
   type CacheKey,
 } from '../../src/client/token-cache.js'
-import { ensurePrivateDirectory, withCacheLock, writeCacheEntry } from '../../src/client/token-cache-write.js'
+import { ensurePrivateDirectory, writeCacheEntry } from '../../src/client/token-cache-write.js'
 import { createStsTransport } from '../../src/sts/transport.js'
 import { verifyToken } from '../../src/sts/verify.js'
 import { decodeTokenUrl, tempDir } from '../support/cli.js'
@@ -44,7 +42,7 @@ const KEY: CacheKey = {
   externalId: '',
   sessionName: '',
   forwardSessionName: false,
-  envAccessKeyId: 'AKIACACHETEST0000001',
+  environment: '0123456789abcdef',
   fips: false,
   dualStack: false,
 }
@@ -53,6 +51,9 @@ const NOW = Date.parse('2030-01-01T00:00:00Z')
 
 const entry = (over: Partial<CacheEntry> = {}): CacheEntry => ({
   key: KEY_STRING,
+  deps: [['/nonexistent/aws/config', 'absent']],
+  source: 'environment variables AWS_ACCESS_KEY_ID',
+  signingAccessKeyId: 'AKIACACHETEST0000001',
   token: { value: 'k8s-aws-v1.cached', expiresAt: NOW + 14 * 60_000 },
   ...over,
 })
@@ -92,7 +93,7 @@ describe('cache location and names', () => {
       { clusterId: 'other' },
       { roleArn: 'arn:aws:iam::1:role/r' },
       { region: 'eu-west-1' },
-      { envAccessKeyId: 'AKIAOTHER' },
+      { environment: 'fedcba9876543210' },
       { sessionName: 's' },
       { fips: true },
     ] satisfies Partial<CacheKey>[]) {
@@ -128,15 +129,18 @@ describe('cache files', () => {
     ['a missing file', undefined],
     ['an empty file', ''],
     ['garbage', '{"v":1,"key":'],
-    ['another format version', JSON.stringify({ v: 2, key: KEY_STRING, token: { value: 't', expiresAt: NOW + 1e6 } })],
+    [
+      'the previous format (version 1)',
+      JSON.stringify({ v: 1, key: KEY_STRING, token: { value: 't', expiresAt: NOW + 1e6 } }),
+    ],
+    ['a future format version', JSON.stringify({ ...entry(), v: 3 })],
+    ['an entry without its dependencies', JSON.stringify({ ...entry(), v: 2, deps: undefined })],
+    ['an entry with a malformed dependency', JSON.stringify({ ...entry(), v: 2, deps: [['/x']] })],
+    ['an entry without its signing key', JSON.stringify({ ...entry(), v: 2, signingAccessKeyId: undefined })],
     ['no version', JSON.stringify({ key: KEY_STRING, token: { value: 't', expiresAt: NOW + 1e6 } })],
     [
       'an entry written for another key',
-      JSON.stringify({
-        v: 1,
-        key: cacheKeyString({ ...KEY, clusterId: 'x' }),
-        token: { value: 't', expiresAt: NOW + 1e6 },
-      }),
+      JSON.stringify({ ...entry(), v: CACHE_FORMAT_VERSION, key: cacheKeyString({ ...KEY, clusterId: 'x' }) }),
     ],
   ])('%s is a miss', (_name, content) => {
     const dir = join(root, 'c')
@@ -149,8 +153,8 @@ describe('cache files', () => {
   it('an entry for another key forced into the same file name is a miss for this key', () => {
     const dir = join(root, 'c')
     const file = cacheFile(dir, KEY)
-    const other = cacheKeyString({ ...KEY, envAccessKeyId: 'AKIASOMEONEELSE00001' })
-    writeCacheEntry(file, { key: other, token: { value: 'k8s-aws-v1.not-yours', expiresAt: NOW + 14 * 60_000 } })
+    const other = cacheKeyString({ ...KEY, environment: 'fedcba9876543210' })
+    writeCacheEntry(file, entry({ key: other, token: { value: 'k8s-aws-v1.not-yours', expiresAt: NOW + 14 * 60_000 } }))
     expect(readCacheEntry(file, KEY_STRING)).toBeUndefined()
     expect(readCacheEntry(file, other)?.token?.value).toBe('k8s-aws-v1.not-yours')
   })
@@ -162,14 +166,14 @@ describe('cache files', () => {
     writeFileSync(
       file,
       JSON.stringify({
-        v: 1,
-        key: KEY_STRING,
+        ...entry(),
+        v: CACHE_FORMAT_VERSION,
         token: { value: 1, expiresAt: 'soon' },
         credentials: { accessKeyId: 'A' },
       }),
       { mode: 0o600 },
     )
-    expect(readCacheEntry(file, KEY_STRING)).toEqual({ key: KEY_STRING, token: undefined, credentials: undefined })
+    expect(readCacheEntry(file, KEY_STRING)).toEqual({ ...entry(), token: undefined, credentials: undefined })
   })
 
   it.each([0o640, 0o604, 0o660, 0o644, 0o606])('a file with mode %o is refused: "is not private"', (m) => {
@@ -197,7 +201,7 @@ describe('cache files', () => {
     const dir = join(root, 'c')
     ensurePrivateDirectory(dir)
     const target = join(root, 'elsewhere.json')
-    writeFileSync(target, JSON.stringify({ v: 1, ...entry() }), { mode: 0o600 })
+    writeFileSync(target, JSON.stringify({ v: CACHE_FORMAT_VERSION, ...entry() }), { mode: 0o600 })
     const file = join(dir, 'token-x.json')
     symlinkSync(target, file)
     expect(cacheErrorOf(() => readCacheEntry(file, KEY_STRING)).message).toBe(
@@ -283,7 +287,7 @@ while (!fs.existsSync(stop) && Date.now() < deadline) {
   reads++
   try {
     const j = JSON.parse(text)
-    if (j.v !== 1 || j.token.value.length !== j.token.expiresAt) throw new Error('inconsistent')
+    if (j.v !== 2 || j.token.value.length !== j.token.expiresAt) throw new Error('inconsistent')
   } catch (e) { torn++; if (!sample) sample = text.length + ' bytes: ' + e.message }
 }
 process.stdout.write(JSON.stringify({ reads, missing, torn, sample }) + '\\n')
@@ -346,69 +350,6 @@ describe('atomic writes', () => {
     expect(results.map((r) => r.torn)).toEqual([0, 0, 0])
     expect(results.reduce((n, r) => n + r.reads, 0)).toBeGreaterThan(20)
     expect(readdirSync(dir)).toEqual(['token-x.json'])
-  })
-})
-
-describe('withCacheLock', () => {
-  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-  it('serialises two concurrent holders and removes the lock afterwards', async () => {
-    const dir = join(root, 'c')
-    ensurePrivateDirectory(dir)
-    const file = join(dir, 'token-x.json')
-    const events: string[] = []
-    const holder = (name: string) => async () => {
-      events.push(`${name}:start`)
-      expect(existsSync(`${file}.lock`)).toBe(true)
-      await sleep(150)
-      events.push(`${name}:end`)
-      return name
-    }
-    const results = await Promise.all([withCacheLock(file, holder('a')), withCacheLock(file, holder('b'))])
-    expect(results).toEqual(['a', 'b'])
-    expect(events).toEqual(['a:start', 'a:end', 'b:start', 'b:end'])
-    expect(existsSync(`${file}.lock`)).toBe(false)
-  })
-
-  it('takes over a stale lock promptly', async () => {
-    const dir = join(root, 'c')
-    ensurePrivateDirectory(dir)
-    const file = join(dir, 'token-x.json')
-    writeFileSync(`${file}.lock`, '', { mode: 0o600 })
-    const old = new Date(Date.now() - 5 * 60_000)
-    utimesSync(`${file}.lock`, old, old)
-    const started = Date.now()
-    let sawOwnLock = false
-    await withCacheLock(file, async () => {
-      sawOwnLock = Date.now() - statSync(`${file}.lock`).mtimeMs < 60_000
-    })
-    expect(Date.now() - started).toBeLessThan(1_000)
-    expect(sawOwnLock).toBe(true)
-    expect(existsSync(`${file}.lock`)).toBe(false)
-  })
-
-  it("gives up waiting after waitMs, runs unlocked and leaves the other holder's lock alone", async () => {
-    const dir = join(root, 'c')
-    ensurePrivateDirectory(dir)
-    const file = join(dir, 'token-x.json')
-    writeFileSync(`${file}.lock`, '', { mode: 0o600 })
-    const started = Date.now()
-    expect(await withCacheLock(file, async () => 'ran', { waitMs: 200 })).toBe('ran')
-    expect(Date.now() - started).toBeGreaterThanOrEqual(200)
-    expect(Date.now() - started).toBeLessThan(2_000)
-    expect(existsSync(`${file}.lock`)).toBe(true)
-  })
-
-  it('releases the lock when the holder throws', async () => {
-    const dir = join(root, 'c')
-    ensurePrivateDirectory(dir)
-    const file = join(dir, 'token-x.json')
-    await expect(
-      withCacheLock(file, async () => {
-        throw new Error('boom')
-      }),
-    ).rejects.toThrow('boom')
-    expect(existsSync(`${file}.lock`)).toBe(false)
   })
 })
 
@@ -508,7 +449,14 @@ describe('getToken with the cache', () => {
     expect(mode(cacheDir)).toBe(0o700)
     expect(mode(join(cacheDir, files[0]!))).toBe(0o600)
     const stored = JSON.parse(cacheBytes()) as Record<string, unknown>
-    expect(Object.keys(stored).sort()).toEqual(['key', 'token', 'v'])
+    expect(Object.keys(stored).sort()).toEqual(['deps', 'key', 'signingAccessKeyId', 'source', 'token', 'v'])
+    expect(stored.signingAccessKeyId).toBe(BASE.accessKeyId)
+    expect(stored.source).toBe('environment variables AWS_ACCESS_KEY_ID')
+    // the shared files the chain would read, in the state they had before it ran (absent here)
+    expect(stored.deps).toEqual([
+      [join(home, 'no-config'), 'absent'],
+      [join(home, 'no-credentials'), 'absent'],
+    ])
     expect(cacheBytes()).not.toContain(BASE.secretAccessKey)
     expect(decodeTokenUrl(first.token)).toContain(`X-Amz-Credential=${BASE.accessKeyId}%2F`)
   })

@@ -1,0 +1,43 @@
+// src/client/known-regions.ts is a hand-kept copy of the regions the AWS SDK's partition table
+// lists; this compares it with the SDK installed in node_modules, so an SDK upgrade that adds a
+// region fails here until the list follows.
+import { beforeAll, describe, expect, it } from 'vitest'
+import { closestRegion, KNOWN_REGIONS, unknownRegionWarning } from '../../src/client/known-regions.js'
+import { loadSdkPartitions } from '../support/tokens.js'
+
+let sdkRegions: string[]
+beforeAll(async () => {
+  sdkRegions = (await loadSdkPartitions()).flatMap((p) => Object.keys(p.regions))
+})
+
+describe('known regions', () => {
+  it('are exactly the regions of the SDK partition table, pseudo-global ones included', () => {
+    expect([...KNOWN_REGIONS].sort()).toEqual([...sdkRegions].sort())
+  })
+
+  it('a known region gets no warning', () => {
+    for (const r of sdkRegions) expect(unknownRegionWarning(r, '--region')).toBeUndefined()
+  })
+
+  it.each([
+    ['eu-west1', 'eu-west-1'],
+    ['euwest-1', 'eu-west-1'],
+    ['us-east-3', 'us-east-1'],
+    ['US-WEST-2', 'us-west-2'],
+    ['ap-southeast2', 'ap-southeast-2'],
+    ['cn-northwest1', 'cn-northwest-1'],
+    ['us-gov-west', 'us-gov-west-1'],
+    ['aws-globl', 'aws-global'],
+  ])('%s is closest to %s', (typo, known) => {
+    expect(closestRegion(typo)).toBe(known)
+    expect(unknownRegionWarning(typo, 'AWS_REGION')).toBe(
+      `warning: region "${typo}" (AWS_REGION) is not a known AWS region; did you mean "${known}"? Signing for it anyway`,
+    )
+  })
+
+  it('a very long value is still answered at once', () => {
+    const started = performance.now()
+    expect(closestRegion('x'.repeat(100_000))).toMatch(/^[a-z]/)
+    expect(performance.now() - started).toBeLessThan(200)
+  })
+})
