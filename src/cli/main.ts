@@ -75,13 +75,18 @@ export function realIo(): Io {
         // terminal: false keeps the terminal in cooked mode: the line discipline echoes and edits,
         // and Ctrl-C interrupts the process as everywhere else.
         const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: false })
+        // Someone at a terminal is waited for; a pipe that never ends is not (it answers '').
+        const giveUp = process.stdin.isTTY ? undefined : setTimeout(() => rl.close(), 60_000)
         // close() emits 'close' synchronously: the answer must be settled before it, or the
         // end-of-input fallback below would win and every answer would read as "no".
         rl.once('line', (line) => {
           resolve(line.trim())
           rl.close()
         })
-        rl.once('close', () => resolve(''))
+        rl.once('close', () => {
+          clearTimeout(giveUp)
+          resolve('')
+        })
         process.stderr.write(question)
       })
     },
