@@ -30,10 +30,13 @@ export interface ResolvedCredentials {
   readonly cacheable: boolean
 }
 
-/** Time limits for the STS and SSO calls the SDK makes inside the chain (it sets none by default). */
+/**
+ * Time limits for the STS and SSO calls the SDK makes inside the chain and for -r: it sets none by
+ * default, and its requestTimeout only logs a warning unless throwOnRequestTimeout is set.
+ */
 export const CHAIN_CLIENT_CONFIG = {
   maxAttempts: 2,
-  requestHandler: { connectionTimeout: 3_000, requestTimeout: 10_000 },
+  requestHandler: { connectionTimeout: 3_000, requestTimeout: 5_000, throwOnRequestTimeout: true },
 }
 
 /**

@@ -12,11 +12,20 @@ export interface FailureSite {
 
 const MAX_DETAIL = 300
 
-/** The first line of a message, without control characters, clipped. */
+/**
+ * The first line of a message, without control characters, the SDK's wrapper class names and
+ * logger prefixes, clipped.
+ */
 export function oneLine(text: string): string {
   const first = text.split(/\r?\n/).find((l) => l.trim() !== '') ?? ''
-  // eslint-disable-next-line no-control-regex
-  const clean = first.replace(/[\u0000-\u001f\u007f]/g, ' ').trim()
+  const timeout = /exceeded the configured (\d+) ms requestTimeout/.exec(first)
+  if (timeout !== null) return `no answer within ${Number(timeout[1]) / 1000} s`
+  const clean = first
+    // eslint-disable-next-line no-control-regex
+    .replace(/[\u0000-\u001f\u007f]/g, ' ')
+    .replace(/^(\w*Error: )+/, '')
+    .replace(/^@[\w/-]+ - \[\w+\] /, '')
+    .trim()
   return clean.length > MAX_DETAIL ? `${clean.slice(0, MAX_DETAIL)}...` : clean
 }
 
@@ -50,9 +59,7 @@ export function explainFailure(err: unknown, site: FailureSite): CredentialsErro
       cause: err,
     })
   }
-  const code =
-    e?.name && e.name !== 'Error' && !message.startsWith(e.name) && /^[A-Z]\w+$/.test(e.name) ? `${e.name}: ` : ''
-  return new CredentialsError(`${site.source}: ${code}${message || 'failed'}`, { cause: err })
+  return new CredentialsError(`${site.source}: ${serviceCode(e)}${message || 'failed'}`, { cause: err })
 }
 
 /** `AccessDenied: ` for a service's error (the SDK names the class after the code); '' for JS errors. */
