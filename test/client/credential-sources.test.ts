@@ -82,6 +82,39 @@ describe('credential sources through `kube-iam-auth token`', () => {
     expect(out.expiresAt).toBeGreaterThan(Date.now() + 13 * 60_000)
   })
 
+  it('temporary keys in the environment with AWS_CREDENTIAL_EXPIRATION: the token ends with them', async () => {
+    const p = sts.mintSession({
+      arn: 'arn:aws:sts::111122223333:assumed-role/exported/vault',
+      account: '111122223333',
+      userId: 'AROAEXPORTED00000001:vault',
+      expiresAt: new Date(Math.floor(Date.now() / 1000) * 1000 + 8 * 60_000),
+    })
+    const { identity, out, signer } = await signedAs({
+      AWS_ACCESS_KEY_ID: p.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: p.secretAccessKey,
+      AWS_SESSION_TOKEN: p.sessionToken,
+      AWS_CREDENTIAL_EXPIRATION: p.expiresAt!.toISOString(),
+    })
+    expect(identity.arn).toBe('arn:aws:sts::111122223333:assumed-role/exported/vault')
+    endsWithCredentials(out, signer)
+  })
+
+  it('-r on top of a profile: the role session, ending with the assumed credentials', async () => {
+    sts.addRole({ roleArn: 'arn:aws:iam::111122223333:role/admin', roleId: 'AROASOURCESADMIN0001' })
+    const credentials = writeAged(
+      join(home, '.aws', 'credentials'),
+      `[dev]\naws_access_key_id = ${BOB.accessKeyId}\naws_secret_access_key = ${BOB.secretAccessKey}\n`,
+    )
+    const { identity, out, signer } = await signedAs({ AWS_PROFILE: 'dev', AWS_SHARED_CREDENTIALS_FILE: credentials }, [
+      '-r',
+      'arn:aws:iam::111122223333:role/admin',
+      '-s',
+      'bob-admin',
+    ])
+    expect(identity.arn).toBe('arn:aws:sts::111122223333:assumed-role/admin/bob-admin')
+    endsWithCredentials(out, signer)
+  })
+
   describe('web identity (EKS IRSA, GitHub Actions): AssumeRoleWithWebIdentity', () => {
     it('from AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN', async () => {
       const file = writeAged(join(home, 'web-identity-token'), WEB_TOKEN)
