@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import { UsageError } from '../shared/errors.js'
 import { parseDuration } from '../shared/reader.js'
 import { parseFlags } from './flags.js'
@@ -9,6 +10,7 @@ import {
   type TokenRequest,
 } from '../client/fast-path.js'
 import { unknownRegionWarning } from '../client/known-regions.js'
+import { cacheDirectory, checkPrivate } from '../client/token-cache.js'
 import { execCredentialVersion, formatExecCredential } from '../token/exec-credential.js'
 import type { Io } from './io.js'
 
@@ -129,6 +131,7 @@ export async function runToken(argv: readonly string[], io: Io): Promise<number>
   // The fast path stays quiet on cache problems: the full path re-reads the entry and reports them once.
   let issued: IssuedToken | undefined = flags.cache ? cachedToken(flags, io.env, io.now(), () => {}) : undefined
   if (issued === undefined) {
+    if (flags.cache) compileCacheForMiss(io.env)
     const { getToken } = await import('../client/get-token.js')
     issued = await getToken(flags, { env: io.env, now: io.now, prompt: io.prompt, warn })
   }
@@ -136,4 +139,20 @@ export async function runToken(argv: readonly string[], io: Io): Promise<number>
     version === undefined ? `${issued.token}\n` : formatExecCredential(version, issued.token, issued.expiresAt),
   )
   return 0
+}
+
+/**
+ * Node's compile cache for what a cache miss loads (the signer, the AWS SDK's providers): about 5%
+ * off a cold run with keys in the environment and 13% with a profile, measured; a hit never gets
+ * here (it loads one small file and gained nothing). Kept only inside the private cache directory,
+ * never in a shared one such as /tmp: a code cache is code.
+ */
+function compileCacheForMiss(env: Io['env']): void {
+  try {
+    const dir = cacheDirectory(env)
+    checkPrivate(dir, 'directory')
+    process.getBuiltinModule('node:module').enableCompileCache(join(dir, 'compile-cache'))
+  } catch {
+    // no private cache directory yet: this run goes without
+  }
 }

@@ -1,5 +1,4 @@
 import { lstatSync, readFileSync } from 'node:fs'
-import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { CacheError } from '../shared/errors.js'
 import type { Dependency } from './file-state.js'
@@ -57,7 +56,8 @@ export const CACHE_FORMAT_VERSION = 2
 
 export function cacheDirectory(env: Readonly<Record<string, string | undefined>>): string {
   if (env.KUBE_IAM_AUTH_CACHE_DIR) return env.KUBE_IAM_AUTH_CACHE_DIR
-  return join(env.HOME || homedir(), '.kube', 'cache', 'kube-iam-auth')
+  // node:os only when HOME is unset: loading it costs a cache hit about 1.5 ms
+  return join(env.HOME || process.getBuiltinModule('node:os').homedir(), '.kube', 'cache', 'kube-iam-auth')
 }
 
 /** The identity of an entry; stored in the file and compared on read, so a name collision is a miss. */

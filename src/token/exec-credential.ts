@@ -30,7 +30,12 @@ export function execCredentialVersion(execInfo: string | undefined): ExecCredent
 
 /** RFC 3339 in UTC with second precision, as client-go writes metav1.Time. */
 export function rfc3339Seconds(d: Date): string {
-  return `${d.toISOString().slice(0, 19)}Z`
+  // Not toISOString(): its first call in a process costs about 0.2 ms, paid by every cache hit.
+  const p = (n: number, width = 2) => String(n).padStart(width, '0')
+  return (
+    `${p(d.getUTCFullYear(), 4)}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())}` +
+    `T${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())}Z`
+  )
 }
 
 /** One line of JSON, key order as upstream prints it. */

@@ -1,3 +1,4 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { UsageError } from '../../src/shared/errors.js'
 import {
@@ -148,6 +149,13 @@ describe('rfc3339Seconds', () => {
     ['2024-02-29T23:59:59.500Z', '2024-02-29T23:59:59Z'],
   ])('%s -> %s', (iso, expected) => {
     expect(rfc3339Seconds(new Date(iso))).toBe(expected)
+  })
+
+  it('agrees with toISOString to the second for every instant of years 1000 to 9999', () => {
+    const instants = fc.integer({ min: Date.UTC(1000, 0, 1), max: Date.UTC(9999, 11, 31, 23, 59, 59, 999) })
+    fc.assert(
+      fc.property(instants, (t) => rfc3339Seconds(new Date(t)) === `${new Date(t).toISOString().slice(0, 19)}Z`),
+    )
   })
 
   it('is always UTC whatever the local time zone, in the shape client-go parses', () => {
