@@ -119,11 +119,15 @@ export async function resolveCredentials(input: ChainInput): Promise<ResolvedCre
     : env.AWS_CONTAINER_CREDENTIALS_FULL_URI
   if (containerUri) {
     const { fromHttp } = await import('@aws-sdk/credential-provider-http')
-    const { fromContainerMetadata } = await import('@smithy/credential-provider-imds')
-    const { chain } = await import('@smithy/core/config')
-    return link(input, { source: `container credentials (${containerUri})` }, false, () =>
-      chain(fromHttp(limits), fromContainerMetadata(limits))(),
-    )
+    return link(input, { source: `container credentials (${containerUri})` }, false, async () => {
+      try {
+        return await fromHttp(limits)()
+      } catch (err) {
+        // the SDK's older provider for the same endpoint, as its chain does; loaded only now
+        const { fromContainerMetadata } = await import('@smithy/credential-provider-imds')
+        return fromContainerMetadata(limits)().catch(() => Promise.reject(err))
+      }
+    })
   }
 
   const endpoint = env.AWS_EC2_METADATA_SERVICE_ENDPOINT || 'http://169.254.169.254'
