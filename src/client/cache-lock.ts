@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import {
   closeSync,
+  constants,
   fstatSync,
   openSync,
   readdirSync,
@@ -37,6 +38,8 @@ export interface LockOptions {
 }
 
 interface LockInfo {
+  /** False for a directory, FIFO, device or symbolic link where the lock file should be. */
+  readonly regular: boolean
   readonly generation: string
   readonly pid: number | undefined
   readonly host: string | undefined
@@ -71,6 +74,10 @@ export async function withCacheLock<T>(file: string, fn: () => Promise<T>, opts:
     }
     last = readLock(lock)
     if (last === undefined) continue // released meanwhile: try again at once
+    if (!last.regular) {
+      warn(`unable to use cache lock ${lock}: it is not a regular file`)
+      break
+    }
     if (isStale(last, me.host, staleMs) && takeOver(lock, last, claimStaleMs)) continue
     if (Date.now() >= deadline) {
       const who = last.pid === undefined ? 'another process' : `process ${last.pid} on ${last.host}`
@@ -109,16 +116,22 @@ function create(lock: string, me: { pid: number; host: string; generation: strin
   }
 }
 
-/** The lock's holder and age, read through one descriptor so both describe the same file. */
+/**
+ * The lock's holder and age, read through one descriptor so both describe the same file; undefined
+ * when there is none. Opened without following links and without blocking (a FIFO would wait).
+ */
 function readLock(lock: string): LockInfo | undefined {
   let fd: number
   try {
-    fd = openSync(lock, 'r')
-  } catch {
-    return undefined
+    fd = openSync(lock, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    return { regular: false, generation: 'unreadable', pid: undefined, host: undefined, mtimeMs: Date.now() }
   }
   try {
     const st = fstatSync(fd)
+    if (!st.isFile())
+      return { regular: false, generation: 'not-a-file', pid: undefined, host: undefined, mtimeMs: st.mtimeMs }
     let parsed: { pid?: unknown; host?: unknown; generation?: unknown } = {}
     try {
       parsed = JSON.parse(readFileSync(fd, 'utf8')) as typeof parsed
@@ -127,6 +140,7 @@ function readLock(lock: string): LockInfo | undefined {
     }
     const ok = typeof parsed.generation === 'string' && /^[\w-]{1,32}$/.test(parsed.generation)
     return {
+      regular: true,
       generation: ok ? (parsed.generation as string) : `ino${st.ino}-${Math.floor(st.ctimeMs)}`,
       pid: typeof parsed.pid === 'number' ? parsed.pid : undefined,
       host: typeof parsed.host === 'string' ? parsed.host : undefined,

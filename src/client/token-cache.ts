@@ -1,4 +1,4 @@
-import { lstatSync, readFileSync } from 'node:fs'
+import { lstatSync, readFileSync, type Stats } from 'node:fs'
 import { join } from 'node:path'
 import { CacheError } from '../shared/errors.js'
 import type { Dependency } from './file-state.js'
@@ -50,6 +50,9 @@ export interface CacheEntry {
 export const TOKEN_REUSE_MARGIN_MS = 60_000
 /** Credentials are reused while more than this remains (the SDK's own refresh window). */
 export const CREDENTIALS_REUSE_MARGIN_MS = 5 * 60_000
+
+/** Larger files are not read: an entry is a few kilobytes. */
+const MAX_ENTRY_BYTES = 256 * 1024
 
 /** 2: entries record their dependencies and signing key; version 1 entries are misses. */
 export const CACHE_FORMAT_VERSION = 2
@@ -103,7 +106,8 @@ export function usableCredentials(entry: CacheEntry | undefined, now: number): C
 export function readCacheEntry(file: string, key: string): CacheEntry | undefined {
   let text: string
   try {
-    checkPrivate(file, 'file')
+    // an entry is a few kilobytes; anything much larger is not one of ours
+    if (checkPrivate(file, 'file').size > MAX_ENTRY_BYTES) return undefined
     text = readFileSync(file, 'utf8')
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
@@ -127,7 +131,7 @@ export function readCacheEntry(file: string, key: string): CacheEntry | undefine
   }
 }
 
-export function checkPrivate(path: string, what: 'file' | 'directory'): void {
+export function checkPrivate(path: string, what: 'file' | 'directory'): Stats {
   const st = lstatSync(path)
   const kindOk = what === 'file' ? st.isFile() : st.isDirectory()
   const uid = process.getuid?.()
@@ -140,6 +144,7 @@ export function checkPrivate(path: string, what: 'file' | 'directory'): void {
         `run: chmod ${what === 'file' ? '600' : '700'} ${path}`,
     )
   }
+  return st
 }
 
 function validDependencies(d: unknown): Dependency[] | undefined {

@@ -1,5 +1,15 @@
-import { spawn } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
+import { execFileSync, spawn } from 'node:child_process'
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { withCacheLock } from '../../src/client/cache-lock.js'
@@ -100,6 +110,20 @@ describe('withCacheLock in one process', () => {
     const missing = join(root, 'no-such-dir', 'token-x.json')
     expect(await withCacheLock(missing, async () => 'ran', { warn: (m) => warnings.push(m) })).toBe('ran')
     expect(warnings).toEqual([`unable to use cache lock ${missing}.lock: ENOENT`])
+  })
+
+  it.each([
+    ['a directory', (p: string) => mkdirSync(p)],
+    ['a FIFO (opening it must not wait for a writer)', (p: string) => execFileSync('mkfifo', [p])],
+    ['a symbolic link', (p: string) => symlinkSync(join(root, 'elsewhere'), p)],
+  ])('%s where the lock file should be: one warning at once, and the work runs', async (_what, make) => {
+    const lock = `${file}.lock`
+    make(lock)
+    const warnings: string[] = []
+    const started = Date.now()
+    expect(await withCacheLock(file, async () => 'ran', { warn: (m) => warnings.push(m) })).toBe('ran')
+    expect(Date.now() - started).toBeLessThan(1_000)
+    expect(warnings).toEqual([`unable to use cache lock ${lock}: it is not a regular file`])
   })
 
   it('the holder touches its lock while it works, so it never looks stale', async () => {

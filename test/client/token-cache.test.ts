@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import {
   chmodSync,
   lstatSync,
@@ -223,6 +223,26 @@ describe('cache files', () => {
     expect(cacheErrorOf(() => ensurePrivateDirectory(dir)).message).toBe(
       `cache directory ${dir} is not a regular directory`,
     )
+  })
+
+  it('a FIFO where the file should be is refused without opening it (it would wait for a writer)', () => {
+    const dir = join(root, 'c')
+    ensurePrivateDirectory(dir)
+    const file = join(dir, 'token-x.json')
+    execFileSync('mkfifo', ['-m', '600', file])
+    expect(cacheErrorOf(() => readCacheEntry(file, KEY_STRING)).message).toBe(
+      `cache file ${file} is not a regular file`,
+    )
+  })
+
+  it('a file far larger than any entry is a miss, not read', () => {
+    const dir = join(root, 'c')
+    ensurePrivateDirectory(dir)
+    const file = join(dir, 'token-x.json')
+    writeFileSync(file, JSON.stringify({ v: CACHE_FORMAT_VERSION, ...entry(), pad: 'x'.repeat(300_000) }), {
+      mode: 0o600,
+    })
+    expect(readCacheEntry(file, KEY_STRING)).toBeUndefined()
   })
 
   it('a directory where the file should be is refused', () => {
