@@ -68,4 +68,7 @@ await build({
   outfile: 'dist/client/get-token.cjs',
   mainFields: ['module', 'main'],
   external: [...providerExternals, '@aws-sdk/client-sts', 'js-yaml'],
+  // every cold run parses it: minified, as the entry (names kept: errors are told apart by them)
+  minify: true,
+  keepNames: true,
 })

@@ -1,4 +1,3 @@
-import { homedir } from 'node:os'
 import { join } from 'node:path'
 
 type Env = Readonly<Record<string, string | undefined>>
@@ -22,7 +21,7 @@ export function awsHomeDir(env: Env): string {
   if (env.HOME) return env.HOME
   if (env.USERPROFILE) return env.USERPROFILE
   if (env.HOMEPATH) return `${env.HOMEDRIVE ?? 'C:\\'}${env.HOMEPATH}`
-  return homedir()
+  return process.getBuiltinModule('node:os').homedir()
 }
 
 /** AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE or their defaults, with `~/` expanded as the SDK does. */

@@ -11,7 +11,6 @@ import {
   utimesSync,
   writeSync,
 } from 'node:fs'
-import { hostname } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 
 /**
@@ -57,7 +56,11 @@ export async function withCacheLock<T>(file: string, fn: () => Promise<T>, opts:
   const claimStaleMs = opts.claimStaleMs ?? 5_000
   const pollMs = opts.pollMs ?? 40
   const warn = opts.warn ?? (() => {})
-  const me = { pid: process.pid, host: hostname(), generation: randomBytes(9).toString('base64url') }
+  const me = {
+    pid: process.pid,
+    host: process.getBuiltinModule('node:os').hostname(),
+    generation: randomBytes(9).toString('base64url'),
+  }
   const deadline = Date.now() + waitMs
   let held = false
   let last: LockInfo | undefined

@@ -64,14 +64,13 @@ export function metadataLimits(env: Env): { timeout: number; maxRetries: number 
  */
 export async function resolveCredentials(input: ChainInput): Promise<ResolvedCredentials> {
   const { env } = input
-  const config = input.config ?? (await loadAwsConfig(env))
-  const limits = metadataLimits(env)
-  const tried: string[] = []
-
   if (usesEnvironmentKeys(env)) {
     const { fromEnv } = await import('@aws-sdk/credential-provider-env')
     return link(input, { source: 'environment variables AWS_ACCESS_KEY_ID' }, false, () => fromEnv()())
   }
+  const config = input.config ?? (await loadAwsConfig(env))
+  const limits = metadataLimits(env)
+  const tried: string[] = []
   if (!env.AWS_PROFILE) {
     tried.push(
       env.AWS_ACCESS_KEY_ID || env.AWS_SECRET_ACCESS_KEY
