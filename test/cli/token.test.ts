@@ -282,92 +282,81 @@ describe('kube-iam-auth token', () => {
       )
     })
   })
-})
 
-describe('kube-iam-auth token: regions, bounds and flags', () => {
-  let home: string
-  let env: Record<string, string>
-  beforeAll(async () => {
-    await ensureBuilt()
-  }, 120_000)
-  beforeEach(() => {
-    home = tempDir('kia-cli-token2-')
-    env = cliEnv(home, { AWS_ACCESS_KEY_ID: ALICE.accessKeyId, AWS_SECRET_ACCESS_KEY: ALICE.secretAccessKey })
-  })
-  afterEach(() => {
-    rmSync(home, { recursive: true, force: true })
-  })
+  describe('regions, bounds and flags', () => {
+    it.each([
+      [['--region', 'eu-west1'], {}, 'eu-west1', '--region', 'eu-west-1'],
+      [[], { AWS_REGION: 'us-est-1' }, 'us-est-1', 'AWS_REGION', 'us-east-1'],
+      [
+        [],
+        { AWS_REGION: undefined, AWS_DEFAULT_REGION: 'ap-southeast2' },
+        'ap-southeast2',
+        'AWS_DEFAULT_REGION',
+        'ap-southeast-2',
+      ],
+      [['--region', 'EU-WEST-1'], {}, 'EU-WEST-1', '--region', 'eu-west-1'],
+    ])(
+      'an unknown region %j %j: one warning naming the closest region, and still a token',
+      async (args, extra, region, origin, closest) => {
+        const r = await runCli(['token', '-i', 'c', '--token-only', ...args], {
+          env: cliEnv(home, { ...env, ...extra }),
+        })
+        expect(r.code).toBe(0)
+        expect(r.stderr).toBe(
+          `warning: region "${region}" (${origin}) is not a known AWS region; did you mean "${closest}"? Signing for it anyway\n`,
+        )
+        expect(decodeTokenUrl(r.stdout.trim()).startsWith(`https://sts.${region}.amazonaws.com/?`)).toBe(true)
+      },
+    )
 
-  it.each([
-    [['--region', 'eu-west1'], {}, 'eu-west1', '--region', 'eu-west-1'],
-    [[], { AWS_REGION: 'us-est-1' }, 'us-est-1', 'AWS_REGION', 'us-east-1'],
-    [
-      [],
-      { AWS_REGION: undefined, AWS_DEFAULT_REGION: 'ap-southeast2' },
-      'ap-southeast2',
-      'AWS_DEFAULT_REGION',
-      'ap-southeast-2',
-    ],
-    [['--region', 'EU-WEST-1'], {}, 'EU-WEST-1', '--region', 'eu-west-1'],
-  ])(
-    'an unknown region %j %j: one warning naming the closest region, and still a token',
-    async (args, extra, region, origin, closest) => {
-      const r = await runCli(['token', '-i', 'c', '--token-only', ...args], { env: cliEnv(home, { ...env, ...extra }) })
-      expect(r.code).toBe(0)
+    it('an unknown region from the -c config file, and from the profile, are named as such', async () => {
+      const config = join(home, 'config.yaml')
+      writeFileSync(config, 'clusterID: c\nregion: eu-west1\n')
+      const r = await runCli(['token', '-c', config, '--token-only'], { env })
       expect(r.stderr).toBe(
-        `warning: region "${region}" (${origin}) is not a known AWS region; did you mean "${closest}"? Signing for it anyway\n`,
+        `warning: region "eu-west1" (region in ${config}) is not a known AWS region; did you mean "eu-west-1"? Signing for it anyway\n`,
       )
-      expect(decodeTokenUrl(r.stdout.trim()).startsWith(`https://sts.${region}.amazonaws.com/?`)).toBe(true)
-    },
-  )
-
-  it('an unknown region from the -c config file, and from the profile, are named as such', async () => {
-    const config = join(home, 'config.yaml')
-    writeFileSync(config, 'clusterID: c\nregion: eu-west1\n')
-    const r = await runCli(['token', '-c', config, '--token-only'], { env })
-    expect(r.stderr).toBe(
-      `warning: region "eu-west1" (region in ${config}) is not a known AWS region; did you mean "eu-west-1"? Signing for it anyway\n`,
-    )
-    const awsConfig = join(home, 'aws-config')
-    writeFileSync(awsConfig, '[default]\nregion = eu-wset-1\n')
-    const r2 = await runCli(['token', '-i', 'c', '--token-only'], {
-      env: cliEnv(home, { ...env, AWS_REGION: undefined, AWS_CONFIG_FILE: awsConfig }),
-    })
-    expect(r2.code).toBe(0)
-    expect(r2.stderr).toBe(
-      'warning: region "eu-wset-1" (profile "default") is not a known AWS region; did you mean "eu-west-1"? Signing for it anyway\n',
-    )
-  })
-
-  it('known regions, pseudo-global ones included, are signed without a word', async () => {
-    for (const region of ['eu-west-1', 'aws-global', 'cn-north-1', 'us-gov-west-1', 'eusc-de-east-1']) {
-      const r = await runCli(['token', '-i', 'c', '--token-only', '--region', region], { env })
-      expect({ region, code: r.code, stderr: r.stderr }).toEqual({ region, code: 0, stderr: '' })
-    }
-  })
-
-  it('a cache directory that cannot be created (/proc/nope): one warning, a token, no hang', async () => {
-    const started = Date.now()
-    const r = await runCli(['token', '-i', 'c', '--cache', '--token-only'], {
-      env: { ...env, KUBE_IAM_AUTH_CACHE_DIR: '/proc/nope/cache' },
-      timeoutMs: 15_000,
-    })
-    expect({ code: r.code, timedOut: r.timedOut }).toEqual({ code: 0, timedOut: false })
-    expect(r.stderr).toBe(
-      'unable to use cache: cannot create cache directory /proc/nope/cache (mkdir /proc/nope: ENOENT)\n',
-    )
-    expect(signedFor(r.stdout.trim(), 'c')).toBe(true)
-    expect(Date.now() - started).toBeLessThan(10_000)
-  })
-
-  it('--process-credential-timeout takes a duration; anything else is a usage error', async () => {
-    expectOk(await runCli(['token', '-i', 'c', '--token-only', '--process-credential-timeout', '1m30s'], { env }))
-    expectOk(await runCli(['token', '-i', 'c', '--token-only', '--process-credential-timeout=500ms'], { env }))
-    for (const bad of ['2', 'soon', '0s', '-1s', '2h']) {
-      expectUsageError(
-        await runCli(['token', '-i', 'c', '--process-credential-timeout', bad], { env }),
-        `invalid argument "${bad}" for "--process-credential-timeout" flag: expected a duration such as 30s, 2m or 500ms (at most 1h)`,
+      const awsConfig = join(home, 'aws-config')
+      writeFileSync(awsConfig, '[default]\nregion = eu-wset-1\n')
+      const r2 = await runCli(['token', '-i', 'c', '--token-only'], {
+        env: cliEnv(home, { ...env, AWS_REGION: undefined, AWS_CONFIG_FILE: awsConfig }),
+      })
+      expect(r2.code).toBe(0)
+      expect(r2.stderr).toBe(
+        'warning: region "eu-wset-1" (profile "default") is not a known AWS region; did you mean "eu-west-1"? Signing for it anyway\n',
       )
-    }
+    })
+
+    it('known regions, pseudo-global ones included, are signed without a word', async () => {
+      for (const region of ['eu-west-1', 'aws-global', 'cn-north-1', 'us-gov-west-1', 'eusc-de-east-1']) {
+        const r = await runCli(['token', '-i', 'c', '--token-only', '--region', region], { env })
+        expect({ region, code: r.code, stderr: r.stderr }).toEqual({ region, code: 0, stderr: '' })
+      }
+    })
+
+    it('a cache directory that cannot be created (/proc/nope): one warning, a token, no hang', async () => {
+      const started = Date.now()
+      const r = await runCli(['token', '-i', 'c', '--cache', '--token-only'], {
+        env: { ...env, KUBE_IAM_AUTH_CACHE_DIR: '/proc/nope/cache' },
+        timeoutMs: 15_000,
+      })
+      expect({ code: r.code, timedOut: r.timedOut }).toEqual({ code: 0, timedOut: false })
+      expect(r.stderr).toBe(
+        'unable to use cache: cannot create cache directory /proc/nope/cache (mkdir /proc/nope: ENOENT)\n',
+      )
+      expect(signedFor(r.stdout.trim(), 'c')).toBe(true)
+      expect(Date.now() - started).toBeLessThan(10_000)
+    })
+
+    it('--process-credential-timeout takes a duration; anything else is a usage error', async () => {
+      expectOk(await runCli(['token', '-i', 'c', '--token-only', '--process-credential-timeout', '1m30s'], { env }))
+      expectOk(await runCli(['token', '-i', 'c', '--token-only', '--process-credential-timeout=500ms'], { env }))
+      for (const bad of ['2', 'soon', '0s', '-1s', '2h']) {
+        expectUsageError(
+          await runCli(['token', '-i', 'c', '--process-credential-timeout', bad], { env }),
+          `invalid argument "${bad}" for "--process-credential-timeout" flag: expected a duration such as 30s, 2m or 500ms (at most 1h)`,
+        )
+      }
+    })
   })
 })

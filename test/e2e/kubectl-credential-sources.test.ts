@@ -112,8 +112,9 @@ describe.skipIf(KUBECTL.missing)(`kubectl with web identity and SSO credentials$
     expect(sts.webIdentityCalls).toBe(calls)
   }, 60_000)
 
-  it('a developer after `aws sso login`: mapped as the permission set’s role session', async () => {
-    const home = join(dir, 'dev')
+  /** A home where `aws sso login` for profile dev left a token that expires in `expiresInMs`. */
+  const afterSsoLogin = (name: string, expiresInMs: number) => {
+    const home = join(dir, name)
     writeAged(
       join(home, '.aws', 'config'),
       '[profile dev]\nsso_session = corp\nsso_account_id = 210987654321\nsso_role_name = Developer\n' +
@@ -121,10 +122,15 @@ describe.skipIf(KUBECTL.missing)(`kubectl with web identity and SSO credentials$
     )
     writeSsoTokenCache(home, 'corp', {
       accessToken: 'sso-token-of-frank',
-      expiresAt: new Date(Date.now() + 3_600_000),
+      expiresAt: new Date(Date.now() + expiresInMs),
       startUrl: 'https://corp.awsapps.com/start',
       region: 'eu-west-1',
     })
+    return home
+  }
+
+  it('a developer after `aws sso login`: mapped as the permission set’s role session', async () => {
+    const home = afterSsoLogin('dev', 3_600_000)
     const file = kubeconfig('dev', { HOME: home, AWS_PROFILE: 'dev', AWS_ENDPOINT_URL_SSO: sso.url })
     const res = await whoami(file)
     expect(res.stderr).toBe('')
@@ -132,18 +138,7 @@ describe.skipIf(KUBECTL.missing)(`kubectl with web identity and SSO credentials$
   }, 60_000)
 
   it('an expired SSO session: kubectl shows the plugin’s one line, which says what to run', async () => {
-    const home = join(dir, 'expired')
-    writeAged(
-      join(home, '.aws', 'config'),
-      '[profile dev]\nsso_session = corp\nsso_account_id = 210987654321\nsso_role_name = Developer\n' +
-        '[sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\nsso_region = eu-west-1\n',
-    )
-    writeSsoTokenCache(home, 'corp', {
-      accessToken: 'sso-token-of-frank',
-      expiresAt: new Date(Date.now() - 60_000),
-      startUrl: 'https://corp.awsapps.com/start',
-      region: 'eu-west-1',
-    })
+    const home = afterSsoLogin('expired', -60_000)
     const res = await whoami(kubeconfig('expired', { HOME: home, AWS_PROFILE: 'dev', AWS_ENDPOINT_URL_SSO: sso.url }))
     expect(res.code).not.toBe(0)
     expect(res.stderr).toContain(
