@@ -5,11 +5,22 @@
 //   dist/client/get-token.cjs signing and credentials, loaded only on a cache miss
 // The AWS SDK's credential chain, STS client and config loader stay external, loaded only when used.
 import { execFileSync } from 'node:child_process'
+import { existsSync, readdirSync, rmSync } from 'node:fs'
+import { join, relative } from 'node:path'
 import { build } from 'esbuild'
 
 execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], {
   stdio: 'inherit',
 })
+
+// tsc never deletes: an output whose source was renamed or removed would stay in dist/ and still be
+// imported by whatever finds it (and counted by the packaging checks).
+for (const entry of readdirSync('dist', { recursive: true, withFileTypes: true })) {
+  if (!entry.isFile() || !entry.name.endsWith('.js')) continue
+  const out = join(entry.parentPath, entry.name)
+  const source = join('src', relative('dist', out)).replace(/\.js$/, '.ts')
+  if (!existsSync(source)) rmSync(out)
+}
 
 // The credential providers of the AWS SDK's chain: each is loaded only when its link is reached.
 const providerExternals = [

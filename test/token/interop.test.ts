@@ -222,7 +222,7 @@ describe('token interop through verifyToken and the STS stand-in', () => {
       })
       expect(r).toMatchObject({ code: 1, stdout: '', timedOut: false })
       expect(r.stderr).toBe(
-        'could not get token: could not assume role arn:aws:iam::444455556666:role/Nope: ' +
+        'could not get token: could not assume role arn:aws:iam::444455556666:role/Nope: AccessDenied: ' +
           `User: ${ALICE.arn} is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::444455556666:role/Nope\n`,
       )
     })
