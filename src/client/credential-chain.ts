@@ -129,7 +129,11 @@ export async function resolveCredentials(input: ChainInput): Promise<ResolvedCre
     })
   }
 
-  const endpoint = env.AWS_EC2_METADATA_SERVICE_ENDPOINT || 'http://169.254.169.254'
+  const endpoint =
+    env.AWS_EC2_METADATA_SERVICE_ENDPOINT ||
+    (env.AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE?.toLowerCase() === 'ipv6'
+      ? 'http://[fd00:ec2::254]'
+      : 'http://169.254.169.254')
   if (env.AWS_EC2_METADATA_DISABLED && env.AWS_EC2_METADATA_DISABLED.toLowerCase() !== 'false') {
     tried.push('instance metadata: disabled by AWS_EC2_METADATA_DISABLED')
   } else {
