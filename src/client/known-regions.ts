@@ -1,3 +1,5 @@
+import { didYouMean } from '../shared/did-you-mean.js'
+
 /**
  * Every region the AWS SDK's partition table lists (pseudo-global regions included), to warn about a
  * mistyped --region. test/client/known-regions.test.ts compares it with the installed SDK, so an SDK
@@ -71,43 +73,18 @@ export const KNOWN_REGIONS: readonly string[] = [
 ]
 
 /**
- * A one-line warning when `region` is not a region the SDK knows, naming the closest one that is
- * (`eu-west1` -> `eu-west-1`); undefined for a known region. The token is signed anyway. `origin`
- * says where the region came from (`--region`, `AWS_REGION`, `profile "dev"`).
+ * A one-line warning when `region` is not a region the SDK knows, naming the known region it most
+ * likely meant (`eu-west1` -> `eu-west-1`) when one is close; undefined for a known region. The
+ * token is signed anyway. `origin` says where the region came from (`--region`, `AWS_REGION`,
+ * `profile "dev"`).
  */
 export function unknownRegionWarning(region: string, origin: string): string | undefined {
   if (KNOWN_REGIONS.includes(region)) return undefined
+  // clipped: no region name is longer, and the distance costs the product of the lengths
+  const meant = didYouMean(region.slice(0, 32), KNOWN_REGIONS)
+  const shown = JSON.stringify(region.length > 64 ? `${region.slice(0, 64)}...` : region)
   return (
-    `warning: region "${region}" (${origin}) is not a known AWS region; did you mean "${closestRegion(region)}"? ` +
-    `Signing for it anyway`
+    `warning: region ${shown} (${origin}) is not a known AWS region; ` +
+    (meant === undefined ? 'signing for it anyway' : `did you mean "${meant}"? Signing for it anyway`)
   )
-}
-
-export function closestRegion(region: string): string {
-  const wanted = region.toLowerCase()
-  let best = KNOWN_REGIONS[0]!
-  let bestDistance = Infinity
-  for (const candidate of KNOWN_REGIONS) {
-    const d = editDistance(wanted, candidate)
-    if (d < bestDistance) {
-      best = candidate
-      bestDistance = d
-    }
-  }
-  return best
-}
-
-/** Levenshtein distance (insertions, deletions, substitutions), inputs clipped to 64 characters. */
-function editDistance(a: string, b: string): number {
-  a = a.slice(0, 64)
-  b = b.slice(0, 64)
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j)
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i]
-    for (let j = 1; j <= b.length; j++) {
-      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
-    }
-    prev = row
-  }
-  return prev[b.length]!
 }

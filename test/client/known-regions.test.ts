@@ -2,7 +2,7 @@
 // lists; this compares it with the SDK installed in node_modules, so an SDK upgrade that adds a
 // region fails here until the list follows.
 import { beforeAll, describe, expect, it } from 'vitest'
-import { closestRegion, KNOWN_REGIONS, unknownRegionWarning } from '../../src/client/known-regions.js'
+import { KNOWN_REGIONS, unknownRegionWarning } from '../../src/client/known-regions.js'
 import { loadSdkPartitions } from '../support/tokens.js'
 
 let sdkRegions: string[]
@@ -28,16 +28,27 @@ describe('known regions', () => {
     ['cn-northwest1', 'cn-northwest-1'],
     ['us-gov-west', 'us-gov-west-1'],
     ['aws-globl', 'aws-global'],
-  ])('%s is closest to %s', (typo, known) => {
-    expect(closestRegion(typo)).toBe(known)
+  ])('%s: did you mean %s?', (typo, known) => {
     expect(unknownRegionWarning(typo, 'AWS_REGION')).toBe(
       `warning: region "${typo}" (AWS_REGION) is not a known AWS region; did you mean "${known}"? Signing for it anyway`,
     )
   })
 
-  it('a very long value is still answered at once', () => {
+  it('nothing close: no guess, still signed', () => {
+    expect(unknownRegionWarning('mars-north-9', '--region')).toBe(
+      'warning: region "mars-north-9" (--region) is not a known AWS region; signing for it anyway',
+    )
+  })
+
+  it('a very long or odd value is answered at once, on one line, clipped', () => {
     const started = performance.now()
-    expect(closestRegion('x'.repeat(100_000))).toMatch(/^[a-z]/)
+    const warning = unknownRegionWarning(`${'x'.repeat(100_000)}\n`, '--region')!
     expect(performance.now() - started).toBeLessThan(200)
+    expect(warning).toBe(
+      `warning: region "${'x'.repeat(64)}..." (--region) is not a known AWS region; signing for it anyway`,
+    )
+    expect(unknownRegionWarning('eu-west-1\nline two', 'AWS_REGION')).toMatch(
+      /^warning: region "eu-west-1\\nline two" \(AWS_REGION\)/,
+    )
   })
 })
