@@ -1,6 +1,6 @@
 import { MappingFailed, NotMapped } from '../shared/errors.js'
 import { renderMapping, type PrivateDnsResolver } from './template.js'
-import type { BackendMode, Identity, Mapper } from './types.js'
+import type { BackendMode, Identity, Mapper, MatchKind } from './types.js'
 
 export interface ChainResult {
   readonly username: string
@@ -8,12 +8,14 @@ export interface ChainResult {
   readonly source: BackendMode
   /** e.g. `mapRoles[2]`, or `mapAccounts[0]` for an account allow-list match. */
   readonly rule: string
-  readonly kind: 'user' | 'role' | 'sso' | 'account'
+  readonly kind: MatchKind | 'account'
+  /** A role pattern match: the pattern as configured. */
+  readonly pattern?: string | undefined
 }
 
 /**
  * Maps an identity through the backends in their configured order. Deterministic precedence:
- * the first backend with an explicit match (user > role > SSO within a backend) wins, and only
+ * the first backend with an explicit match (user > role > SSO > role pattern within a backend) wins, and only
  * when no backend has one do account allow-lists apply, so an allowed account in an early backend
  * never shadows an explicit mapping in a later one. A matched rule that cannot be applied (template
  * lookup failed, reserved username) denies: it never falls through to a weaker rule.
@@ -47,7 +49,13 @@ export async function mapIdentity(
           `username must not begin with the following prefixes: [${mapper.reservedPrefixes.join(' ')}]`,
       )
     }
-    return { ...rendered, source: mapper.name, rule: match.rule, kind: match.kind }
+    return {
+      ...rendered,
+      source: mapper.name,
+      rule: match.rule,
+      kind: match.kind,
+      ...(match.pattern === undefined ? {} : { pattern: match.pattern }),
+    }
   }
   for (const mapper of chain) {
     const rule = mapper.accountRule(identity.accountId)

@@ -94,26 +94,52 @@ export function parseRolePattern(arn: string): { pattern: RolePattern } | { erro
 
 /** True when some role name matches both name globs (lower-cased, as RolePattern.name). */
 export function namesOverlap(a: string, b: string): boolean {
-  // Breadth-first search over pairs of positions: both globs read one same string in step.
-  const seen = new Set<number>()
-  const todo: Array<[number, number]> = [[0, 0]]
+  return overlapExample(a, b) !== undefined
+}
+
+/**
+ * A role name both name globs match, or undefined when there is none: for messages that show why two
+ * patterns tie. Breadth-first over pairs of positions (both globs read one same name in step), so the
+ * example is short; at most (a.length + 1) * (b.length + 1) states.
+ */
+export function overlapExample(a: string, b: string): string | undefined {
   const key = (i: number, j: number) => i * (b.length + 1) + j
-  while (todo.length > 0) {
-    const [i, j] = todo.pop()!
-    if (seen.has(key(i, j))) continue
-    seen.add(key(i, j))
-    if (i === a.length && j === b.length) return true
+  /** For each state reached: the state it was reached from and the character read on the way. */
+  const from = new Map<number, { prev: number; read: string }>([[key(0, 0), { prev: -1, read: '' }]])
+  const queue: Array<[number, number]> = [[0, 0]]
+  for (let head = 0; head < queue.length; head++) {
+    const [i, j] = queue[head]!
+    if (i === a.length && j === b.length) return exampleTo(key(i, j), from)
     const ca = a[i]
     const cb = b[j]
-    if (ca === '*') todo.push([i + 1, j]) // the star matches nothing more
-    if (cb === '*') todo.push([i, j + 1])
-    if (ca === '*' && cb !== undefined && cb !== '*') todo.push([i, j + 1]) // the star eats b's character
-    if (cb === '*' && ca !== undefined && ca !== '*') todo.push([i + 1, j])
+    const step = (ni: number, nj: number, read: string) => {
+      if (from.has(key(ni, nj))) return
+      from.set(key(ni, nj), { prev: key(i, j), read })
+      queue.push([ni, nj])
+    }
+    if (ca === '*') step(i + 1, j, '') // the star matches nothing more
+    if (cb === '*') step(i, j + 1, '')
+    if (ca === '*' && cb !== undefined && cb !== '*') step(i, j + 1, one(cb)) // the star eats b's character
+    if (cb === '*' && ca !== undefined && ca !== '*') step(i + 1, j, one(ca))
     if (ca !== undefined && cb !== undefined && ca !== '*' && cb !== '*' && (ca === '?' || cb === '?' || ca === cb)) {
-      todo.push([i + 1, j + 1])
+      step(i + 1, j + 1, ca === '?' ? one(cb) : ca)
     }
   }
-  return false
+  return undefined
+}
+
+/** The character a glob symbol (not `*`) reads: itself, or any name character for `?`. */
+const one = (c: string) => (c === '?' ? 'x' : c)
+
+function exampleTo(end: number, from: ReadonlyMap<number, { prev: number; read: string }>): string {
+  let out = ''
+  for (let at = end; at !== -1;) {
+    const { prev, read } = from.get(at)!
+    out = read + out
+    at = prev
+  }
+  // Only globs of stars alone meet in the empty name, and those match every name.
+  return out === '' ? 'x' : out
 }
 
 function escapeRegExp(s: string): string {

@@ -2,6 +2,8 @@ import { ArnInvalid } from '../shared/errors.js'
 import { canonicalizeArn, parseArn, stripRolePath } from '../sts/arn.js'
 import { PARTITION_IDS } from '../shared/partitions.js'
 import type { Problem } from '../shared/problem.js'
+import { findTies, lookupPattern, orderPatterns, type PatternRule } from './pattern-rules.js'
+import { isRolePattern, parseRolePattern, type RolePattern } from './role-pattern.js'
 import { templateProblems } from './template.js'
 import type { Identity, Match, Mapping, RoleMapping, UserMapping } from './types.js'
 
@@ -18,12 +20,17 @@ interface Rule {
 
 /**
  * A compiled, immutable set of rules. Lookups are map reads: user ARN, then role ARN (path-less,
- * as STS reports roles), then SSO permission sets; ties resolve to the first entry, always.
+ * as STS reports roles), then SSO permission sets, then role patterns (most literal characters
+ * first); duplicates resolve to the first entry, always, and two patterns that tie are an error.
  */
 export interface RuleSet {
   readonly users: ReadonlyMap<string, Rule>
   readonly roles: ReadonlyMap<string, Rule>
   readonly sso: readonly (Rule & { readonly pattern: RegExp })[]
+  /** Role patterns in precedence order (see pattern-rules.ts), invalid ones included as blockers. */
+  readonly patterns: readonly PatternRule[]
+  /** Role keys whose exact entry is invalid: no pattern applies to them (a broken entry never widens). */
+  readonly invalidRoleKeys: ReadonlySet<string>
   readonly accounts: ReadonlyMap<string, string>
   readonly counts: { readonly roles: number; readonly users: number; readonly accounts: number }
 }
@@ -36,6 +43,8 @@ export interface InvalidRule {
   readonly rule: string
   readonly kind: 'user' | 'role' | 'sso'
   readonly wouldMatch?: string | undefined
+  /** A role pattern entry that parsed: the roles it was meant for. */
+  readonly pattern?: RolePattern | undefined
   readonly problems: readonly Problem[]
 }
 
@@ -57,9 +66,16 @@ export function compileRules(
   const problems: Problem[] = []
   const invalid: InvalidRule[] = []
   /** Records an entry as invalid when it added errors since `mark`. */
-  const settle = (mark: number, rule: string, kind: InvalidRule['kind'], wouldMatch: string | undefined) => {
+  const settle = (
+    mark: number,
+    rule: string,
+    kind: InvalidRule['kind'],
+    wouldMatch: string | undefined,
+    pattern?: RolePattern,
+  ) => {
     const own = problems.slice(mark).filter((p) => p.severity === 'error')
-    if (own.length > 0) invalid.push({ rule, kind, wouldMatch, problems: own })
+    if (own.length > 0) invalid.push({ rule, kind, wouldMatch, pattern, problems: own })
+    return own.length === 0
   }
   const err = (path: string, message: string) => problems.push({ path: prefix + path, message, severity: 'error' })
   const warn = (path: string, message: string) => problems.push({ path: prefix + path, message, severity: 'warning' })
@@ -67,6 +83,7 @@ export function compileRules(
   const roles = new Map<string, Rule>()
   const sso: (Rule & { pattern: RegExp })[] = []
   const ssoKeys = new Map<string, string>()
+  const patterns: PatternRule[] = []
   const accounts = new Map<string, string>()
 
   const checkMapping = (path: string, m: { username?: unknown; groups?: unknown }) => checkedMapping(path, m, err)
@@ -77,7 +94,7 @@ export function compileRules(
     const mapping = checkMapping(path, u)
     if (typeof u.userarn !== 'string' || u.userarn === '') {
       err(`${path}.userarn`, 'value for userarn must be supplied')
-      return settle(mark, path, 'user', undefined)
+      return void settle(mark, path, 'user', undefined)
     }
     const { key, wouldMatch } = arnKey(u.userarn, `${path}.userarn`, err, false)
     settle(mark, path, 'user', wouldMatch)
@@ -98,7 +115,7 @@ export function compileRules(
     const hasSso = r.sso !== undefined && r.sso !== null
     if (hasArn === hasSso) {
       err(path, hasArn ? 'only one of rolearn or SSO can be supplied' : 'one of rolearn or SSO must be supplied')
-      return settle(mark, path, 'role', undefined)
+      return void settle(mark, path, 'role', undefined)
     }
     if (hasSso) {
       const pattern = ssoPattern(r.sso!, `${path}.sso`, err)
@@ -115,7 +132,15 @@ export function compileRules(
     }
     if (typeof r.rolearn !== 'string') {
       err(`${path}.rolearn`, 'rolearn must be a string')
-      return settle(mark, path, 'role', undefined)
+      return void settle(mark, path, 'role', undefined)
+    }
+    if (isRolePattern(r.rolearn)) {
+      const parsed = parseRolePattern(r.rolearn.trim())
+      if ('error' in parsed) err(`${path}.rolearn`, parsed.error)
+      const pattern = 'pattern' in parsed ? parsed.pattern : undefined
+      const valid = settle(mark, path, 'role', undefined, pattern)
+      if (pattern !== undefined) patterns.push({ rule: path, pattern, mapping: valid ? mapping : undefined })
+      return
     }
     const { key, wouldMatch } = arnKey(r.rolearn, `${path}.rolearn`, err, true)
     settle(mark, path, 'role', wouldMatch)
@@ -137,28 +162,67 @@ export function compileRules(
     if (!accounts.has(a)) accounts.set(a, path)
   })
 
+  const ordered = orderPatterns(settleTies(patterns, problems, invalid, prefix))
+  const invalidRoleKeys = new Set(
+    invalid.flatMap((r) => (r.kind === 'role' && r.wouldMatch !== undefined ? [r.wouldMatch] : [])),
+  )
+  const validPatterns = ordered.filter((p) => p.mapping !== undefined).length
   return {
     rules: {
       users,
       roles,
       sso,
+      patterns: ordered,
+      invalidRoleKeys,
       accounts,
-      counts: { roles: roles.size + sso.length, users: users.size, accounts: accounts.size },
+      counts: { roles: roles.size + sso.length + validPatterns, users: users.size, accounts: accounts.size },
     },
     problems,
     invalid,
   }
 }
 
-/** The invalid entries that were meant for this identity (their ARN would have matched it). */
+/**
+ * Reports every tie (at the later entry, naming the earlier) and makes both entries of a tie
+ * invalid: neither maps, and the roles they match fall to no weaker pattern. Returns the patterns
+ * with tied ones stripped of their mapping.
+ */
+function settleTies(
+  patterns: readonly PatternRule[],
+  problems: Problem[],
+  invalid: InvalidRule[],
+  prefix: string,
+): PatternRule[] {
+  const ties = findTies(patterns)
+  if (ties.length === 0) return [...patterns]
+  const tied = new Set<string>()
+  for (const { earlier, later, message } of ties) {
+    const problem: Problem = { path: `${prefix}${later.rule}.rolearn`, message, severity: 'error' }
+    problems.push(problem)
+    for (const entry of [earlier, later]) {
+      tied.add(entry.rule)
+      const at = invalid.findIndex((r) => r.rule === entry.rule)
+      if (at === -1) invalid.push({ rule: entry.rule, kind: 'role', pattern: entry.pattern, problems: [problem] })
+      else invalid[at] = { ...invalid[at]!, problems: [...invalid[at]!.problems, problem] }
+    }
+  }
+  return patterns.map((p) => (tied.has(p.rule) ? { rule: p.rule, pattern: p.pattern } : p))
+}
+
+/** The invalid entries that were meant for this identity (their ARN or role pattern would have matched it). */
 export function invalidRulesFor(invalid: readonly InvalidRule[], identity: Identity): InvalidRule[] {
   const { userKey, roleKey } = lookupKeys(identity)
   return invalid.filter(
-    (r) => r.wouldMatch !== undefined && (r.wouldMatch === userKey || (r.kind === 'role' && r.wouldMatch === roleKey)),
+    (r) =>
+      (r.wouldMatch !== undefined && (r.wouldMatch === userKey || (r.kind === 'role' && r.wouldMatch === roleKey))) ||
+      r.pattern?.regex.test(roleKey) === true,
   )
 }
 
-/** The explicit rule for an identity: user ARN, then role ARN, then SSO permission set. */
+/**
+ * The explicit rule for an identity: user ARN, then role ARN, then SSO permission set, then the
+ * most specific role pattern.
+ */
 export function lookupRules(rules: RuleSet, identity: Identity): Match | undefined {
   const { userKey, roleKey } = lookupKeys(identity)
   const user = rules.users.get(userKey)
@@ -166,7 +230,26 @@ export function lookupRules(rules: RuleSet, identity: Identity): Match | undefin
   const role = rules.roles.get(roleKey)
   if (role !== undefined) return { ...role, kind: 'role' }
   const sso = rules.sso.find((s) => s.pattern.test(roleKey))
-  return sso === undefined ? undefined : { mapping: sso.mapping, rule: sso.rule, kind: 'sso' }
+  if (sso !== undefined) return { mapping: sso.mapping, rule: sso.rule, kind: 'sso' }
+  if (rules.patterns.length === 0 || rules.invalidRoleKeys.has(roleKey)) return undefined
+  return lookupPattern(rules.patterns, roleKey)
+}
+
+/**
+ * For `explain`: every role pattern (valid or not) that matches the identity's role, in precedence
+ * order, and whether an invalid exact entry for the role keeps every pattern from applying.
+ */
+export function patternCandidates(
+  rules: RuleSet,
+  identity: Identity,
+): { matching: PatternRule[]; exactInvalid: boolean; roleName?: string | undefined } {
+  const { roleKey } = lookupKeys(identity)
+  const roleName = /:role\/([^/]+)$/.exec(roleKey)?.[1]
+  return {
+    matching: rules.patterns.filter((p) => p.pattern.regex.test(roleKey)),
+    exactInvalid: rules.invalidRoleKeys.has(roleKey),
+    roleName,
+  }
 }
 
 // An identity comes from the identity cache on most reviews, and every backend looks it up: derive
@@ -225,6 +308,11 @@ export function arnKey(
   }
   if (!role && (type === 'role' || type === 'assumed-role')) {
     err(path, `'${arn}' is a role ARN; map it under mapRoles`)
+    return {}
+  }
+  if (!role && isRolePattern(arn)) {
+    // No IAM user name holds * or ?: taken literally, the entry would silently match nobody.
+    err(path, `'${arn}' is not a user ARN: patterns (* and ?) are for role names under mapRoles only`)
     return {}
   }
   let ok = true

@@ -35,11 +35,16 @@ export interface Mapping {
   readonly groups: readonly string[]
 }
 
+/** What kind of entry matched, strongest first (see rules.ts for the precedence). */
+export type MatchKind = 'user' | 'role' | 'sso' | 'role-pattern'
+
 /** An explicit match, with the rule that matched (for audit logs and `explain`), e.g. `mapRoles[2]`. */
 export interface Match {
   readonly mapping: Mapping
   readonly rule: string
-  readonly kind: 'user' | 'role' | 'sso'
+  readonly kind: MatchKind
+  /** A role pattern match: the pattern as configured. */
+  readonly pattern?: string | undefined
 }
 
 /** What a mapping source reports about itself on /status. */
@@ -73,7 +78,7 @@ export interface Mapper {
   readonly name: BackendMode
   /** Resolves once the first snapshot is loaded (or failed); keeps it fresh until `signal` aborts. */
   start(signal: AbortSignal): Promise<void>
-  /** The explicit mapping for this identity: user, then role, then SSO permission set. */
+  /** The explicit mapping for this identity: user, then role, then SSO permission set, then role pattern. */
   lookup(identity: Identity): Match | undefined
   /** The rule (e.g. `mapAccounts[0]`) that allows every identity of this account, if any. */
   accountRule(accountId: string): string | undefined

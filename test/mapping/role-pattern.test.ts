@@ -1,7 +1,16 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { isRolePattern, namesOverlap, parseRolePattern, type RolePattern } from '../../src/mapping/role-pattern.js'
+import {
+  isRolePattern,
+  namesOverlap,
+  overlapExample,
+  parseRolePattern,
+  type RolePattern,
+} from '../../src/mapping/role-pattern.js'
+import { compileRules, lookupRules } from '../../src/mapping/rules.js'
+import type { RoleMapping } from '../../src/mapping/types.js'
 import { PARTITION_IDS } from '../../src/shared/partitions.js'
+import { identityOf, sessionOf } from '../support/identities.js'
 
 const ACCOUNT = '111122223333'
 const roleArn = (name: string, account = ACCOUNT, partition = 'aws') =>
@@ -135,5 +144,94 @@ describe('role patterns', () => {
       }),
       { numRuns: 2000 },
     )
+  })
+
+  it('overlapExample names a role both globs match, exactly when they overlap (property)', () => {
+    fc.assert(
+      fc.property(glob, glob, (a, b) => {
+        const example = overlapExample(a, b)
+        expect(example !== undefined).toBe(namesOverlap(a, b))
+        if (example === undefined) return
+        expect(example).toMatch(/^[\w+=,.@-]+$/)
+        expect(globMatches(a, example) && globMatches(b, example)).toBe(true)
+      }),
+      { numRuns: 2000 },
+    )
+    expect(overlapExample('dev-*', '*-ops')).toBe('dev-ops')
+    expect(overlapExample('dev-*', 'ops-*')).toBeUndefined()
+    expect(overlapExample('*', '**')).toBe('x')
+  })
+})
+
+// The same guarantees through the whole lookup path every backend uses (compileRules, lookupRules),
+// with several patterns, exact entries and tie errors in play.
+describe('role patterns through compileRules and lookupRules', () => {
+  const accounts = ['111122223333', '444455556666', '777788889999']
+  const partitions = ['aws', 'aws-cn', 'aws-us-gov']
+  const entry = fc.record({
+    partition: fc.constantFrom(...partitions),
+    account: fc.constantFrom(...accounts),
+    name: glob,
+  })
+  const who = fc.record({ partition: fc.constantFrom(...partitions), account: fc.constantFrom(...accounts), name })
+  const rolesOf = (entries: { partition: string; account: string; name: string }[]): RoleMapping[] =>
+    entries.map((e, i) => ({
+      rolearn: `arn:${e.partition}:iam::${e.account}:role/${e.name}`,
+      username: `u${i}:{{SessionName}}`,
+      groups: [],
+    }))
+
+  it("a match is always a pattern of the identity's own partition and account that matches its role name (property)", () => {
+    fc.assert(
+      fc.property(fc.array(entry, { minLength: 1, maxLength: 6 }), who, (entries, w) => {
+        const { rules } = compileRules({ mapRoles: rolesOf(entries), mapUsers: [], mapAccounts: [] })
+        const identity = sessionOf(w.account, w.name, 'sess', { partition: w.partition })
+        const match = lookupRules(rules, identity)
+        if (match === undefined) return
+        const e = entries[Number(/\[(\d+)\]/.exec(match.rule)![1])]!
+        // globs without a wildcard are exact role entries
+        expect(match.kind).toBe(isRolePattern(e.name) ? 'role-pattern' : 'role')
+        expect([e.partition, e.account]).toEqual([w.partition, w.account])
+        expect(globMatches(e.name.toLowerCase(), w.name.toLowerCase())).toBe(true)
+      }),
+      { numRuns: 1500 },
+    )
+  })
+
+  it("with no errors, an exact role wins, else the most specific matching pattern of the identity's account, and only one can (property)", () => {
+    fc.assert(
+      fc.property(fc.array(entry, { minLength: 1, maxLength: 6 }), who, (entries, w) => {
+        const { rules, problems } = compileRules({ mapRoles: rolesOf(entries), mapUsers: [], mapAccounts: [] })
+        fc.pre(!problems.some((p) => p.severity === 'error'))
+        const candidates = entries
+          .map((e, i) => ({ ...e, i, literal: [...e.name].filter((c) => c !== '*' && c !== '?').length }))
+          .filter((e) => e.partition === w.partition && e.account === w.account && globMatches(e.name, w.name))
+        const match = lookupRules(rules, sessionOf(w.account, w.name, 'sess', { partition: w.partition }))
+        if (candidates.length === 0) return void expect(match).toBeUndefined()
+        const exact = candidates.find((c) => !isRolePattern(c.name))
+        if (exact !== undefined) return void expect(match).toMatchObject({ kind: 'role', rule: `mapRoles[${exact.i}]` })
+        const best = Math.max(...candidates.map((c) => c.literal))
+        const winners = candidates.filter((c) => c.literal === best)
+        expect(winners).toHaveLength(1) // two would be a tie, which is an error
+        expect(match?.rule).toBe(`mapRoles[${winners[0]!.i}]`)
+      }),
+      { numRuns: 1500 },
+    )
+  })
+
+  it('an IAM user, root or federated user of the account is never matched by a role pattern', () => {
+    const { rules } = compileRules({
+      mapRoles: rolesOf([{ partition: 'aws', account: accounts[0]!, name: '*' }]),
+      mapUsers: [],
+      mapAccounts: [],
+    })
+    for (const arn of [
+      `arn:aws:iam::${accounts[0]}:user/dev`,
+      `arn:aws:iam::${accounts[0]}:root`,
+      `arn:aws:sts::${accounts[0]}:federated-user/dev`,
+    ]) {
+      expect(lookupRules(rules, identityOf(arn)), arn).toBeUndefined()
+    }
+    expect(lookupRules(rules, sessionOf(accounts[0]!, 'dev', 's'))?.rule).toBe('mapRoles[0]')
   })
 })
