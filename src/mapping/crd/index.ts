@@ -1,23 +1,20 @@
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node'
 import type { Logger } from '../../shared/logger.js'
 import type { Metrics } from '../../shared/metrics.js'
-import { canonicalizeArn } from '../../sts/arn.js'
 import { followCollection } from '../kube/list-watch.js'
 import type { Problem } from '../../shared/problem.js'
 import { createEventRecorder, type EventRecorder } from '../kube/events.js'
-import { compileRules, EMPTY_RULES, lookupRules, type RuleSet } from '../rules.js'
+import type { PatternRule } from '../pattern-rules.js'
+import { EMPTY_RULES, lookupRules, type RuleSet } from '../rules.js'
 import { SourceState } from '../source-state.js'
-import type { Identity, Mapper, Match, RoleMapping, SourceStatus, UserMapping } from '../types.js'
+import type { Identity, Mapper, Match, SourceStatus } from '../types.js'
+import { canonicalOf, compileObjects, objectErrors, olderFirst, type IamIdentityMapping } from './parse.js'
+
+export type { IamIdentityMapping }
 
 export const CRD_GROUP = 'iamauthenticator.k8s.aws'
 export const CRD_VERSION = 'v1alpha1'
 export const CRD_PLURAL = 'iamidentitymappings'
-
-export interface IamIdentityMapping {
-  metadata?: { name?: string; uid?: string; resourceVersion?: string; creationTimestamp?: string | Date }
-  spec?: { arn?: unknown; username?: unknown; groups?: unknown }
-  status?: { canonicalARN?: string; userID?: string }
-}
 
 export interface CrdMapperOptions {
   readonly kubeConfig: KubeConfig
@@ -35,7 +32,9 @@ export interface CrdMapperOptions {
  * `healthy: false` with the problem until it is fixed, an error is logged and counted, and a
  * Warning Event on the object says why (`kubectl describe iamidentitymapping NAME`). Objects map as
  * soon as they are seen (upstream waits for its controller to write status); status.canonicalARN is
- * still written, as upstream does. Older objects win ties, deterministically.
+ * still written, as upstream does. Older objects win ties, deterministically: of two objects for
+ * one ARN the older maps, and a newer object whose `spec.arnPattern` ties with an older one's (see
+ * pattern-rules.ts) is rejected as an invalid edit is, with the Event naming the older object.
  */
 export class CrdMapper implements Mapper {
   readonly name = 'CRD' as const
@@ -112,23 +111,32 @@ export class CrdMapper implements Mapper {
   #rebuild(version: string): void {
     this.#lastVersion = version
     const inForce: IamIdentityMapping[] = []
+    // Role patterns in force so far: older objects come first and win ties (a newer object whose
+    // pattern ties with one of them is rejected like an invalid edit).
+    const admitted: PatternRule[] = []
+    const admit = (o: IamIdentityMapping, pattern: PatternRule | undefined) => {
+      inForce.push(o)
+      if (pattern !== undefined) admitted.push(pattern)
+    }
     const rejected: Problem[] = []
     let fresh = false
-    for (const o of this.#objects.values()) {
+    for (const o of [...this.#objects.values()].sort(olderFirst)) {
       const name = o.metadata!.name!
-      const errors = compileObjects([o]).problems.filter((p) => p.severity === 'error')
+      const { errors, pattern } = objectErrors(o, admitted)
       if (errors.length === 0) {
         this.#lastGood.set(name, o)
-        inForce.push(o)
+        admit(o, pattern)
         continue
       }
       const previous = this.#lastGood.get(name)
-      const kept = previous !== undefined && previous.metadata?.uid === o.metadata?.uid ? previous : undefined
-      if (kept !== undefined) inForce.push(kept)
+      const sameObject = previous !== undefined && previous.metadata?.uid === o.metadata?.uid
+      const before = sameObject ? objectErrors(previous, admitted) : undefined
+      const kept = before !== undefined && before.errors.length === 0 ? previous : undefined
+      if (kept !== undefined) admit(kept, before?.pattern)
       rejected.push(...errors)
       fresh = this.#reportInvalid(o, errors, kept) || fresh
     }
-    const { rules, problems } = compileObjects(inForce.sort(olderFirst))
+    const { rules, problems } = compileObjects(inForce)
     this.#rules = rules
     this.#state.applied(version)
     for (const w of problems) this.#opts.log.warn({ source: this.name, path: w.path }, w.message)
@@ -188,47 +196,5 @@ export class CrdMapper implements Mapper {
         'could not write IAMIdentityMapping status',
       )
     }
-  }
-}
-
-function olderFirst(a: IamIdentityMapping, b: IamIdentityMapping): number {
-  const ta = new Date(a.metadata?.creationTimestamp ?? 0).getTime()
-  const tb = new Date(b.metadata?.creationTimestamp ?? 0).getTime()
-  return ta - tb || (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? '')
-}
-
-/** Compiles objects as mapRoles/mapUsers entries, problems named by object and spec field. */
-function compileObjects(objects: readonly IamIdentityMapping[]): { rules: RuleSet; problems: Problem[] } {
-  const roles: { name: string; entry: RoleMapping }[] = []
-  const users: { name: string; entry: UserMapping }[] = []
-  for (const o of objects) {
-    const name = o.metadata!.name!
-    const { arn, username, groups } = o.spec ?? {}
-    const fields = { username: username as string, groups: (groups ?? []) as string[] }
-    let type: string | undefined
-    try {
-      type = canonicalizeArn(String(arn)).type
-    } catch {
-      // reported by compileRules
-    }
-    if (type === 'role' || type === 'assumed-role') roles.push({ name, entry: { rolearn: arn as string, ...fields } })
-    else users.push({ name, entry: { userarn: (arn ?? '') as string, ...fields } })
-  }
-  const { rules, problems } = compileRules(
-    { mapRoles: roles.map((r) => r.entry), mapUsers: users.map((u) => u.entry), mapAccounts: [] },
-    '',
-    (list, i) => `IAMIdentityMapping/${(list === 'mapRoles' ? roles : users)[i]!.name}`,
-  )
-  // The fields as they are written in the object.
-  const spec = (path: string) =>
-    path.replace(/\.(rolearn|userarn)\b/, '.spec.arn').replace(/\.(username|groups)\b/, '.spec.$1')
-  return { rules, problems: problems.map((p) => ({ ...p, path: spec(p.path) })) }
-}
-
-function canonicalOf(arn: unknown): string | undefined {
-  try {
-    return canonicalizeArn(String(arn)).canonical.toLowerCase()
-  } catch {
-    return undefined
   }
 }

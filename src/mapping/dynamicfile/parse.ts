@@ -11,6 +11,7 @@ import {
   type MappingDocument,
   type RuleSet,
 } from '../rules.js'
+import { isRolePattern } from '../role-pattern.js'
 import { snapshotOf, type Snapshot } from '../static.js'
 import type { Mapping } from '../types.js'
 
@@ -88,6 +89,14 @@ export function parseDynamicFile(
   ) => {
     const rule = `${kind === 'user' ? 'mapUsers' : 'mapRoles'}[${i}]`
     const mapping = checkedMapping(rule, m, err)
+    if (kind === 'role' && arn && isRolePattern(arn)) {
+      err(
+        `${rule}.rolearn`,
+        `'${arn}' is a role pattern, and dynamicfileUserIDStrict matches entries by principal ID (userid), ` +
+          'which names exactly one role: list each role with its userid, or turn dynamicfileUserIDStrict off',
+      )
+      return
+    }
     // The same ARN checks as everywhere (12-digit account, no session ARN under mapRoles, ...).
     if (arn) arnKey(arn, `${rule}.${kind === 'user' ? 'userarn' : 'rolearn'}`, err, kind === 'role')
     if (!m.userid) {
