@@ -2,6 +2,7 @@ import { CoreV1Api, type V1ConfigMap } from '@kubernetes/client-node'
 import { KubeApiFailed, UsageError } from '../shared/errors.js'
 import { AWS_AUTH_NAME, AWS_AUTH_NAMESPACE } from '../mapping/configmap/index.js'
 import { addToAwsAuth, type AwsAuthAddition } from '../mapping/configmap/edit.js'
+import { isRolePattern } from '../mapping/role-pattern.js'
 import { describeKubeFailure } from '../mapping/kube/errors.js'
 import { kubeServer, loadKubeConfig } from '../mapping/kube/kubeconfig.js'
 import type { Io } from './io.js'
@@ -127,7 +128,7 @@ function describe(a: AwsAuthAddition): string {
   if (a.kind === 'user') return `user ${a.entry.userarn} as ${a.entry.username} ${groups}`
   const who = a.entry.sso
     ? `SSO permission set ${a.entry.sso.permissionSetName} in ${a.entry.sso.accountID}`
-    : `role ${a.entry.rolearn}`
+    : `role${isRolePattern(a.entry.rolearn ?? '') ? ' pattern' : ''} ${a.entry.rolearn}`
   return `${who} as ${a.entry.username} ${groups}`
 }
 

@@ -50,9 +50,7 @@ export async function runExplain(flags: ExplainFlags, io: Io, readStdin: () => s
   if (explanation.result) {
     const r = explanation.result
     w(`result: AUTHENTICATED as "${r.username}", groups [${r.groups.join(', ')}]`)
-    w(
-      `  matched ${r.source} ${r.rule} (${r.kind === 'account' ? 'account allow-list: username is the canonical ARN' : `${r.kind} rule`})`,
-    )
+    w(`  matched ${r.source} ${r.rule} (${matchedAs(r)})`)
   } else {
     w(`result: DENIED: ${explanation.denial}`)
   }
@@ -63,4 +61,9 @@ export async function runExplain(flags: ExplainFlags, io: Io, readStdin: () => s
     )
   }
   return explanation.result ? 0 : 1
+}
+
+function matchedAs(r: { kind: string; pattern?: string | undefined }): string {
+  if (r.kind === 'account') return 'account allow-list: username is the canonical ARN'
+  return r.kind === 'role-pattern' ? `role pattern ${r.pattern}` : `${r.kind} rule`
 }

@@ -172,6 +172,7 @@ function loadDynamicFile(file: string, userIdStrict: boolean, fromConfig: boolea
   return {
     checked: { file, kind: 'dynamic-file', problems, mappings, counts: rules?.counts },
     snapshot: rules ?? partial,
+    rules: compiled?.rules,
     invalid,
   }
 }

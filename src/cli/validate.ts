@@ -1,5 +1,5 @@
 import { UsageError } from '../shared/errors.js'
-import { mapsNothing, migrationFindings } from '../mapping/lint.js'
+import { mapsNothing, migrationFindings, patternFindings } from '../mapping/lint.js'
 import type { Problem } from '../shared/problem.js'
 import { preflightProblems } from '../server/preflight.js'
 import type { Io } from './io.js'
@@ -17,7 +17,8 @@ export interface ValidateFlags extends OfflineFlags {
  * `kube-iam-auth validate`: one judge. Each file goes through the decoders the server uses at start
  * and on every live edit, the server's start-up checks of the serving certificate and the
  * pre-generated kubeconfig run where their files are, and then what only a linter can say: a file
- * that maps nothing, entries that matched nothing in aws-iam-authenticator but grant access here.
+ * that maps nothing, role patterns that grant system:masters or match every role of an account,
+ * entries that matched nothing in aws-iam-authenticator but grant access here.
  * Exit 0 clean, 1 errors (or warnings with --strict), 2 unusable input (unreadable, not YAML or JSON,
  * bad flags).
  */
@@ -107,9 +108,9 @@ function lintFile(f: CheckedFile, migration: boolean, config: { port: number } |
       })
     }
   }
-  if (migration && m !== undefined && (f.kind !== 'config' || usesMountedFile(f))) {
-    out.push(...migrationFindings(m.doc, m.rules, m.prefix))
-  }
+  const applied = m !== undefined && (f.kind !== 'config' || usesMountedFile(f))
+  if (applied) out.push(...patternFindings(m.rules, m.prefix))
+  if (migration && applied) out.push(...migrationFindings(m.doc, m.rules, m.prefix))
   return out
 }
 

@@ -1,6 +1,7 @@
 import { isKiaError } from '../shared/errors.js'
 import { canonicalizeArn, parseArn, stripRolePath } from '../sts/arn.js'
 import { mapIdentity, type ChainResult } from './chain.js'
+import { patternNearMisses, patternNote } from './explain-patterns.js'
 import { invalidRulesFor, type InvalidRule, type RuleSet } from './rules.js'
 import type { PrivateDnsResolver } from './template.js'
 import type { Identity, Mapper } from './types.js'
@@ -74,29 +75,35 @@ export async function explainIdentity(
     const invalidNote = meant
       .map(
         (r) =>
-          `; ${r.kind} rule ${r.rule} is meant for it but is invalid: ${r.problems[0]!.path}: ${r.problems[0]!.message}`,
+          (r.pattern === undefined
+            ? `; ${r.kind} rule ${r.rule} is meant for it but is invalid: `
+            : `; role pattern ${r.rule} (${r.pattern.source}) matches it but is invalid: `) +
+          `${r.problems[0]!.path}: ${r.problems[0]!.message}`,
       )
       .join('')
     const match = s.mapper.lookup(identity)
+    const patterns = s.rules === undefined ? '' : patternNote(s.rules, identity, match)
     if (match !== undefined && !explicitSeen) {
       explicitSeen = true
       trace.push(
-        `${s.mapper.name} (${s.origin}): ${match.kind} rule ${match.rule} matches -> username "${match.mapping.username}", groups [${match.mapping.groups.join(', ')}]`,
+        `${s.mapper.name} (${s.origin}): ${ruleName(match)} matches -> username "${match.mapping.username}", groups [${match.mapping.groups.join(', ')}]` +
+          patterns,
       )
     } else if (match !== undefined) {
-      trace.push(
-        `${s.mapper.name} (${s.origin}): ${match.kind} rule ${match.rule} also matches, but an earlier backend already did`,
-      )
+      trace.push(`${s.mapper.name} (${s.origin}): ${ruleName(match)} also matches, but an earlier backend already did`)
     } else {
       const account = s.mapper.accountRule(identity.accountId)
       trace.push(
-        `${s.mapper.name} (${s.origin}): no user, role or SSO rule for ${identity.canonicalArn}` +
+        `${s.mapper.name} (${s.origin}): no user, role${s.rules?.patterns.length ? ', SSO or role pattern' : ' or SSO'} rule for ${identity.canonicalArn}` +
           (account === undefined ? '' : `; account ${identity.accountId} is allowed by ${account}`) +
-          invalidNote,
+          invalidNote +
+          patterns,
       )
     }
   }
-  const hints = sources.flatMap((s) => (s.rules === undefined ? [] : nearMisses(s, identity)))
+  const hints = sources.flatMap((s) =>
+    s.rules === undefined ? [] : [...nearMisses(s, identity), ...patternNearMisses(s.mapper.name, s.rules, identity)],
+  )
   const dns: PrivateDnsResolver = resolveDns ?? (async (id) => `{{EC2PrivateDNSName of ${id}}}`)
   try {
     const result = await mapIdentity(
@@ -109,6 +116,11 @@ export async function explainIdentity(
     if (!isKiaError(err)) throw err
     return { identity, denial: err.message, trace, hints, invalidRules }
   }
+}
+
+/** `role rule mapRoles[2]`, or `role pattern mapRoles[3] (arn:aws:iam::111122223333:role/dev-*)`. */
+export function ruleName(m: { kind: string; rule: string; pattern?: string | undefined }): string {
+  return m.kind === 'role-pattern' ? `role pattern ${m.rule} (${m.pattern})` : `${m.kind} rule ${m.rule}`
 }
 
 /** Rules that almost match: same resource name with another account, partition, type or path. */

@@ -314,3 +314,85 @@ describe('explainIdentity: templates', () => {
     expect(e).toMatchObject({ denial: 'identity is not mapped', trace: [], hints: [] })
   })
 })
+
+describe('explainIdentity: role patterns', () => {
+  /** A source whose document may have errors, as `explain` reads an invalid file (its valid entries apply). */
+  function withErrors(parts: Partial<MappingDocument>): ExplainSource {
+    const { rules, invalid } = compileRules({ mapRoles: [], mapUsers: [], mapAccounts: [], ...parts })
+    return { mapper: new StaticMapper('EKSConfigMap', snapshotOf(rules)), origin: 'aws-auth.yaml', rules, invalid }
+  }
+  const arn = (name: string, account = A) => `arn:aws:iam::${account}:role/${name}`
+
+  it('an SSO permission-set rule that beats a pattern says so', async () => {
+    const s = source('EKSConfigMap', 'aws-auth.yaml', {
+      mapRoles: [
+        { rolearn: arn('awsreservedsso_*'), username: 'any-sso', groups: [] },
+        { sso: { permissionSetName: 'ReadOnly', accountID: A }, username: 'ro', groups: [] },
+      ],
+    })
+    const e = await explainIdentity(
+      [s],
+      identityFromArn(`arn:aws:sts::${A}:assumed-role/AWSReservedSSO_ReadOnly_0123abcd/jane`),
+    )
+    expect(e.trace).toEqual([
+      `EKSConfigMap (aws-auth.yaml): sso rule mapRoles[1] matches -> username "ro", groups []; role pattern mapRoles[0] (${arn('awsreservedsso_*')}) also matches but an SSO permission-set rule beats every pattern`,
+    ])
+  })
+
+  it('a pattern in a later backend is traced like any explicit match there', async () => {
+    const later = source('EKSConfigMap', 'aws-auth.yaml', {
+      mapRoles: [{ rolearn: arn('*'), username: 'x', groups: [] }],
+    })
+    const e = await explainIdentity([file, later], identityFromArn(`arn:aws:sts::${A}:assumed-role/Admin/a`))
+    expect(e.trace[1]).toBe(
+      `EKSConfigMap (aws-auth.yaml): role pattern mapRoles[0] (${arn('*')}) also matches, but an earlier backend already did`,
+    )
+  })
+
+  it('an invalid exact entry for the role: the matching patterns are named, none applies', async () => {
+    const s = withErrors({
+      mapRoles: [
+        { rolearn: arn('dev-*'), username: 'dev', groups: [] },
+        { rolearn: arn('dev-alice'), username: 'alice-{{Nope}}', groups: [] },
+      ],
+    })
+    const e = await explainIdentity([s], identityFromArn(`arn:aws:sts::${A}:assumed-role/dev-alice/a`))
+    expect(e.denial).toBe('identity is not mapped')
+    expect(e.trace[0]).toMatch(
+      new RegExp(
+        `; role rule mapRoles\\[1\\] is meant for it but is invalid: mapRoles\\[1\\]\\.username: unknown template variable \\{\\{Nope\\}\\} .*; role pattern mapRoles\\[0\\] \\(${arn('dev-\\*')}\\) matches its name, but no pattern applies while the exact entry for this role is invalid$`,
+      ),
+    )
+  })
+
+  it('an invalid, more specific pattern: the weaker valid one that also matches is named, and why it does not stand in', async () => {
+    const s = withErrors({
+      mapRoles: [
+        { rolearn: arn('*'), username: 'anyone', groups: [] },
+        { rolearn: arn('dev-*'), username: 'dev-{{Nope}}', groups: [] },
+      ],
+    })
+    const e = await explainIdentity([s], identityFromArn(`arn:aws:sts::${A}:assumed-role/dev-alice/a`))
+    expect(e.denial).toBe('identity is not mapped')
+    expect(e.trace[0]).toContain(
+      `; role pattern mapRoles[1] (${arn('dev-*')}) matches it but is invalid: mapRoles[1].username:`,
+    )
+    expect(e.trace[0]).toMatch(
+      /; role pattern mapRoles\[0\] \(arn:aws:iam::111122223333:role\/\*\) also matches, but a weaker pattern never stands in for an invalid, more specific one$/,
+    )
+    expect(e.invalidRules.map((r) => r.rule)).toEqual(['mapRoles[1]'])
+  })
+
+  it('a pattern of another partition is a near miss; one of wildcards only is not worth a hint', async () => {
+    const s = source('EKSConfigMap', 'aws-auth.yaml', {
+      mapRoles: [
+        { rolearn: `arn:aws-cn:iam::${A}:role/dev-*`, username: 'cn', groups: [] },
+        { rolearn: arn('*', B), username: 'b', groups: [] },
+      ],
+    })
+    const e = await explainIdentity([s], identityFromArn(`arn:aws:sts::${A}:assumed-role/dev-alice/a`))
+    expect(e.hints).toEqual([
+      `EKSConfigMap mapRoles[0] is role pattern arn:aws-cn:iam::${A}:role/dev-*: it matches the role name, but in partition aws-cn, not aws (patterns never match across accounts or partitions)`,
+    ])
+  })
+})

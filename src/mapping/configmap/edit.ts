@@ -46,6 +46,15 @@ function findDuplicate(rules: RuleSet, addition: AwsAuthAddition): string | unde
     const earlier = rules.roles.get(key)
     if (earlier) return `cannot add duplicate role ARN "${key}" (already ${earlier.rule}; role paths are ignored)`
   }
+  for (const p of single.patterns) {
+    const earlier = rules.patterns.find(
+      (r) =>
+        r.pattern.partition === p.pattern.partition &&
+        r.pattern.account === p.pattern.account &&
+        r.pattern.name === p.pattern.name,
+    )
+    if (earlier) return `cannot add duplicate role pattern "${p.pattern.source}" (already ${earlier.rule})`
+  }
   for (const s of single.sso) {
     const earlier = rules.sso.find((r) => r.pattern.source === s.pattern.source)
     if (earlier) return `cannot add duplicate SSO permission set mapping (already ${earlier.rule})`
