@@ -7,12 +7,12 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { KubeConfig } from '@kubernetes/client-node'
-import { dump, load } from 'js-yaml'
+import { dump, load, loadAll } from 'js-yaml'
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
 import { ConfigMapMapper } from '../../src/mapping/configmap/index.js'
 import { CrdMapper } from '../../src/mapping/crd/index.js'
-import { compileObjects } from '../../src/mapping/crd/parse.js'
+import { compileObjects, type IamIdentityMapping } from '../../src/mapping/crd/parse.js'
 import { DynamicFileMapper } from '../../src/mapping/dynamicfile/index.js'
 import { parseDynamicFile } from '../../src/mapping/dynamicfile/parse.js'
 import { parseRolePattern } from '../../src/mapping/role-pattern.js'
@@ -257,6 +257,15 @@ describe('CRD: IAMIdentityMapping spec.arnPattern', () => {
       object('dev.patterns', { arnPattern: `arn:aws:iam::${A}:role/dev-*`, username: 'dev-{{Nope}}' }),
     ])
     expect(problems.map((p) => p.path)).toEqual(['IAMIdentityMapping/dev.patterns.spec.username'])
+  })
+
+  it('the example objects in deploy/ compile without a problem, the pattern among them', () => {
+    const objects = loadAll(
+      readFileSync(join(ROOT, 'deploy', 'example-iamidentitymapping.yaml'), 'utf8'),
+    ) as IamIdentityMapping[]
+    const { rules, problems } = compileObjects(objects)
+    expect(problems).toEqual([])
+    expect(rules.patterns.map((p) => p.rule)).toEqual(['IAMIdentityMapping/developers'])
   })
 
   it('the CRD schema admits every pattern the server accepts (property), and describes the field', () => {
