@@ -2,15 +2,8 @@ import { caseInsensitive } from '../../shared/reader.js'
 import { roleMapping, userMapping } from '../decode.js'
 import { stripRolePath } from '../../sts/arn.js'
 import type { Problem } from '../../shared/problem.js'
-import {
-  arnKey,
-  checkedMapping,
-  compileRules,
-  EMPTY_RULES,
-  type InvalidRule,
-  type MappingDocument,
-  type RuleSet,
-} from '../rules.js'
+import { arnKey, checkedMapping } from '../entry-checks.js'
+import { compileRules, EMPTY_RULES, type InvalidRule, type MappingDocument, type RuleSet } from '../rules.js'
 import { isRolePattern } from '../role-pattern.js'
 import { snapshotOf, type Snapshot } from '../static.js'
 import type { Mapping } from '../types.js'
