@@ -1,4 +1,4 @@
-import { overlapExample, type RolePattern } from './role-pattern.js'
+import { namesOverlap, overlapExample, type RolePattern } from './role-pattern.js'
 import type { Mapping, Match } from './types.js'
 
 /**
@@ -13,70 +13,132 @@ export interface PatternRule {
   readonly mapping?: Mapping | undefined
 }
 
+/**
+ * The patterns of one backend for lookups: by partition and account (a pattern never matches
+ * another), then by the first character of the name when it is literal, else by the last when that
+ * is, so a review tests only patterns that can match its role. Each list is in precedence order.
+ */
+export type PatternIndex = ReadonlyMap<string, PatternBucket>
+
+interface PatternBucket {
+  readonly byFirst: Map<string, PatternRule[]>
+  readonly byLast: Map<string, PatternRule[]>
+  readonly wild: PatternRule[]
+}
+
 /** Precedence among patterns: most literal characters in the name first, then document order. */
 export function orderPatterns(patterns: readonly PatternRule[]): PatternRule[] {
   return [...patterns].sort((a, b) => b.pattern.specificity - a.pattern.specificity)
 }
 
+export function indexPatterns(ordered: readonly PatternRule[]): PatternIndex {
+  const index = new Map<string, PatternBucket>()
+  const add = (map: Map<string, PatternRule[]>, c: string, p: PatternRule) => map.set(c, [...(map.get(c) ?? []), p])
+  for (const p of ordered) {
+    const key = `${p.pattern.partition}:${p.pattern.account}`
+    const bucket: PatternBucket = index.get(key) ?? { byFirst: new Map(), byLast: new Map(), wild: [] }
+    index.set(key, bucket)
+    const first = p.pattern.name[0]!
+    const last = p.pattern.name.at(-1)!
+    if (!isWildcard(first)) add(bucket.byFirst, first, p)
+    else if (!isWildcard(last)) add(bucket.byLast, last, p)
+    else bucket.wild.push(p)
+  }
+  return index
+}
+
+const isWildcard = (c: string) => c === '*' || c === '?'
+
+/** A lower-cased, path-less role ARN, as lookups key roles. */
+const ROLE_KEY = /^arn:([^:]+):iam::(\d{12}):role\/([^/]+)$/
+
 /**
- * The first pattern (in precedence order) that matches a lower-cased, path-less role ARN, as a
- * Match; undefined when none does or when the first that does is invalid.
+ * The most specific pattern that matches a lower-cased, path-less role ARN, as a Match; undefined
+ * when none does or when the most specific one that does is invalid.
  */
-export function lookupPattern(ordered: readonly PatternRule[], roleKey: string): Match | undefined {
-  const hit = ordered.find((p) => p.pattern.regex.test(roleKey))
+export function lookupPattern(index: PatternIndex, roleKey: string): Match | undefined {
+  const key = ROLE_KEY.exec(roleKey)
+  if (key === null) return undefined
+  const bucket = index.get(`${key[1]}:${key[2]}`)
+  if (bucket === undefined) return undefined
+  const name = key[3]!
+  let hit: PatternRule | undefined
+  for (const list of [bucket.byFirst.get(name[0]!), bucket.byLast.get(name.at(-1)!), bucket.wild]) {
+    const found = list?.find((p) => p.pattern.regex.test(roleKey))
+    // Two that match with as many literal characters would tie, and tied entries are both invalid.
+    if (found !== undefined && (hit === undefined || found.pattern.specificity > hit.pattern.specificity)) hit = found
+  }
   if (hit?.mapping === undefined) return undefined
   return { mapping: hit.mapping, rule: hit.rule, kind: 'role-pattern', pattern: hit.pattern.source }
 }
 
-/**
- * Pairs of patterns that tie: same partition and account, as many literal characters, and some role
- * name both match, so neither would win by specificity. `earlier` comes first in `inOrder`.
- */
-export function findTies(
-  inOrder: readonly PatternRule[],
-): { earlier: PatternRule; later: PatternRule; message: string }[] {
-  const groups = new Map<string, PatternRule[]>()
-  const out: { earlier: PatternRule; later: PatternRule; message: string }[] = []
-  for (const p of inOrder) {
-    const key = `${p.pattern.partition}:${p.pattern.account}:${p.pattern.specificity}`
-    const group = groups.get(key) ?? []
-    for (const earlier of group) {
-      const message = tieMessage(earlier, p)
-      if (message !== undefined) out.push({ earlier, later: p, message })
-    }
-    group.push(p)
-    groups.set(key, group)
-  }
-  return out
+/** Why an entry is part of a tie: the problem `at` an entry (itself or a partner), naming the other. */
+export interface Tie {
+  readonly at: PatternRule
+  readonly message: string
 }
 
-/** Why `later` ties with `earlier` (same partition, account and specificity), or undefined. */
-export function tieMessage(earlier: PatternRule, later: PatternRule): string | undefined {
-  const a = earlier.pattern
-  const b = later.pattern
-  if (a.partition !== b.partition || a.account !== b.account || a.specificity !== b.specificity) return undefined
-  if (a.name === b.name) {
-    return `same role pattern as ${earlier.rule} (${a.source}): two entries for one pattern tie; keep one`
+/**
+ * Every entry that ties with another (same partition and account, as many literal characters, and
+ * some role name both match, so neither would win by specificity), each with the problem that names
+ * it: a later entry gets one naming the first earlier entry it ties with, and an entry no problem
+ * names yet gets its own. At most one problem per entry, and no pair is checked once both of its
+ * entries are explained, so a document of many patterns that all tie costs a pass, not every pair.
+ */
+export function findTies(inOrder: readonly PatternRule[]): Map<PatternRule, Tie> {
+  const why = new Map<PatternRule, Tie>()
+  const groups = new Map<string, PatternRule[]>()
+  for (const later of inOrder) {
+    const key = `${later.pattern.partition}:${later.pattern.account}:${later.pattern.specificity}`
+    const group = groups.get(key) ?? []
+    for (const earlier of group) {
+      if (why.has(later) && why.has(earlier)) continue
+      if (!overlap(earlier.pattern, later.pattern)) continue
+      if (!why.has(later)) {
+        const tie = { at: later, message: tieMessage(earlier, later) }
+        why.set(later, tie)
+        if (!why.has(earlier)) why.set(earlier, tie)
+      } else {
+        why.set(earlier, { at: earlier, message: tieMessage(later, earlier) })
+      }
+    }
+    group.push(later)
+    groups.set(key, group)
   }
-  if (!literalEndsAgree(a.name, b.name)) return undefined
-  const example = overlapExample(a.name, b.name)
-  if (example === undefined) return undefined
+  return why
+}
+
+/** True when two patterns tie: same partition, account and specificity, and a role name both match. */
+export function ties(a: RolePattern, b: RolePattern): boolean {
+  return a.partition === b.partition && a.account === b.account && a.specificity === b.specificity && overlap(a, b)
+}
+
+/** Why `entry` ties with `other` (see `ties`), with a role name both match. */
+export function tieMessage(other: PatternRule, entry: PatternRule): string {
+  const a = other.pattern
+  if (a.name === entry.pattern.name) {
+    return `same role pattern as ${other.rule} (${a.source}): two entries for one pattern tie; keep one`
+  }
   return (
-    `ties with ${earlier.rule} (${a.source}): both patterns have ${a.specificity} literal character` +
-    `${a.specificity === 1 ? '' : 's'} and both match a role named '${example}', so neither wins; ` +
-    'make one more specific, or split them so no role name matches both'
+    `ties with ${other.rule} (${a.source}): both patterns have ${a.specificity} literal character` +
+    `${a.specificity === 1 ? '' : 's'} and both match a role named '${overlapExample(a.name, entry.pattern.name)}', ` +
+    'so neither wins; make one more specific, or split them so no role name matches both'
   )
+}
+
+function overlap(a: RolePattern, b: RolePattern): boolean {
+  return a.name === b.name || (literalEndsAgree(a.name, b.name) && namesOverlap(a.name, b.name))
 }
 
 /** False when the literal starts (or ends) of two name globs differ: then no name matches both. */
 function literalEndsAgree(a: string, b: string): boolean {
-  const agree = (x: string, y: string) => {
-    for (let i = 0; i < Math.min(x.length, y.length); i++) {
-      if (x[i] === '*' || y[i] === '*') return true
-      if (x[i] !== '?' && y[i] !== '?' && x[i] !== y[i]) return false
-    }
-    return true
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    if (a[i] === '*' || b[i] === '*') break
+    if (a[i] !== '?' && b[i] !== '?' && a[i] !== b[i]) return false
   }
-  const reversed = (s: string) => [...s].reverse().join('')
-  return agree(a, b) && agree(reversed(a), reversed(b))
+  for (let i = a.length - 1, j = b.length - 1; i >= 0 && j >= 0; i--, j--) {
+    if (a[i] === '*' || b[j] === '*') break
+    if (a[i] !== '?' && b[j] !== '?' && a[i] !== b[j]) return false
+  }
+  return true
 }

@@ -92,15 +92,41 @@ export function parseRolePattern(arn: string): { pattern: RolePattern } | { erro
   }
 }
 
-/** True when some role name matches both name globs (lower-cased, as RolePattern.name). */
+/**
+ * True when some role name matches both name globs (lower-cased, as RolePattern.name): both globs
+ * read one same name in step, over at most (a.length + 1) * (b.length + 1) pairs of positions.
+ */
 export function namesOverlap(a: string, b: string): boolean {
-  return overlapExample(a, b) !== undefined
+  const width = b.length + 1
+  const reached = new Uint8Array((a.length + 1) * width)
+  reached[0] = 1
+  for (let i = 0; i <= a.length; i++) {
+    for (let j = 0; j <= b.length; j++) {
+      if (reached[i * width + j] === 0) continue
+      if (i === a.length && j === b.length) return true
+      const ca = a[i]
+      const cb = b[j]
+      // a star matches nothing more, or eats the other glob's next symbol (which is not a star)
+      if (ca === '*') {
+        reached[(i + 1) * width + j] = 1
+        if (cb !== undefined && cb !== '*') reached[i * width + j + 1] = 1
+      }
+      if (cb === '*') {
+        reached[i * width + j + 1] = 1
+        if (ca !== undefined && ca !== '*') reached[(i + 1) * width + j] = 1
+      }
+      if (ca !== undefined && cb !== undefined && ca !== '*' && cb !== '*' && (ca === '?' || cb === '?' || ca === cb)) {
+        reached[(i + 1) * width + j + 1] = 1
+      }
+    }
+  }
+  return false
 }
 
 /**
  * A role name both name globs match, or undefined when there is none: for messages that show why two
- * patterns tie. Breadth-first over pairs of positions (both globs read one same name in step), so the
- * example is short; at most (a.length + 1) * (b.length + 1) states.
+ * patterns tie. The same walk as namesOverlap, breadth-first and remembering the way, so the example
+ * is short.
  */
 export function overlapExample(a: string, b: string): string | undefined {
   const key = (i: number, j: number) => i * (b.length + 1) + j

@@ -1,7 +1,15 @@
 import { stripRolePath } from '../sts/arn.js'
 import type { Problem } from '../shared/problem.js'
 import { ACCOUNT_ID, arnKey, checkedMapping, ssoPattern } from './entry-checks.js'
-import { findTies, lookupPattern, orderPatterns, type PatternRule } from './pattern-rules.js'
+import {
+  findTies,
+  indexPatterns,
+  lookupPattern,
+  orderPatterns,
+  type PatternIndex,
+  type PatternRule,
+  type Tie,
+} from './pattern-rules.js'
 import { isRolePattern, parseRolePattern, type RolePattern } from './role-pattern.js'
 import type { Identity, Match, Mapping, RoleMapping, UserMapping } from './types.js'
 
@@ -27,6 +35,7 @@ export interface RuleSet {
   readonly sso: readonly (Rule & { readonly pattern: RegExp })[]
   /** Role patterns in precedence order (see pattern-rules.ts), invalid ones included as blockers. */
   readonly patterns: readonly PatternRule[]
+  readonly patternIndex: PatternIndex
   /** Role keys whose exact entry is invalid: no pattern applies to them (a broken entry never widens). */
   readonly invalidRoleKeys: ReadonlySet<string>
   readonly accounts: ReadonlyMap<string, string>
@@ -168,6 +177,7 @@ export function compileRules(
       roles,
       sso,
       patterns: ordered,
+      patternIndex: indexPatterns(ordered),
       invalidRoleKeys,
       accounts,
       counts: { roles: roles.size + sso.length + validPatterns, users: users.size, accounts: accounts.size },
@@ -178,8 +188,8 @@ export function compileRules(
 }
 
 /**
- * Reports every tie (at the later entry, naming the earlier) and makes both entries of a tie
- * invalid: neither maps, and the roles they match fall to no weaker pattern. Returns the patterns
+ * Reports every tie (see findTies: each tied entry is named by one problem) and makes every entry of
+ * a tie invalid: none maps, and the roles they match fall to no weaker pattern. Returns the patterns
  * with tied ones stripped of their mapping.
  */
 function settleTies(
@@ -189,19 +199,25 @@ function settleTies(
   prefix: string,
 ): PatternRule[] {
   const ties = findTies(patterns)
-  if (ties.length === 0) return [...patterns]
-  const tied = new Set<string>()
-  for (const { earlier, later, message } of ties) {
-    const problem: Problem = { path: `${prefix}${later.rule}.rolearn`, message, severity: 'error' }
+  if (ties.size === 0) return [...patterns]
+  const reported = new Map<Tie, Problem>()
+  // in document order of the entries the problems are at
+  for (const p of patterns) {
+    const tie = ties.get(p)
+    if (tie === undefined || tie.at !== p) continue
+    const problem: Problem = { path: `${prefix}${p.rule}.rolearn`, message: tie.message, severity: 'error' }
     problems.push(problem)
-    for (const entry of [earlier, later]) {
-      tied.add(entry.rule)
-      const at = invalid.findIndex((r) => r.rule === entry.rule)
-      if (at === -1) invalid.push({ rule: entry.rule, kind: 'role', pattern: entry.pattern, problems: [problem] })
-      else invalid[at] = { ...invalid[at]!, problems: [...invalid[at]!.problems, problem] }
-    }
+    reported.set(tie, problem)
   }
-  return patterns.map((p) => (tied.has(p.rule) ? { rule: p.rule, pattern: p.pattern } : p))
+  for (const entry of patterns) {
+    const tie = ties.get(entry)
+    if (tie === undefined) continue
+    const problem = reported.get(tie)!
+    const at = invalid.findIndex((r) => r.rule === entry.rule)
+    if (at === -1) invalid.push({ rule: entry.rule, kind: 'role', pattern: entry.pattern, problems: [problem] })
+    else invalid[at] = { ...invalid[at]!, problems: [...invalid[at]!.problems, problem] }
+  }
+  return patterns.map((p) => (ties.has(p) ? { rule: p.rule, pattern: p.pattern } : p))
 }
 
 /** The invalid entries that were meant for this identity (their ARN or role pattern would have matched it). */
@@ -227,7 +243,7 @@ export function lookupRules(rules: RuleSet, identity: Identity): Match | undefin
   const sso = rules.sso.find((s) => s.pattern.test(roleKey))
   if (sso !== undefined) return { mapping: sso.mapping, rule: sso.rule, kind: 'sso' }
   if (rules.patterns.length === 0 || rules.invalidRoleKeys.has(roleKey)) return undefined
-  return lookupPattern(rules.patterns, roleKey)
+  return lookupPattern(rules.patternIndex, roleKey)
 }
 
 /**

@@ -1,6 +1,7 @@
 // Role patterns in the rule compiler every backend uses: what is accepted and refused, the
 // precedence (user > exact role > SSO permission set > most specific pattern), ties, templates, and
 // what happens to the roles of an entry that is invalid while the rest of its document is in force.
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { mapIdentity } from '../../src/mapping/chain.js'
 import { FileMapper } from '../../src/mapping/file/index.js'
@@ -210,14 +211,40 @@ describe('ties: two patterns with as many literal characters that can match one 
     expect(compileRules(doc({ mapRoles })).problems).toEqual([])
   })
 
-  it('several ties are each reported once', () => {
-    const { problems } = compileRules(doc({ mapRoles: ['a*', '*a', 'a*'].map((n, i) => role(n, `u${i}`)) }))
-    expect(problems.map((p) => p.path)).toEqual(['mapRoles[1].rolearn', 'mapRoles[2].rolearn', 'mapRoles[2].rolearn'])
-    expect(problems.map((p) => p.message.split(':')[0])).toEqual([
-      `ties with mapRoles[0] (arn`,
-      `same role pattern as mapRoles[0] (arn`,
-      `ties with mapRoles[1] (arn`,
+  it('every entry of a tie is named by one problem, at most one per entry', () => {
+    // 0 and 1 tie, 0 and 2 are one pattern, 1 and 2 tie: 2's problem names 0 only, and 1 already has its own
+    const { problems, invalid } = compileRules(doc({ mapRoles: ['a*', '*a', 'a*'].map((n, i) => role(n, `u${i}`)) }))
+    expect(problems.map((p) => `${p.path}: ${p.message.split(' (')[0]}`)).toEqual([
+      'mapRoles[1].rolearn: ties with mapRoles[0]',
+      'mapRoles[2].rolearn: same role pattern as mapRoles[0]',
     ])
+    expect(invalid.map((r) => [r.rule, r.problems.map((p) => p.path)])).toEqual([
+      ['mapRoles[0]', ['mapRoles[1].rolearn']],
+      ['mapRoles[1]', ['mapRoles[1].rolearn']],
+      ['mapRoles[2]', ['mapRoles[2].rolearn']],
+    ])
+  })
+
+  it('an entry tied only with a later one that already has a problem gets its own, naming that later one', () => {
+    // ab* and ba* cannot share a name; *ab shares one with each (ab, bab): its problem names ab*
+    const { problems } = compileRules(doc({ mapRoles: ['ab*', 'ba*', '*ab'].map((n, i) => role(n, `u${i}`)) }))
+    expect(problems.map((p) => `${p.path}: ${p.message.split(' (')[0]}`)).toEqual([
+      'mapRoles[1].rolearn: ties with mapRoles[2]',
+      'mapRoles[2].rolearn: ties with mapRoles[0]',
+    ])
+  })
+
+  it('a document of many patterns that all tie is judged in a pass, not pair by pair (bounded CPU time)', () => {
+    const mapRoles = Array.from({ length: 2000 }, (_, i) =>
+      role(`*${'a'.repeat(20)}${String(i).padStart(4, '0')}*`, 'u'),
+    )
+    const started = process.cpuUsage()
+    const { problems, invalid } = compileRules(doc({ mapRoles }))
+    const cpu = process.cpuUsage(started)
+    expect(problems).toHaveLength(1999)
+    expect(invalid).toHaveLength(2000)
+    // about 0.5 s of CPU here; every pair would take minutes
+    expect((cpu.user + cpu.system) / 1e6).toBeLessThan(10)
   })
 
   it('the server refuses to start with a tie in its config file', () => {
@@ -296,5 +323,33 @@ describe('templates work in pattern entries as in exact ones', () => {
     const result = await mapIdentity(chain, sessionOf(A, 'eks-node-group-1', 'i-0123456789abcdef0'), resolve)
     expect(result).toMatchObject({ username: 'system:node:ip-10-0-0-1.ec2.internal', kind: 'role-pattern' })
     expect(asked).toEqual(['i-0123456789abcdef0'])
+  })
+})
+
+describe('the pattern index answers as a scan of every pattern in precedence order would', () => {
+  it('for documents with valid, invalid and tied patterns across accounts (property)', () => {
+    const glob = fc
+      .array(fc.constantFrom('a', 'b', '-', '*', '?'), { minLength: 1, maxLength: 5 })
+      .map((a) => a.join(''))
+    const entry = fc.record({ account: fc.constantFrom(A, B), name: glob, broken: fc.boolean() })
+    const name = fc.array(fc.constantFrom('a', 'b', '-'), { minLength: 1, maxLength: 6 }).map((a) => a.join(''))
+    fc.assert(
+      fc.property(
+        fc.array(entry, { minLength: 1, maxLength: 8 }),
+        fc.constantFrom(A, B),
+        name,
+        (entries, account, n) => {
+          const mapRoles = entries
+            .filter((e) => /[*?]/.test(e.name))
+            .map((e, i) => role(e.name, e.broken ? `u${i}-{{Nope}}` : `u${i}`, [], e.account))
+          const { rules } = compileRules(doc({ mapRoles }))
+          const roleKey = `arn:aws:iam::${account}:role/${n}`
+          const scanned = rules.patterns.find((p) => p.pattern.regex.test(roleKey))
+          const match = lookupRules(rules, sessionOf(account, n, 's'))
+          expect(match?.rule).toBe(scanned?.mapping === undefined ? undefined : scanned.rule)
+        },
+      ),
+      { numRuns: 3000 },
+    )
   })
 })

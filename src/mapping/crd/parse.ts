@@ -1,6 +1,6 @@
 import type { Problem } from '../../shared/problem.js'
 import { canonicalizeArn } from '../../sts/arn.js'
-import { tieMessage, type PatternRule } from '../pattern-rules.js'
+import { tieMessage, ties, type PatternRule } from '../pattern-rules.js'
 import { isRolePattern } from '../role-pattern.js'
 import { compileRules, type RuleSet } from '../rules.js'
 import type { RoleMapping, UserMapping } from '../types.js'
@@ -86,11 +86,10 @@ export function objectErrors(
   const errors = problems.filter((p) => p.severity === 'error')
   const pattern = rules.patterns[0]
   if (errors.length > 0 || pattern === undefined) return { errors }
-  for (const earlier of admitted) {
+  const earlier = admitted.find((p) => ties(p.pattern, pattern.pattern))
+  if (earlier !== undefined) {
     const message = tieMessage(earlier, pattern)
-    if (message !== undefined) {
-      return { errors: [{ path: `${pattern.rule}.spec.arnPattern`, message, severity: 'error' }] }
-    }
+    return { errors: [{ path: `${pattern.rule}.spec.arnPattern`, message, severity: 'error' }] }
   }
   return { errors, pattern }
 }
