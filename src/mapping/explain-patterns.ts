@@ -20,8 +20,8 @@ export function patternNote(rules: RuleSet, identity: Identity, match: Match | u
   }
   const also = `${plural(matching.length, 'role pattern')} ${matching.map(describe).join(', ')}`
   if (match !== undefined) {
-    const by =
-      match.kind === 'sso' ? 'an SSO permission-set rule' : match.kind === 'user' ? 'a user rule' : 'an exact role rule'
+    // a user is never matched by a role pattern: the rule that won is an exact role or an SSO rule
+    const by = match.kind === 'sso' ? 'an SSO permission-set rule' : 'an exact role rule'
     return `; ${also} also ${matching.length === 1 ? 'matches' : 'match'} but ${by} beats every pattern`
   }
   if (exactInvalid) {
