@@ -70,10 +70,10 @@ async function expectRejects<E extends Error>(
   return err as E
 }
 
-// spec 8.4 (pkg/server TestAuthenticateVerifier*Mapping*) at the mapping level. Upstream's fixture
-// account 0123456789012 has 13 digits: fine inside ARNs, but mapAccounts requires 12 digits, so the
-// account-mapping cases use 012345678901.
-describe('spec 8.4 server cases', () => {
+// upstream's pkg/server/server_test.go TestAuthenticateVerifier*Mapping* at the mapping level.
+// Upstream's fixture account 0123456789012 has 13 digits: fine inside ARNs, but mapAccounts
+// requires 12 digits, so the account-mapping cases use 012345678901.
+describe("upstream's server_test.go mapping cases", () => {
   const roleIdentity = identityOf('arn:aws:iam::0123456789012:role/Test', {
     accountId: '0123456789012',
     userId: 'Test',

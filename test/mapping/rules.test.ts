@@ -38,7 +38,7 @@ const source = (pattern: string) => new RegExp(pattern).source
 const err = (path: string, message: string): Problem => ({ path, message, severity: 'error' })
 const warn = (path: string, message: string): Problem => ({ path, message, severity: 'warning' })
 
-// spec 8.3, pkg/config TestSSOConfigMapping and friends
+// upstream's pkg/config TestSSOConfigMapping and friends
 describe('SSO role mapping {ViewOnlyAccess, 012345678912}', () => {
   const rules = compileClean(doc({ mapRoles: [sso('ViewOnlyAccess', '012345678912')] }))
 
@@ -386,8 +386,8 @@ describe('invalid entries', () => {
   })
 })
 
-// spec 8.3, pkg/mapper/file TestNewFileMapper / TestMap
-describe('file-mapper document of spec 8.3', () => {
+// upstream's pkg/mapper/file TestNewFileMapper / TestMap
+describe("upstream's file-mapper test document (pkg/mapper/file)", () => {
   const { rules, problems } = compileRules(
     doc({
       mapRoles: [

@@ -15,9 +15,9 @@ export interface DynamicRules extends Snapshot {
 export const EMPTY_DYNAMIC: DynamicRules = snapshotOf(EMPTY_RULES)
 
 /**
- * Parses the DynamicFile JSON (spec 3.3): `{Version, LastUpdatedDateTime, mapRoles, mapUsers,
- * mapAccounts}`, keys case-insensitive. Every entry is validated (upstream validates none), and any
- * error rejects the whole file so the previous mapping stays in force.
+ * Parses the DynamicFile JSON of upstream's pkg/mapper/dynamicfile: `{Version, LastUpdatedDateTime,
+ * mapRoles, mapUsers, mapAccounts}`, keys case-insensitive. Every entry is validated (upstream
+ * validates none), and any error rejects the whole file so the previous mapping stays in force.
  */
 export function parseDynamicFile(
   text: string,
