@@ -111,7 +111,12 @@ export function parseDynamicFile(
         return { mapping: entry.mapping, rule: entry.rule, kind: entry.kind }
       },
       accounts: accounts.rules.accounts,
-      counts: { roles: roles.length, users: users.length, accounts: accounts.rules.accounts.size },
+      // What is in force: a repeated userid is ignored (the first entry wins), so it is not counted.
+      counts: {
+        roles: [...byId.values()].filter((e) => e.kind === 'role').length,
+        users: [...byId.values()].filter((e) => e.kind === 'user').length,
+        accounts: accounts.rules.accounts.size,
+      },
       lastUpdated,
     },
     problems,
