@@ -233,6 +233,28 @@ describe('body', () => {
     await expectMalformed(await app.post(JSON.stringify(doc)), 400, message)
   })
 
+  it('deep nesting at the real 64 KiB limit: 400 (or ignored where TokenReview has no such field), never a crash', async () => {
+    const limit = 64 * 1024
+    const own = await startApp({ maxRequestBytes: limit })
+    try {
+      expect(await own.post('['.repeat(32_000) + ']'.repeat(32_000))).toMatchObject({
+        status: 400,
+        body: `${MALFORMED}\n`,
+      })
+      expect((await own.post('['.repeat(limit - 10))).status).toBe(400)
+      expect(await own.post(`${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}`)).toMatchObject({
+        status: 400,
+        body: 'expected kind TokenReview, got null\n',
+      })
+      const deepExtra = `{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"x":${'['.repeat(25_000)}${']'.repeat(25_000)},"token":"${TOKEN}"}}`
+      expect(deepExtra.length).toBeLessThanOrEqual(limit)
+      expect((await own.post(deepExtra)).status).toBe(200)
+      expect(own.calls.map((c) => c.token)).toEqual([TOKEN])
+    } finally {
+      await own.close()
+    }
+  })
+
   it('fields it does not know are ignored, however deep', async () => {
     const extra = `{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","status":{},"spec":{"x":${'['.repeat(400)}${']'.repeat(400)},"token":"${TOKEN}"}}`
     expect((await app.post(extra)).status).toBe(200)
