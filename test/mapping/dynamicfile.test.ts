@@ -170,6 +170,23 @@ describe('parseDynamicFile: strict (dynamicfileUserIDStrict, keyed by principal 
   })
 })
 
+describe('parseDynamicFile: a principal ID in both mapUsers and mapRoles (strict)', () => {
+  it('is a warning, and the mapUsers entry wins wherever it is listed', () => {
+    const { rules: r, problems } = parseDynamicFile(
+      JSON.stringify({
+        mapRoles: [{ rolearn: `arn:aws:iam::${ACCOUNT}:role/Shanice`, userid: SHANICE_ID, username: 'misplaced' }],
+        mapUsers: [{ userarn: `arn:aws:iam::${ACCOUNT}:user/Shanice`, userid: SHANICE_ID, username: 'shanice' }],
+      }),
+      { userIdStrict: true },
+    )
+    expect(problems).toEqual([
+      { path: 'mapRoles[0].userid', message: 'duplicate of mapUsers[0]; the mapUsers entry wins', severity: 'warning' },
+    ])
+    expect(r!.lookup(shanice())).toMatchObject({ rule: 'mapUsers[0]', kind: 'user' })
+    expect(r!.counts).toEqual({ roles: 0, users: 1, accounts: 0 })
+  })
+})
+
 describe('parseDynamicFile: the whole file is rejected on any error', () => {
   it.each<[string, string, boolean, Problem[]]>([
     [

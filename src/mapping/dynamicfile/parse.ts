@@ -61,8 +61,10 @@ export function parseDynamicFile(
   }
   const accounts = compileRules({ mapRoles: [], mapUsers: [], mapAccounts: doc.mapAccounts })
   problems.push(...accounts.problems.filter((p) => !alreadyReported(p)))
-  const byId = new Map<string, { mapping: Mapping; rule: string; kind: 'user' | 'role'; arn?: string | undefined }>()
-  const add = (
+  type Entry = { mapping: Mapping; rule: string; kind: 'user' | 'role'; arn?: string | undefined }
+  const entries: (Entry & { userid: string })[] = []
+  /** Checks an entry (problems in file order); returns it when it can be keyed. */
+  const check = (
     kind: 'user' | 'role',
     i: number,
     m: { userid?: string | undefined; username: string; groups: readonly string[] },
@@ -81,15 +83,7 @@ export function parseDynamicFile(
       err(`${rule}.userid`, 'value for userid must be supplied (dynamicfileUserIDStrict is on)')
       return
     }
-    if (byId.has(m.userid)) {
-      problems.push({
-        path: `${rule}.userid`,
-        message: `duplicate of ${byId.get(m.userid)!.rule}; the first entry wins`,
-        severity: 'warning',
-      })
-      return
-    }
-    if (mapping !== undefined) byId.set(m.userid, { mapping, rule, kind, arn: arn || undefined })
+    if (mapping !== undefined) entries.push({ userid: m.userid, mapping, rule, kind, arn: arn || undefined })
   }
   roles.forEach((r, i) => {
     if (r.sso)
@@ -98,9 +92,28 @@ export function parseDynamicFile(
         message: 'SSO entries are not supported by DynamicFile',
         severity: 'error',
       })
-    add('role', i, r, r.rolearn)
+    check('role', i, r, r.rolearn)
   })
-  users.forEach((u, i) => add('user', i, u, u.userarn))
+  users.forEach((u, i) => check('user', i, u, u.userarn))
+  // Users are keyed first: the same principal ID in both lists resolves to the user entry, as every
+  // backend looks up (user, then role), so a misplaced copy in mapRoles cannot shadow it.
+  const byId = new Map<string, Entry>()
+  for (const { userid, ...entry } of [
+    ...entries.filter((e) => e.kind === 'user'),
+    ...entries.filter((e) => e.kind === 'role'),
+  ]) {
+    const earlier = byId.get(userid)
+    if (earlier === undefined) {
+      byId.set(userid, entry)
+      continue
+    }
+    const wins = earlier.kind === entry.kind ? 'the first entry wins' : 'the mapUsers entry wins'
+    problems.push({
+      path: `${entry.rule}.userid`,
+      message: `duplicate of ${earlier.rule}; ${wins}`,
+      severity: 'warning',
+    })
+  }
   if (problems.some((p) => p.severity === 'error')) return { problems }
   return {
     rules: {
