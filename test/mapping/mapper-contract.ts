@@ -330,6 +330,18 @@ export function describeMapper(label: string, backend: MapperBackend): void {
         expect(mapper.lookup(sessionOf(ACCOUNT, 'Deployer', 's', { userId: IDS.admin }))).toBeUndefined()
       })
 
+      it('precedence: a principal ID in both mapUsers and mapRoles resolves to the mapUsers entry', async () => {
+        // user, then role, as every backend looks up; a misplaced copy in mapRoles must not shadow the user
+        const misplaced: RoleMapping = {
+          rolearn: `arn:aws:iam::${ACCOUNT}:role/Alice`,
+          userid: IDS.alice,
+          username: 'x',
+          groups: [],
+        }
+        const { mapper } = await start(doc({ mapRoles: [misplaced], mapUsers: [alice] }))
+        expect(mapper.lookup(aliceId())).toMatchObject({ rule: rule('mapUsers', 0), kind: 'user' })
+      })
+
       it('ties: two entries for one principal ID resolve to the first, every time, and are counted once', async () => {
         const { mapper } = await start(
           doc({ mapUsers: [alice, { ...alice, username: 'second' }], mapRoles: [admin, { ...admin, username: 'x' }] }),
