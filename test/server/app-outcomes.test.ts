@@ -9,6 +9,7 @@ import {
   CacheError,
   ConfigInvalid,
   CredentialsError,
+  KubeApiFailed,
   MappingFailed,
   NotMapped,
   RateLimited,
@@ -152,6 +153,17 @@ const ROWS: readonly Row[] = [
     reason: name,
     level: 'error',
   })),
+  {
+    // the Kubernetes API unreachable while a mapping needs it: transient, kube-apiserver retries
+    name: 'ERR_KUBE_API',
+    error: () => new KubeApiFailed('could not reach the Kubernetes API at https://10.0.0.1:443: ECONNREFUSED'),
+    status: 503,
+    body: 'failed',
+    result: 'sts_error',
+    decision: 'error',
+    reason: 'ERR_KUBE_API',
+    level: 'error',
+  },
   {
     name: 'ERR_RATE_LIMITED',
     error: () => new RateLimited('caller 10.0.0.1 is over its rate of STS verifications; try again later'),
