@@ -108,7 +108,8 @@ export function createApp(deps: AppDeps): express.Express {
   })
 
   app.use(function internalError(err: unknown, _req: Request, res: Response, _next: NextFunction) {
-    deps.log.error({ err: { message: (err as Error)?.message, type: (err as Error)?.name } }, 'internal error')
+    // Not under `err`: pino's error serializer would replace `type` with "Object" and add an empty stack.
+    deps.log.error({ error: (err as Error)?.message, errorType: (err as Error)?.name }, 'internal error')
     if (!res.headersSent) res.status(500).type('text/plain').send('internal error\n')
   })
 
@@ -192,7 +193,7 @@ function respond(
     observe('sts_error')
     deps.metrics.reviews.inc({ decision: 'error', reason: 'internal' })
     deps.log.error(
-      { audit: true, decision: 'error', err: { message: err.message, type: err.name }, ...who },
+      { audit: true, decision: 'error', error: err.message, errorType: err.name, ...who },
       'internal error',
     )
     sendJson(res, 500, failedReview(apiVersion, 'internal error'))

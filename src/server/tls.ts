@@ -10,9 +10,9 @@ export { servingCertSans }
 import { writeFileAtomic } from '../shared/files.js'
 
 /**
- * The webhook's TLS serving certificate (spec 5.2): `<stateDir>/cert.pem` and `<stateDir>/key.pem`,
- * self-signed, and trusted by kube-apiserver through `certificate-authority-data` in the webhook
- * kubeconfig (webhook-kubeconfig.ts).
+ * The webhook's TLS serving certificate, as upstream's pkg/config/certs/certs.go makes it:
+ * `<stateDir>/cert.pem` and `<stateDir>/key.pem`, self-signed, and trusted by kube-apiserver through
+ * `certificate-authority-data` in the webhook kubeconfig (webhook-kubeconfig.ts).
  */
 export interface ServingCert {
   readonly certPem: string

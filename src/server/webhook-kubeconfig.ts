@@ -9,7 +9,7 @@ export const WEBHOOK_CLUSTER = 'aws-iam-authenticator'
 export const WEBHOOK_USER = 'apiserver'
 export const WEBHOOK_CONTEXT = 'webhook'
 
-/** `https://<hostname>:<port>/authenticate`, an IPv6 literal bracketed (spec 5.3, 8.3). */
+/** `https://<hostname>:<port>/authenticate`, an IPv6 literal bracketed (upstream's pkg/config ServerURL). */
 export function webhookServerUrl(hostname: string, port: number): string {
   if (hostname === '') {
     throw new ConfigInvalid('server.hostname must not be empty (kube-apiserver connects to it)')

@@ -12,7 +12,7 @@ export function createMetrics(registry = new Registry(), opts: { defaultMetrics?
   const registers = [registry]
   return {
     registry,
-    // upstream (spec 5.5); `result` keeps upstream's values, typo `uknown_user` included
+    // upstream's pkg/metrics names and labels; `result` keeps upstream's values, typo `uknown_user` included
     authenticateLatency: new Histogram({
       name: `${up}authenticate_latency_seconds`,
       help: 'Authenticate call latency in seconds',

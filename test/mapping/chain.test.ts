@@ -70,10 +70,11 @@ async function expectRejects<E extends Error>(
   return err as E
 }
 
-// spec 8.4 (pkg/server TestAuthenticateVerifier*Mapping*) at the mapping level. Upstream's fixture
-// account 012345678901 has 13 digits, which STS never reports: kube-iam-auth refuses such ARNs in
-// mappings (see 'an account ID that is not 12 digits' below), so these cases use 012345678901.
-describe('spec 8.4 server cases', () => {
+// upstream's pkg/server/server_test.go TestAuthenticateVerifier*Mapping* at the mapping level.
+// Upstream's fixture account 0123456789012 has 13 digits, which STS never reports: kube-iam-auth
+// refuses such ARNs in mappings (see 'an account ID that is not 12 digits' below), so these cases
+// use 012345678901.
+describe("upstream's server_test.go mapping cases", () => {
   const roleIdentity = identityOf('arn:aws:iam::012345678901:role/Test', {
     accountId: '012345678901',
     userId: 'Test',

@@ -43,8 +43,8 @@ const roleItem = (arn: string, username: string, groups: string[]) =>
 const userItem = (arn: string, username: string, groups: string[]) =>
   `- userarn: ${arn}\n  username: ${username}\n  groups:\n${groups.map((g) => `  - ${g}\n`).join('')}`
 
-// spec 8.3, pkg/mapper/configmap/client/client_test.go, adapted to full ARNs
-describe('add (spec 8.3)', () => {
+// upstream's pkg/mapper/configmap/client/client_test.go, adapted to full ARNs
+describe("add (upstream's configmap client_test.go cases)", () => {
   it('adding user a when role a exists works; then adding role a is a duplicate', () => {
     const data = encoded([roleItem(roleArn('a'), 'a', ['a'])])
     const newUser = { userarn: userArn('a'), username: 'a', groups: ['a'] }

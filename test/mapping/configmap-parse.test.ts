@@ -31,8 +31,8 @@ const ADMIN_USER = { userarn: 'arn:aws:iam::555555555555:user/admin', username: 
 const EMPTY_DOC = { mapRoles: [], mapUsers: [], mapAccounts: [] }
 const NO_RULES = { roles: 0, users: 0, accounts: 0 }
 
-// spec 8.3, pkg/mapper/configmap/yaml_test.go TestConfigMap with the upstream yaml/ fixtures
-describe('aws-auth fixtures (spec 8.3)', () => {
+// upstream's pkg/mapper/configmap/yaml_test.go TestConfigMap with the upstream yaml/ fixtures
+describe("aws-auth fixtures (upstream's configmap yaml_test.go)", () => {
   it.each(['aws-auth.yaml', 'aws-auth-crazy-case-keys.yaml', 'aws-auth-open-source-case-keys.yaml'])(
     '%s -> 1 role, 1 user, account 555555555555',
     (name) => {
@@ -138,7 +138,7 @@ describe('empty values', () => {
   })
 })
 
-// spec 8.3 ConfigMap store cases, through the rules a parsed aws-auth compiles to
+// upstream's pkg/mapper/configmap store test cases, through the rules a parsed aws-auth compiles to
 describe('ConfigMap store lookups (aws-auth-sso.yaml)', () => {
   const parsed = parseFixture('aws-auth-sso.yaml')
 

@@ -473,7 +473,7 @@ describe('createPrivateDnsResolver', () => {
     })
   })
 
-  it('renders the upstream node mapping (spec 8.4)', async () => {
+  it("renders the upstream node mapping (pkg/server/server_test.go's EC2 node case)", async () => {
     const describe = vi.fn(async (ids: string[]) => new Map(ids.map((id) => [id, 'ip-172-31-27-14'])))
     const r = make({}, { describe })
     const identity: Identity = {

@@ -45,7 +45,7 @@ const source = (pattern: string) => new RegExp(pattern).source
 const err = (path: string, message: string): Problem => ({ path, message, severity: 'error' })
 const warn = (path: string, message: string): Problem => ({ path, message, severity: 'warning' })
 
-// spec 8.3, pkg/config TestSSOConfigMapping and friends
+// upstream's pkg/config TestSSOConfigMapping and friends
 describe('SSO role mapping {ViewOnlyAccess, 012345678912}', () => {
   const rules = compileClean(doc({ mapRoles: [sso('ViewOnlyAccess', '012345678912')] }))
 
@@ -393,10 +393,10 @@ describe('invalid entries', () => {
   })
 })
 
-// spec 8.3, pkg/mapper/file TestNewFileMapper / TestMap. Upstream's file mapper rewrites the
+// upstream's pkg/mapper/file TestNewFileMapper / TestMap. Upstream's file mapper rewrites the
 // assumed-role rolearn of that fixture into its role, granting every session of the role; here such
 // an entry is an error (see 'assumed-role ARNs under mapRoles'), so the fixture is compiled without it.
-describe('file-mapper document of spec 8.3', () => {
+describe("upstream's file-mapper test document (pkg/mapper/file)", () => {
   const { rules, problems } = compileRules(
     doc({
       mapRoles: [

@@ -12,7 +12,7 @@ import { identityOf } from '../support/identities.js'
 
 const KNOWN_VARS = '{{EC2PrivateDNSName}}, {{AccountID}}, {{SessionName}}, {{SessionNameRaw}}, {{AccessKeyID}}'
 
-/** spec 8.4 TestRenderTemplate's identity: account 123, access key 321, the given session name. */
+/** Upstream's TestRenderTemplate identity: account 123, access key 321, the given session name. */
 function session(sessionName: string, accessKeyId = '321', accountId = '123') {
   return identityOf('arn:aws:sts::111122223333:assumed-role/role/placeholder', { sessionName, accessKeyId, accountId })
 }
@@ -30,8 +30,8 @@ async function expectMappingFailed(p: Promise<unknown>, message: string, transie
   return err as MappingFailed
 }
 
-// spec 8.4, pkg/server TestRenderTemplate
-describe('renderTemplate (spec 8.4)', () => {
+// upstream's pkg/server/server_test.go TestRenderTemplate
+describe("renderTemplate (upstream's TestRenderTemplate)", () => {
   it.each([
     ['a-{{AccountID}}-b', 'jdoe', 'a-123-b'],
     ['a-{{AccessKeyID}}-b', 'jdoe', 'a-321-b'],
@@ -137,7 +137,7 @@ describe('renderTemplate', () => {
 })
 
 describe('{{EC2PrivateDNSName}}', () => {
-  it('spec 8.4 node mapping: the instance ID in the session name becomes the node name', async () => {
+  it("upstream's node mapping: the instance ID in the session name becomes the node name", async () => {
     const resolve = vi.fn<PrivateDnsResolver>(async () => 'ip-172-31-27-14')
     const id = session('i-0c6f21bf1f24f9708')
     expect(await renderTemplate('system:node:{{EC2PrivateDNSName}}', id, resolve)).toBe('system:node:ip-172-31-27-14')

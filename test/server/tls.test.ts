@@ -81,7 +81,7 @@ async function handshake(cert: string, key: string, ca: string, servername: stri
   }
 }
 
-// spec 5.2 (upstream certs_test.go), minus upstream's bugs
+// upstream's pkg/config/certs (certs.go and certs_test.go SAN cases), minus upstream's bugs
 describe('servingCertSans', () => {
   it.each([
     ['127.0.0.1', '127.0.0.1', ['127.0.0.1'], []],

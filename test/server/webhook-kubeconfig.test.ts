@@ -16,7 +16,7 @@ const KUBECTL = tool('kubectl')
 
 const CERT_PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n'
 
-// spec 8.3 (pkg/config ServerURL)
+// upstream's pkg/config ServerURL and its test cases (host name, IPv4, bracketed IPv6)
 describe('webhookServerUrl', () => {
   it.each([
     ['example.com', 6443, 'https://example.com:6443/authenticate'],

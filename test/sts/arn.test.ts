@@ -35,7 +35,7 @@ describe('parseArn', () => {
   ])('%j -> %s', (arn, message) => expectArnInvalid(() => parseArn(arn), message))
 })
 
-// spec 2.3 and 8.2 (pkg/arn TestUserARN)
+// upstream's pkg/arn Canonicalize and its TestUserARN
 describe('canonicalizeArn', () => {
   it.each([
     ['arn:aws:iam::123456789012:user/Alice', 'user'],
@@ -92,7 +92,7 @@ describe('canonicalizeArn', () => {
   ])('%j is refused: %s', (arn, message) => expectArnInvalid(() => canonicalizeArn(arn), message))
 })
 
-// spec 2.3 StripPath and 8.2 (pkg/arn TestStripPath)
+// upstream's pkg/arn StripPath and its TestStripPath
 describe('stripRolePath', () => {
   it.each([
     ['arn:aws:iam::123456789012:role/Org/Team/Admin', 'arn:aws:iam::123456789012:role/Admin'],
@@ -116,7 +116,7 @@ describe('stripRolePath', () => {
   ])('%j is refused: %s', (arn, message) => expectArnInvalid(() => stripRolePath(arn), message))
 })
 
-// spec 2.4 and 8.2 (pkg/arn TestArnLike)
+// upstream's pkg/arn/arnlike.go ArnLike and its TestArnLike
 describe('arnLike', () => {
   const ROLE = 'arn:aws:iam::000000000000:role/some-role'
   const META = 'arn:aws:iam::000000000000:[resource]{with}\\metacharacters'

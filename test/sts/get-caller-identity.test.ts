@@ -20,7 +20,8 @@ import { checkToken, identify } from '../../src/sts/verify.js'
 import { decodeTokenUrl, splitPresignedUrl } from '../support/cli.js'
 import { startFakeSts, type FakeSts, type FakeStsPrincipal } from '../support/fake-sts.js'
 
-// spec 8.1 "STS interaction": validToken points at sts.amazonaws.com, key ASIABCDEFGHIJKLMNOPQ.
+// upstream's pkg/token/token_test.go STS cases (TestVerifyHTTPError and the tests after it): their
+// validToken points at sts.amazonaws.com, key ASIABCDEFGHIJKLMNOPQ.
 const REQ: PresignedRequest = {
   host: 'sts.amazonaws.com',
   stsRegion: 'global',
@@ -140,7 +141,7 @@ describe('processCallerIdentityResponse: STS errors', () => {
     )
   })
 
-  it('403 with body " " (upstream case 21) -> StsRejected without an STS code', () => {
+  it('403 with body " " (upstream TestVerifyHTTP403) -> StsRejected without an STS code', () => {
     const err = thrownBy(() => processCallerIdentityResponse(json(403, ' '), REQ)) as StsRejected
     expect(err).toBeInstanceOf(StsRejected)
     expect(err.status).toBe(403)
@@ -177,7 +178,7 @@ describe('processCallerIdentityResponse: STS errors', () => {
     expect(err.message).toBe('sts getCallerIdentity failed: error from AWS (expected 200, got 503) on global endpoint')
   })
 
-  it('302 (upstream case 22: a redirect is the answer, not followed) -> StsUnavailable', () => {
+  it('302 (upstream TestVerifyNoRedirectsFollowed: a redirect is the answer, not followed) -> StsUnavailable', () => {
     const err = thrownBy(() =>
       processCallerIdentityResponse({ status: 302, contentType: 'text/html', body: '' }, REQ),
     ) as StsUnavailable
@@ -211,7 +212,7 @@ describe('processCallerIdentityResponse: STS errors', () => {
 })
 
 describe('processCallerIdentityResponse: 200 answers', () => {
-  it('200 with body "xxxx" (upstream case 24) -> StsUnavailable mentioning JSON', () => {
+  it('200 with body "xxxx" (upstream TestVerifyUnmarshalJSONError) -> StsUnavailable mentioning JSON', () => {
     const err = thrownBy(() => processCallerIdentityResponse(json(200, 'xxxx'), REQ)) as StsUnavailable
     expect(err).toBeInstanceOf(StsUnavailable)
     expect(err.status).toBe(200)
@@ -239,7 +240,7 @@ describe('processCallerIdentityResponse: 200 answers', () => {
     )
   })
 
-  it('Arn "arn" (upstream case 25) -> StsRejected "arn \'arn\' is invalid"', () => {
+  it('Arn "arn" (upstream TestVerifyInvalidCanonicalARNError) -> StsRejected "arn \'arn\' is invalid"', () => {
     const err = thrownBy(() => processCallerIdentityResponse(identityBody('arn', 'Alice', '1000'), REQ)) as StsRejected
     expect(err).toBeInstanceOf(StsRejected)
     expect(err.message).toBe("sts getCallerIdentity failed: arn 'arn' is invalid: 'arn: invalid prefix'")
@@ -255,7 +256,7 @@ describe('processCallerIdentityResponse: 200 answers', () => {
     )
   })
 
-  it('role ARN with UserId "not:vailid:userid" (upstream case 26) -> malformed UserID', () => {
+  it('role ARN with UserId "not:vailid:userid" (upstream TestVerifyInvalidUserIDError) -> malformed UserID', () => {
     const err = thrownBy(() =>
       processCallerIdentityResponse(
         identityBody('arn:aws:iam::123456789012:role/Alice', 'not:vailid:userid', '123456789012'),
@@ -283,7 +284,7 @@ describe('processCallerIdentityResponse: 200 answers', () => {
     expect(err.message).toBe(`sts getCallerIdentity failed: malformed UserID "${userId}"`)
   })
 
-  it('user Alice (upstream case 27)', () => {
+  it('user Alice (upstream TestVerifyNoSession)', () => {
     expect(
       processCallerIdentityResponse(identityBody('arn:aws:iam::123456789012:user/Alice', 'Alice', '123456789012'), REQ),
     ).toEqual({
@@ -297,7 +298,7 @@ describe('processCallerIdentityResponse: 200 answers', () => {
     })
   })
 
-  it('role with UserId "Alice:session-name" (upstream case 28)', () => {
+  it('role with UserId "Alice:session-name" (upstream TestVerifySessionName)', () => {
     const id = processCallerIdentityResponse(
       identityBody('arn:aws:iam::123456789012:role/Alice', 'Alice:session-name', '123456789012'),
       REQ,
@@ -308,7 +309,7 @@ describe('processCallerIdentityResponse: 200 answers', () => {
     expect(id.canonicalArn).toBe('arn:aws:iam::123456789012:role/Alice')
   })
 
-  it('assumed-role is canonicalized, the raw ARN kept (upstream case 29)', () => {
+  it('assumed-role is canonicalized, the raw ARN kept (upstream TestVerifyCanonicalARN)', () => {
     const id = processCallerIdentityResponse(
       identityBody('arn:aws:sts::123456789012:assumed-role/Alice/extra', 'AROAIYCCCMMMMMMMMGGDA:extra', '123456789012'),
       REQ,
@@ -332,7 +333,7 @@ describe('processCallerIdentityResponse: 200 answers', () => {
     stsRegion: 'us-west-2',
   }
 
-  it('root (upstream case 30): UserID is the account', () => {
+  it('root (upstream TestGetIdentityFromSTSResponse): UserID is the account', () => {
     expect(
       processCallerIdentityResponse(
         identityBody('arn:aws:iam::123456789012:root', '123456789012', '123456789012'),
@@ -349,7 +350,7 @@ describe('processCallerIdentityResponse: 200 answers', () => {
     })
   })
 
-  it('user with an AIDA UserId (upstream case 31)', () => {
+  it('user with an AIDA UserId (upstream TestGetIdentityFromSTSResponse)', () => {
     const id = processCallerIdentityResponse(
       identityBody('arn:aws:iam::123456789012:user/Alice', 'AIDAIYCCCMMMMMMMMGGDA', '123456789012'),
       AKIA_REQ,
@@ -359,7 +360,7 @@ describe('processCallerIdentityResponse: 200 answers', () => {
     expect(id.canonicalArn).toBe(id.arn)
   })
 
-  it('federated-user keeps the colon in UserID and has no session name (upstream case 32)', () => {
+  it('federated-user keeps the colon in UserID and has no session name (upstream TestGetIdentityFromSTSResponse)', () => {
     expect(
       processCallerIdentityResponse(
         identityBody('arn:aws:sts::123456789012:federated-user/Alice', '123456789012:Alice', '123456789012'),

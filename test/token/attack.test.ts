@@ -1,7 +1,9 @@
 // Attack suite: malformed and malicious tokens, each built by breaking exactly one thing in a
 // genuinely valid presigned URL, run end to end through verifyToken with the real transport and a
 // running fake STS. Every row must be refused locally, with a pinned check and message, and must
-// not cost a single request to STS (attack history: users-asks-peers-cves.md section 4).
+// not cost a single request to STS (attack history: CVE-2022-2385, the duplicated
+// x-amz-credential upstream's verifier let through, and Project Zero issue 2066's lax host check,
+// followed redirect and silently dropped malformed query parameters).
 
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { StsRejected, type TokenCheck } from '../../src/shared/errors.js'

@@ -10,7 +10,7 @@ import {
 
 const V1BETA1 = 'client.authentication.k8s.io/v1beta1'
 const V1 = 'client.authentication.k8s.io/v1'
-// spec 8.1 FormatJSON: expiry 2012-11-01T22:08:41Z, token "token"
+// upstream's pkg/token/token_test.go TestFormatJson: expiry 2012-11-01T22:08:41Z, token "token"
 const EXPIRY = new Date('2012-11-01T22:08:41Z')
 
 function usageErrorOf(execInfo: string): UsageError {

@@ -1,5 +1,6 @@
-// Host allow-list: upstream's host-validation matrix (spec 8.1), with our verdict next to
-// upstream's, and the exhaustive per-partition check of every STS host the AWS SDK produces.
+// Host allow-list: upstream's host-validation matrix (pkg/token/token_test.go TestSTSEndpoints),
+// with our verdict next to upstream's, and the exhaustive per-partition check of every STS host the
+// AWS SDK produces.
 
 import { beforeAll, describe, expect, it } from 'vitest'
 import { TokenInvalid } from '../../src/shared/errors.js'
@@ -48,7 +49,7 @@ const AWS_REGIONAL_OK = [
   'eu-north-1',
 ]
 
-/** spec 8.1, "Host validation (partition, host, verifier region -> valid?)", in upstream's order. */
+/** Upstream's TestSTSEndpoints rows (partition, host, verifier region -> valid?), in upstream's order. */
 const MATRIX: readonly HostRow[] = [
   // global sts.amazonaws.com
   { partition: 'aws', host: 'sts.amazonaws.com', upstream: true, ours: true },
@@ -198,7 +199,7 @@ const MATRIX: readonly HostRow[] = [
 
 const upstreamAccepts = (v: UpstreamVerdict): boolean[] => (typeof v === 'boolean' ? [v] : Object.values(v))
 
-describe('spec 8.1 host-validation matrix: upstream verdict and ours', () => {
+describe("upstream's TestSTSEndpoints host matrix: upstream verdict and ours", () => {
   it('never accepts a host upstream rejects for every verifier region', () => {
     for (const row of MATRIX) {
       if (upstreamAccepts(row.upstream).every((ok) => !ok)) expect(row.ours, row.host).not.toBe(true)

@@ -1,4 +1,5 @@
-// Local token checks: upstream's pre-STS test cases (spec 8.1 items 1-18) side by side with our
+// Local token checks: upstream's pre-STS test cases (pkg/token/token_test.go
+// TestVerifyTokenPreSTSValidations) side by side with our
 // exact messages, the exported helpers of parse.ts, and the clock boundaries.
 
 import fc from 'fast-check'
@@ -38,7 +39,10 @@ function parseFailure(token: string, partition = 'aws', now = NOW): unknown {
 }
 
 interface SpecRow {
-  /** Which upstream case (spec 8.1 numbering); a letter marks our companion row. */
+  /**
+   * Which call of upstream's TestVerifyTokenPreSTSValidations, counted in its order (its five
+   * validationSuccessTest hosts count as one); a letter marks our companion row.
+   */
   readonly item: string
   readonly name: string
   readonly partition?: string
@@ -339,7 +343,7 @@ const SPEC_ROWS: readonly SpecRow[] = [
   },
 ]
 
-describe('spec 8.1 pre-STS cases 1-18: upstream expectation and ours', () => {
+describe("upstream's TestVerifyTokenPreSTSValidations, call by call: upstream expectation and ours", () => {
   it("every row where upstream rejects is also rejected by us, with upstream's text unless a divergence is documented", () => {
     for (const row of SPEC_ROWS) {
       if (row.upstream !== null && !row.message.includes(row.upstream)) {

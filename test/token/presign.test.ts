@@ -3,7 +3,7 @@ import { TOKEN_PREFIX } from '../../src/token/format.js'
 import { presignToken } from '../../src/token/presign.js'
 
 const b64 = (s: string) => Buffer.from(s, 'base64').toString('utf8')
-// spec 1.1: upstream TestGetWithSTS, recomputed independently
+// upstream's known-answer vector (pkg/token/token_test.go TestGetWithSTS), recomputed independently
 const VECTOR = {
   accessKeyId: b64('QVNJQVIyVEc0NFY2QVMzWlpFN0M='),
   secretAccessKey: b64('NEtENWNudEdjVm1MV1JkRjV3dk5SdXpOTDVReG1wNk9LVlk2RnovUQ=='),

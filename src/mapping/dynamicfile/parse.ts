@@ -17,7 +17,7 @@ export interface DynamicRules extends Snapshot {
 export const EMPTY_DYNAMIC: DynamicRules = snapshotOf(EMPTY_RULES)
 
 /**
- * Parses the DynamicFile JSON (spec 3.3): `{Version, LastUpdatedDateTime, mapRoles, mapUsers,
+ * Parses the DynamicFile JSON (upstream's pkg/mapper/dynamicfile format): `{Version, LastUpdatedDateTime, mapRoles, mapUsers,
  * mapAccounts}`, keys case-insensitive. Every entry is validated (upstream validates none), and any
  * error rejects the whole file so the previous mapping stays in force.
  */
@@ -73,14 +73,19 @@ export function parseDynamicFile(
   }
   const accounts = compileRules({ mapRoles: [], mapUsers: [], mapAccounts: doc.mapAccounts })
   problems.push(...accounts.problems.filter((p) => !alreadyReported(p)))
-  const byId = new Map<string, { mapping: Mapping; rule: string; kind: 'user' | 'role'; arn?: string | undefined }>()
-  const add = (
+  type Entry = { mapping: Mapping; rule: string; kind: 'user' | 'role'; arn?: string | undefined }
+  const entries: (Entry & { userid: string })[] = []
+  /** Checks an entry (problems in file order); keeps it when it can be keyed. */
+  const check = (
     kind: 'user' | 'role',
     i: number,
     m: { userid?: string | undefined; username: string; groups: readonly string[] },
     arn: string | undefined,
   ) => {
     const rule = `${kind === 'user' ? 'mapUsers' : 'mapRoles'}[${i}]`
+    // Only an entry without a problem of its own is ever keyed: a file with errors may still apply
+    // its valid entries (when nothing else is in force), never its invalid ones.
+    const errorsBefore = problems.filter((p) => p.severity === 'error').length
     const mapping = checkedMapping(rule, m, err)
     if (kind === 'role' && arn && isRolePattern(arn)) {
       err(
@@ -96,26 +101,40 @@ export function parseDynamicFile(
       err(`${rule}.userid`, 'value for userid must be supplied (dynamicfileUserIDStrict is on)')
       return
     }
-    if (byId.has(m.userid)) {
+    const valid = problems.filter((p) => p.severity === 'error').length === errorsBefore
+    if (mapping !== undefined && valid) entries.push({ userid: m.userid, mapping, rule, kind, arn: arn || undefined })
+  }
+  roles.forEach((r, i) => {
+    if (r.sso) {
       problems.push({
-        path: `${rule}.userid`,
-        message: `duplicate of ${byId.get(m.userid)!.rule}; the first entry wins`,
-        severity: 'warning',
+        path: `mapRoles[${i}].sso`,
+        message: 'SSO entries are not supported by DynamicFile in dynamicfileUserIDStrict mode',
+        severity: 'error',
       })
       return
     }
-    if (mapping !== undefined) byId.set(m.userid, { mapping, rule, kind, arn: arn || undefined })
-  }
-  roles.forEach((r, i) => {
-    if (r.sso)
-      problems.push({
-        path: `mapRoles[${i}].sso`,
-        message: 'SSO entries are not supported by DynamicFile',
-        severity: 'error',
-      })
-    add('role', i, r, r.rolearn)
+    check('role', i, r, r.rolearn)
   })
-  users.forEach((u, i) => add('user', i, u, u.userarn))
+  users.forEach((u, i) => check('user', i, u, u.userarn))
+  // Users are keyed first: the same principal ID in both lists resolves to the user entry, as every
+  // backend looks up (user, then role), so a misplaced copy in mapRoles cannot shadow it.
+  const byId = new Map<string, Entry>()
+  for (const { userid, ...entry } of [
+    ...entries.filter((e) => e.kind === 'user'),
+    ...entries.filter((e) => e.kind === 'role'),
+  ]) {
+    const earlier = byId.get(userid)
+    if (earlier === undefined) {
+      byId.set(userid, entry)
+      continue
+    }
+    const wins = earlier.kind === entry.kind ? 'the first entry wins' : 'the mapUsers entry wins'
+    problems.push({
+      path: `${entry.rule}.userid`,
+      message: `duplicate of ${earlier.rule}; ${wins}`,
+      severity: 'warning',
+    })
+  }
   const snapshot: DynamicRules = {
     lookup: (identity) => {
       const entry = byId.get(identity.userId)
@@ -124,7 +143,12 @@ export function parseDynamicFile(
       return { mapping: entry.mapping, rule: entry.rule, kind: entry.kind }
     },
     accounts: accounts.rules.accounts,
-    counts: { roles: roles.length, users: users.length, accounts: accounts.rules.accounts.size },
+    // What is in force: a repeated userid is ignored (the first entry wins), so it is not counted.
+    counts: {
+      roles: [...byId.values()].filter((e) => e.kind === 'role').length,
+      users: [...byId.values()].filter((e) => e.kind === 'user').length,
+      accounts: accounts.rules.accounts.size,
+    },
     lastUpdated,
   }
   if (problems.some((p) => p.severity === 'error')) return { problems, partial: snapshot }

@@ -15,11 +15,14 @@
 // Only 127.0.0.1 is ever contacted (the origin is checked).
 //
 // Every result also carries `waitMs`: how long, during that request, the OS kept runnable threads
-// off the CPU (run_delay from /proc/.../schedstat) — the larger of the server's main thread (this
-// process's main thread: the server runs in-process) and this client thread. On a shared 2-core
-// machine the neighbours' load shows up there and nowhere else; the server's own work (requests,
-// GC, anything blocking its loop) is never in it. 0 where schedstat is unavailable.
-import { readFileSync } from 'node:fs'
+// off the CPU (run_delay from /proc/.../schedstat) — the largest of the server's main thread (this
+// process's main thread: the server runs in-process), this client thread and V8's platform worker
+// threads, which the main thread waits for in a garbage collection (with two CPU-bound neighbours on
+// 2 cores, a GC helper kept off the CPU for 200 ms stalled the main thread as long while the main
+// thread itself showed no run delay). On a shared machine the neighbours' load shows up there and
+// nowhere else; the server's own work (requests, GC, anything blocking its loop) is never in it.
+// 0 where schedstat is unavailable.
+import { readdirSync, readFileSync } from 'node:fs'
 import { parentPort, workerData } from 'node:worker_threads'
 import { Agent, request } from 'undici'
 
@@ -32,10 +35,21 @@ const runDelayMs = (path) => {
     return NaN
   }
 }
-const waitMark = () => [runDelayMs(MAIN_STAT), runDelayMs(SELF_STAT)]
-const waitSince = ([main0, self0]) => {
-  const [main1, self1] = waitMark()
-  const w = Math.max(main1 - main0, self1 - self0)
+/** V8's platform workers (GC and compiler helpers), shared by every isolate of the process: started with it. */
+const V8_WORKER_STATS = (() => {
+  try {
+    return readdirSync('/proc/self/task')
+      .filter((t) => readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === 'V8Worker')
+      .map((t) => `/proc/self/task/${t}/schedstat`)
+  } catch {
+    return []
+  }
+})()
+const STATS = [MAIN_STAT, SELF_STAT, ...V8_WORKER_STATS]
+const waitMark = () => STATS.map(runDelayMs)
+const waitSince = (mark) => {
+  const now = waitMark()
+  const w = Math.max(...now.map((x, i) => x - mark[i]))
   return Number.isFinite(w) ? w : 0
 }
 
