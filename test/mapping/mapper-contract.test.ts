@@ -10,6 +10,7 @@ import { ConfigMapMapper } from '../../src/mapping/configmap/index.js'
 import { CrdMapper } from '../../src/mapping/crd/index.js'
 import { DynamicFileMapper } from '../../src/mapping/dynamicfile/index.js'
 import { FileMapper } from '../../src/mapping/file/index.js'
+import { isRolePattern } from '../../src/mapping/role-pattern.js'
 import type { MappingDocument } from '../../src/mapping/rules.js'
 import { tempDir } from '../support/cli.js'
 import { startFakeKube, type FakeKube } from '../support/fake-kube.js'
@@ -28,7 +29,7 @@ async function kubeFor(opts: SourceOptions): Promise<{ kube: FakeKube; kubeConfi
 
 describeMapper('MountedFile (the server config file)', {
   name: 'MountedFile',
-  differences: { updates: 'never', accountAllowList: true, sso: 'mapped', keyedBy: 'arn' },
+  differences: { updates: 'never', accountAllowList: true, sso: 'mapped', keyedBy: 'arn', rolePatterns: 'mapped' },
   source: async (doc, opts) => ({
     mapper: new FileMapper(doc, { ...prefixes(opts), source: 'contract' }),
     dispose: async () => {},
@@ -46,7 +47,13 @@ function awsAuthData(doc: MappingDocument): Record<string, string> {
 
 describeMapper('EKSConfigMap (kube-system/aws-auth through the Kubernetes API)', {
   name: 'EKSConfigMap',
-  differences: { updates: 'whole-document', accountAllowList: true, sso: 'mapped', keyedBy: 'arn' },
+  differences: {
+    updates: 'whole-document',
+    accountAllowList: true,
+    sso: 'mapped',
+    keyedBy: 'arn',
+    rolePatterns: 'mapped',
+  },
   source: async (doc, opts) => {
     const { kube, kubeConfig } = await kubeFor(opts)
     kube.setConfigMap('kube-system', 'aws-auth', awsAuthData(doc))
@@ -71,7 +78,9 @@ function putMappings(kube: FakeKube, existing: Set<string>, doc: MappingDocument
   const wanted = new Map<string, Record<string, unknown>>()
   doc.mapRoles.forEach((r, i) => {
     if (r.sso !== undefined) throw new Error('an IAMIdentityMapping cannot express an SSO entry')
-    wanted.set(objectName('mapRoles', i), { arn: r.rolearn, username: r.username, groups: r.groups })
+    // a role pattern goes in spec.arnPattern; spec.arn names one principal
+    const arnField = isRolePattern(r.rolearn ?? '') ? 'arnPattern' : 'arn'
+    wanted.set(objectName('mapRoles', i), { [arnField]: r.rolearn, username: r.username, groups: r.groups })
   })
   doc.mapUsers.forEach((u, i) =>
     wanted.set(objectName('mapUsers', i), { arn: u.userarn, username: u.username, groups: u.groups }),
@@ -90,6 +99,7 @@ describeMapper('CRD (IAMIdentityMapping objects through the Kubernetes API)', {
     accountAllowList: false,
     sso: 'inexpressible',
     keyedBy: 'arn',
+    rolePatterns: 'mapped',
     ruleName: (list, index) => `IAMIdentityMapping/${objectName(list, index)}`,
   },
   source: async (doc, opts) => {
@@ -113,6 +123,7 @@ for (const strict of [false, true]) {
       accountAllowList: true,
       sso: strict ? 'refused' : 'mapped',
       keyedBy: strict ? 'principal-id' : 'arn',
+      rolePatterns: strict ? 'refused' : 'mapped',
     },
     source: async (doc, opts) => {
       const dir = tempDir('kia-contract-')

@@ -32,6 +32,11 @@ export interface Differences {
   readonly sso: 'mapped' | 'refused' | 'inexpressible'
   /** What an entry is found by: its ARN, or (DynamicFile strict mode) the identity's principal ID. */
   readonly keyedBy: 'arn' | 'principal-id'
+  /**
+   * Role patterns (a role name with * or ?): `mapped`, or `refused` (DynamicFile strict mode: an
+   * entry found by principal ID names one role, so a document holding a pattern is rejected).
+   */
+  readonly rolePatterns: 'mapped' | 'refused'
   /** How the entry at `index` of `list` is named in Match.rule and in problems (default `mapRoles[0]`). */
   readonly ruleName?: (list: ListName, index: number) => string
 }
@@ -401,6 +406,86 @@ export function describeMapper(label: string, backend: MapperBackend): void {
         expect(mapper.lookup(aliceId())).toMatchObject({ rule: rule('mapUsers', 0) })
         expect(mapper.status()).toMatchObject({ synced: true, healthy: false })
         expect(mapper.status().lastError).toContain(`${rule('mapRoles', 0)}.sso`)
+      })
+    }
+
+    const pattern = (name: string, username: string, account = ACCOUNT): RoleMapping => ({
+      rolearn: `arn:aws:iam::${account}:role/${name}`,
+      username,
+      groups: [],
+    })
+    const devSession = (role = 'Dev-alice', account = ACCOUNT) => sessionOf(account, role, 'alice')
+    /** BASE plus role patterns: Dev-* (4 literal characters), * (none), and Dev-* of another account. */
+    const PATTERNS = {
+      ...BASE,
+      mapRoles: [
+        ...BASE.mapRoles,
+        pattern('Dev-*', 'dev:{{SessionName}}'),
+        pattern('*', 'anyone'),
+        pattern('Dev-*', 'other-dev', OTHER_ACCOUNT),
+      ],
+    }
+
+    if (d.rolePatterns === 'mapped') {
+      it('role patterns: an exact role beats every pattern, the most specific one wins, none crosses accounts or partitions', async () => {
+        const { mapper } = await start(PATTERNS)
+        expect(mapper.lookup(devSession())).toEqual({
+          mapping: { username: 'dev:{{SessionName}}', groups: [] },
+          rule: rule('mapRoles', 2),
+          kind: 'role-pattern',
+          pattern: `arn:aws:iam::${ACCOUNT}:role/Dev-*`,
+        })
+        expect(mapper.lookup(devSession('dev-BOB'))?.rule).toBe(rule('mapRoles', 2))
+        expect(mapper.lookup(devSession('Ops'))).toMatchObject({ rule: rule('mapRoles', 3), kind: 'role-pattern' })
+        expect(mapper.lookup(devSession('Dev-alice', OTHER_ACCOUNT))?.rule).toBe(rule('mapRoles', 4))
+        expect(mapper.lookup(deployerSession())).toMatchObject({ rule: rule('mapRoles', 1), kind: 'role' })
+        expect(mapper.lookup(aliceId())).toMatchObject({ rule: rule('mapUsers', 0), kind: 'user' })
+        expect(mapper.lookup(sessionOf(ACCOUNT, 'Dev-alice', 'alice', { partition: 'aws-cn' }))).toBeUndefined()
+        expect(mapper.lookup(sessionOf('777788889999', 'Dev-alice', 'alice'))).toBeUndefined()
+        expect(mapper.lookup(userOf(ACCOUNT, 'Dev-alice'))).toBeUndefined()
+        expect(mapper.status().counts.roles).toBe(5)
+      })
+
+      /** PATTERNS plus *ev-a*, which ties with Dev-* (4 literal characters each; both match Dev-alice). */
+      const TIED = { ...PATTERNS, mapRoles: [...PATTERNS.mapRoles, pattern('*ev-a*', 'tied')] }
+      const tie = `ties with ${rule('mapRoles', 2)} (arn:aws:iam::${ACCOUNT}:role/Dev-*): both patterns have 4 literal characters`
+      if (d.updates === 'never') {
+        it('role patterns: a tie stops start-up, naming both entries', async () => {
+          const failed = await backend
+            .source(TIED, {
+              log: createLogger({ level: 'fatal', destination: new Writable({ write: (_c, _e, done) => done() }) }),
+              metrics: createMetrics(undefined, { defaultMetrics: false }),
+            })
+            .then(
+              () => undefined,
+              (err: unknown) => err,
+            )
+          expect(failed).toBeInstanceOf(ConfigInvalid)
+          expect((failed as ConfigInvalid).problems.join('\n')).toContain(`${rule('mapRoles', 5)}.rolearn: ${tie}`)
+        })
+      } else {
+        it(`role patterns: an update that adds a tie is ${d.updates === 'per-object' ? 'rejected in its newer object' : 'rejected whole'}; the mapping in force stays`, async () => {
+          const s = await start(PATTERNS)
+          await publish(s, TIED)
+          await eventually('the tie is rejected', () => s.mapper.status().lastError !== undefined)
+          expect(s.mapper.status().lastError).toContain(tie)
+          expect(s.mapper.lookup(devSession())?.rule).toBe(rule('mapRoles', 2))
+          expect(s.mapper.lookup(devSession('xev-alice'))?.rule).toBe(rule('mapRoles', 3))
+          expect(s.mapper.status().counts.roles).toBe(5)
+        })
+      }
+    } else {
+      it('role patterns are refused: never applied, and status() says why (the valid entries apply when nothing else is in force)', async () => {
+        const { mapper } = await start(
+          doc({ mapUsers: [alice], mapRoles: [{ ...pattern('Dev-*', 'dev'), userid: IDS.admin }] }),
+        )
+        expect(mapper.lookup(devSession())).toBeUndefined()
+        expect(mapper.lookup(sessionOf(ACCOUNT, 'Dev-alice', 's', { userId: IDS.admin }))).toBeUndefined()
+        expect(mapper.lookup(aliceId())).toMatchObject({ rule: rule('mapUsers', 0) })
+        expect(mapper.status()).toMatchObject({ synced: true, healthy: false })
+        expect(mapper.status().lastError).toContain(
+          `${rule('mapRoles', 0)}.rolearn: 'arn:aws:iam::${ACCOUNT}:role/Dev-*' is a role pattern`,
+        )
       })
     }
 

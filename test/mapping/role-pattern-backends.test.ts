@@ -1,9 +1,8 @@
-// Role patterns in every backend that has mapRoles, each through its real source: aws-auth and
-// IAMIdentityMapping objects through the real @kubernetes/client-node against the Kubernetes API
-// stand-in, the DynamicFile from a file (MountedFile goes through the same compiler: see
-// pattern-rules.test.ts). The same matcher answers everywhere; a tie is rejected as an invalid edit
-// is, and the CRD, whose objects stand alone, rejects the newer object of a tie.
-import { readFileSync, renameSync, writeFileSync } from 'node:fs'
+// Role patterns where backends differ (the Mapper contract, mapper-contract.ts, holds every backend to
+// the same lookups and tie rejection): the Warning Event that says why an aws-auth edit with a tie
+// was not applied; the DynamicFile strict mode's refusal; and the CRD's spec.arnPattern: its
+// refusals, the newer of two tied objects rejected while the older stays, the schema and the example.
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { KubeConfig } from '@kubernetes/client-node'
@@ -13,7 +12,6 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { ConfigMapMapper } from '../../src/mapping/configmap/index.js'
 import { CrdMapper } from '../../src/mapping/crd/index.js'
 import { compileObjects, type IamIdentityMapping } from '../../src/mapping/crd/parse.js'
-import { DynamicFileMapper } from '../../src/mapping/dynamicfile/index.js'
 import { parseDynamicFile } from '../../src/mapping/dynamicfile/parse.js'
 import { parseRolePattern } from '../../src/mapping/role-pattern.js'
 import type { MappingDocument } from '../../src/mapping/rules.js'
@@ -21,7 +19,7 @@ import type { Mapper, RoleMapping } from '../../src/mapping/types.js'
 import { createLogger } from '../../src/shared/logger.js'
 import { createMetrics } from '../../src/shared/metrics.js'
 import { PARTITION_IDS } from '../../src/shared/partitions.js'
-import { ROOT, tempDir } from '../support/cli.js'
+import { ROOT } from '../support/cli.js'
 import { startFakeKube, type FakeKube } from '../support/fake-kube.js'
 import { sessionOf } from '../support/identities.js'
 
@@ -107,7 +105,7 @@ function expectBaseLookups(mapper: Mapper, rule: (i: number) => string): void {
 describe('EKSConfigMap: role patterns in aws-auth', () => {
   const data = (d: MappingDocument) => ({ mapRoles: dump(d.mapRoles) })
 
-  it('maps through the same matcher; an edit that adds a tie is rejected and the mapping in force stays', async () => {
+  it('an edit that adds a tie is rejected, and the Warning Event on aws-auth says which entries tie', async () => {
     const { kube: k, kubeConfig } = await kube()
     k.setConfigMap('kube-system', 'aws-auth', data(BASE))
     const { log, metrics } = deps()
@@ -132,32 +130,6 @@ describe('EKSConfigMap: role patterns in aws-auth', () => {
 })
 
 describe('DynamicFile: role patterns', () => {
-  function file(d: MappingDocument): { path: string; write: (next: MappingDocument) => void } {
-    const dir = tempDir('kia-patterns-')
-    const path = join(dir, 'mapping.json')
-    let n = 0
-    const write = (next: MappingDocument) => {
-      const tmp = join(dir, `.tmp.${n++}`)
-      writeFileSync(tmp, JSON.stringify({ Version: '1', ...next }))
-      renameSync(tmp, path)
-    }
-    write(d)
-    return { path, write }
-  }
-
-  it('maps through the same matcher; an edit that adds a tie is rejected and the mapping in force stays', async () => {
-    const { path, write } = file(BASE)
-    const { log, metrics } = deps()
-    const mapper = await started(
-      new DynamicFileMapper({ path, userIdStrict: false, log, metrics, now: Date.now, pollIntervalMs: 50 }),
-    )
-    expectBaseLookups(mapper, (i) => `mapRoles[${i}]`)
-    write(TIED)
-    await eventually('the tie is rejected', () => mapper.status().healthy === false)
-    expect(mapper.status().rejected).toMatchObject({ path: 'mapRoles[3].rolearn', message: TIE_MESSAGE('mapRoles[1]') })
-    expectBaseLookups(mapper, (i) => `mapRoles[${i}]`)
-  })
-
   it('dynamicfileUserIDStrict refuses a pattern: entries are found by principal ID, which names one role', () => {
     const text = JSON.stringify({
       mapRoles: [{ rolearn: `arn:aws:iam::${A}:role/dev-*`, userid: 'AROAPATTERNDEV000001', username: 'dev' }],
