@@ -5,11 +5,10 @@
 // stand-in and maps the role session. The second call is served from the token cache.
 import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { dump } from 'js-yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BIN, ensureBuilt, runProcess, tempDir, tool } from '../support/cli.js'
 import { writeAged } from '../support/client-creds.js'
-import { startFakeApiserver, type FakeApiserver } from '../support/fake-apiserver.js'
+import { execKubeconfig, startFakeApiserver, type FakeApiserver } from '../support/fake-apiserver.js'
 import { ssoRoleName, startFakeSso, writeSsoTokenCache, type FakeSso } from '../support/fake-sso.js'
 import { startFakeSts, type FakeSts } from '../support/fake-sts.js'
 import { startTestServer, type TestServer } from '../support/webhook.js'
@@ -59,10 +58,6 @@ describe.skipIf(KUBECTL.missing)(`kubectl with web identity and SSO credentials$
 
   const kubeconfig = (name: string, env: Record<string, string>) => {
     const file = join(dir, `${name}.kubeconfig`)
-    const cluster = {
-      server: apiserver.url,
-      'certificate-authority-data': Buffer.from(apiserver.caPem).toString('base64'),
-    }
     const exec = {
       apiVersion: 'client.authentication.k8s.io/v1',
       command: process.execPath,
@@ -73,17 +68,7 @@ describe.skipIf(KUBECTL.missing)(`kubectl with web identity and SSO credentials$
       })),
       interactiveMode: 'IfAvailable',
     }
-    writeFileSync(
-      file,
-      dump({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [{ name: 'c', cluster }],
-        users: [{ name: 'u', user: { exec } }],
-        contexts: [{ name: 'ctx', context: { cluster: 'c', user: 'u' } }],
-        'current-context': 'ctx',
-      }),
-    )
+    writeFileSync(file, execKubeconfig(apiserver, exec))
     return file
   }
   const whoami = (file: string) =>

@@ -5,10 +5,9 @@
 // the token against the SigV4-verifying STS stand-in and maps the identity.
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { dump } from 'js-yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BIN, ensureBuilt, tool, runProcess, tempDir } from '../support/cli.js'
-import { startFakeApiserver, type FakeApiserver } from '../support/fake-apiserver.js'
+import { execKubeconfig, startFakeApiserver, type FakeApiserver } from '../support/fake-apiserver.js'
 import { startFakeSts, type FakeSts, type FakeStsPrincipal } from '../support/fake-sts.js'
 import { startTestServer, type TestServer } from '../support/webhook.js'
 
@@ -63,40 +62,18 @@ describe.skipIf(KUBECTL.missing)(
       const file = join(dir, `${name}.kubeconfig`)
       writeFileSync(
         file,
-        dump({
-          apiVersion: 'v1',
-          kind: 'Config',
-          clusters: [
-            {
-              name: 'c',
-              cluster: {
-                server: apiserver.url,
-                'certificate-authority-data': Buffer.from(apiserver.caPem).toString('base64'),
-              },
-            },
+        execKubeconfig(apiserver, {
+          apiVersion: execApiVersion,
+          command: process.execPath,
+          args: [BIN, 'token', '-i', CLUSTER, '--cache'],
+          env: [
+            { name: 'AWS_ACCESS_KEY_ID', value: who.accessKeyId },
+            { name: 'AWS_SECRET_ACCESS_KEY', value: who.secretAccessKey },
+            { name: 'AWS_REGION', value: 'eu-west-1' },
+            { name: 'AWS_EC2_METADATA_DISABLED', value: 'true' },
+            { name: 'KUBE_IAM_AUTH_CACHE_DIR', value: join(dir, 'cache') },
           ],
-          users: [
-            {
-              name: 'u',
-              user: {
-                exec: {
-                  apiVersion: execApiVersion,
-                  command: process.execPath,
-                  args: [BIN, 'token', '-i', CLUSTER, '--cache'],
-                  env: [
-                    { name: 'AWS_ACCESS_KEY_ID', value: who.accessKeyId },
-                    { name: 'AWS_SECRET_ACCESS_KEY', value: who.secretAccessKey },
-                    { name: 'AWS_REGION', value: 'eu-west-1' },
-                    { name: 'AWS_EC2_METADATA_DISABLED', value: 'true' },
-                    { name: 'KUBE_IAM_AUTH_CACHE_DIR', value: join(dir, 'cache') },
-                  ],
-                  interactiveMode: 'Never',
-                },
-              },
-            },
-          ],
-          contexts: [{ name: 'ctx', context: { cluster: 'c', user: 'u' } }],
-          'current-context': 'ctx',
+          interactiveMode: 'Never',
         }),
       )
       return file

@@ -6,10 +6,9 @@
 // and the same role name in another account, are definitive denials.
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { dump } from 'js-yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BIN, cliEnv, ensureBuilt, runCli, runProcess, tempDir, tool } from '../support/cli.js'
-import { startFakeApiserver, type FakeApiserver } from '../support/fake-apiserver.js'
+import { execKubeconfig, startFakeApiserver, type FakeApiserver } from '../support/fake-apiserver.js'
 import { startFakeSts, type FakeSts, type FakeStsPrincipal } from '../support/fake-sts.js'
 import { startTestServer, type TestServer } from '../support/webhook.js'
 
@@ -167,39 +166,17 @@ describe('role patterns through the real webhook', () => {
       const file = join(dir, 'kubeconfig')
       writeFileSync(
         file,
-        dump({
-          apiVersion: 'v1',
-          kind: 'Config',
-          clusters: [
-            {
-              name: 'c',
-              cluster: {
-                server: apiserver.url,
-                'certificate-authority-data': Buffer.from(apiserver.caPem).toString('base64'),
-              },
-            },
+        execKubeconfig(apiserver, {
+          apiVersion: 'client.authentication.k8s.io/v1beta1',
+          command: process.execPath,
+          args: [BIN, 'token', '-i', CLUSTER],
+          env: [
+            { name: 'AWS_ACCESS_KEY_ID', value: DEV_ALICE.accessKeyId },
+            { name: 'AWS_SECRET_ACCESS_KEY', value: DEV_ALICE.secretAccessKey },
+            { name: 'AWS_SESSION_TOKEN', value: DEV_ALICE.sessionToken! },
+            { name: 'AWS_REGION', value: 'us-east-1' },
           ],
-          users: [
-            {
-              name: 'dev',
-              user: {
-                exec: {
-                  apiVersion: 'client.authentication.k8s.io/v1beta1',
-                  command: process.execPath,
-                  args: [BIN, 'token', '-i', CLUSTER],
-                  env: [
-                    { name: 'AWS_ACCESS_KEY_ID', value: DEV_ALICE.accessKeyId },
-                    { name: 'AWS_SECRET_ACCESS_KEY', value: DEV_ALICE.secretAccessKey },
-                    { name: 'AWS_SESSION_TOKEN', value: DEV_ALICE.sessionToken! },
-                    { name: 'AWS_REGION', value: 'us-east-1' },
-                  ],
-                  interactiveMode: 'Never',
-                },
-              },
-            },
-          ],
-          contexts: [{ name: 'ctx', context: { cluster: 'c', user: 'dev' } }],
-          'current-context': 'ctx',
+          interactiveMode: 'Never',
         }),
       )
       const r = await runProcess('kubectl', ['auth', 'whoami', '-o', 'json', '--kubeconfig', file], {

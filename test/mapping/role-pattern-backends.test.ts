@@ -22,6 +22,7 @@ import { PARTITION_IDS } from '../../src/shared/partitions.js'
 import { ROOT } from '../support/cli.js'
 import { startFakeKube, type FakeKube } from '../support/fake-kube.js'
 import { sessionOf } from '../support/identities.js'
+import { eventually } from './mapper-contract.js'
 
 const A = '111122223333'
 const B = '444455556666'
@@ -43,15 +44,6 @@ const BASE: MappingDocument = {
 const TIED: MappingDocument = { ...BASE, mapRoles: [...BASE.mapRoles, pattern('*-ops', 'ops')] }
 const TIE_MESSAGE = (earlier: string) =>
   `ties with ${earlier} (arn:aws:iam::${A}:role/dev-*): both patterns have 4 literal characters and both match a role named 'dev-ops', so neither wins; make one more specific, or split them so no role name matches both`
-
-/** Polls `check` every 20 ms; fails after `boundMs` (generous: the machine may be busy). */
-async function eventually(what: string, check: () => boolean, boundMs = 10_000): Promise<void> {
-  const started = Date.now()
-  while (!check()) {
-    if (Date.now() - started > boundMs) throw new Error(`not within ${boundMs} ms: ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
 
 const cleanups: (() => Promise<void>)[] = []
 afterEach(async () => {

@@ -10,7 +10,7 @@
 import { createServer, request as httpsRequest, type Server } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { readFileSync } from 'node:fs'
-import { load } from 'js-yaml'
+import { dump, load } from 'js-yaml'
 import { generateServingCert } from '../../src/server/tls.js'
 
 export interface WebhookUser {
@@ -48,6 +48,29 @@ export function readWebhookKubeconfig(path: string): WebhookTarget {
     ca: Buffer.from(cluster['certificate-authority-data'], 'base64').toString('utf8'),
     ...(token ? { token } : {}),
   }
+}
+
+/**
+ * A kubeconfig for the stand-in, as a user writes one: one cluster (its URL and CA), one user whose
+ * credentials come from the exec plugin `exec` (apiVersion, command, args, env, interactiveMode).
+ */
+export function execKubeconfig(apiserver: Pick<FakeApiserver, 'url' | 'caPem'>, exec: Record<string, unknown>): string {
+  return dump({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [
+      {
+        name: 'c',
+        cluster: {
+          server: apiserver.url,
+          'certificate-authority-data': Buffer.from(apiserver.caPem).toString('base64'),
+        },
+      },
+    ],
+    users: [{ name: 'u', user: { exec } }],
+    contexts: [{ name: 'ctx', context: { cluster: 'c', user: 'u' } }],
+    'current-context': 'ctx',
+  })
 }
 
 export async function startFakeApiserver(opts: {
