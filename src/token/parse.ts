@@ -1,6 +1,6 @@
 import { TokenInvalid } from '../shared/errors.js'
 import { decodeToken } from './format.js'
-import { checkStsHost } from './hosts.js'
+import { checkStsHost, stsHostPolicy } from './hosts.js'
 
 /** STS honours a presigned GetCallerIdentity for 15 minutes after X-Amz-Date, whatever X-Amz-Expires says. */
 export const PRESIGN_VALIDITY_MS = 15 * 60 * 1000
@@ -43,6 +43,8 @@ export interface PresignedRequest {
 
 export interface ParseOptions {
   readonly partition: string
+  /** Regions of `partition` accepted beyond those this release knows (server.extraRegions). */
+  readonly extraRegions?: readonly string[] | undefined
   readonly now: Date
 }
 
@@ -54,7 +56,7 @@ export function parsePresignedToken(token: string, opts: ParseOptions): Presigne
   const url = decodeToken(token)
   const { host, path, query } = splitUrl(url)
   // Host is validated first, as upstream does, so a foreign host is reported as such.
-  const { stsRegion, signingRegion } = checkStsHost(host, opts.partition)
+  const { stsRegion, signingRegion } = checkStsHost(host, stsHostPolicy(opts.partition, opts.extraRegions))
   if (path !== '/') throw new TokenInvalid('path', 'unexpected path in pre-signed URL')
   if (query === undefined) throw new TokenInvalid('query', 'pre-signed URL has no query')
   const params = parseQuery(query)
