@@ -14,6 +14,8 @@ import { userInfo, type UserInfo } from './token-review.js'
 export interface AuthenticatorOptions {
   readonly clusterId: string
   readonly partition: string
+  /** Regions of the partition accepted beyond those this release knows (server.extraRegions). */
+  readonly extraRegions?: readonly string[] | undefined
   readonly stsEndpoint?: string | undefined
   readonly stsTimeoutMs: number
   readonly scrubbedAccounts: readonly string[]
@@ -70,6 +72,7 @@ export function createAuthenticator(
   const verifyOpts = {
     clusterId: opts.clusterId,
     partition: opts.partition,
+    extraRegions: opts.extraRegions,
     stsEndpoint: opts.stsEndpoint,
     timeoutMs: opts.stsTimeoutMs,
   }

@@ -85,6 +85,7 @@ async function start(config: ServerConfig, deps: RunDeps, lifetime: AbortControl
     {
       clusterId: config.clusterId,
       partition: config.partition,
+      extraRegions: config.extraRegions,
       stsEndpoint: deps.env.KUBE_IAM_AUTH_STS_ENDPOINT || undefined,
       stsTimeoutMs: config.stsTimeoutMs,
       scrubbedAccounts: config.scrubbedAccounts,
