@@ -37,7 +37,9 @@ export interface PresignedRequest {
   /** When STS stops honouring the signature (signedAt + 15 minutes). */
   readonly expiresAt: Date
   readonly hasSessionToken: boolean
-  /** Path and query to send to STS, rebuilt from the checked parameters. */
+  /** X-Amz-Security-Token of temporary credentials: part of the bearer secret, never logged. */
+  readonly sessionToken?: string | undefined
+  /** Path and query to send to STS, exactly as checked. */
   readonly pathAndQuery: string
 }
 
@@ -127,7 +129,10 @@ export function parsePresignedToken(token: string, opts: ParseOptions): Presigne
     signedAt,
     expiresAt,
     hasSessionToken: securityToken !== undefined,
-    pathAndQuery: `/?${[...params].map(([k, v]) => `${k}=${uriEncode(v)}`).join('&')}`,
+    sessionToken: securityToken,
+    // Every key passed the allow-list and every value is in SigV4's canonical encoding (checked by
+    // decodeCanonical), so the query as received is exactly the one re-encoding would produce.
+    pathAndQuery: `/?${query}`,
   }
 }
 
@@ -213,7 +218,10 @@ function parseQuery(query: string): Map<CanonicalKey, string> {
   return params
 }
 
+const ALL_UNRESERVED = /^[A-Za-z0-9\-._~]*$/
+
 function decodeCanonical(key: string, raw: string): string {
+  if (ALL_UNRESERVED.test(raw)) return raw
   let out = ''
   for (let i = 0; i < raw.length; i++) {
     const c = raw[i]!
