@@ -12,7 +12,8 @@ import { createApp } from './app.js'
 import { createAuthenticator } from './authenticator.js'
 import { createCallerVerifier, ensureCallerKey, issueCallerToken, type CallerVerifier } from './caller-auth.js'
 import { IdentityCache } from './identity-cache.js'
-import { ConcurrencyLimiter } from './limiter.js'
+import { StsAdmission } from './sts-admission.js'
+import { StsVerdicts } from './sts-verdicts.js'
 import type { Logger } from '../shared/logger.js'
 import { createMetrics, type Metrics } from '../shared/metrics.js'
 import { CallerRateLimiter } from './rate-limit.js'
@@ -77,6 +78,7 @@ async function start(config: ServerConfig, deps: RunDeps, lifetime: AbortControl
   const sts = instrumentSts(transport.send, metrics)
   const dns = lazyDnsResolver(config, deps.env, metrics)
   const rateLimiter = new CallerRateLimiter({ ...config.callerRateLimit, now })
+  const verdicts = new StsVerdicts({ now })
   const callerKey = config.callerAuth ? await ensureCallerKey(config.stateDir) : undefined
   const callers = config.callerAuth
     ? createCallerVerifier({ stateDir: config.stateDir, clusterId: config.clusterId, now })
@@ -94,16 +96,18 @@ async function start(config: ServerConfig, deps: RunDeps, lifetime: AbortControl
       now,
       sts,
       cache: new IdentityCache({ maxEntries: config.identityCacheSize, ttlMs: config.identityCacheTtlMs, now }),
-      limiter: new ConcurrencyLimiter({
+      admission: new StsAdmission({
         max: config.stsMaxConcurrency,
         queueTimeoutMs: config.stsQueueTimeoutMs,
+        laneOf: (credential) => (verdicts.isConfirmed(credential) ? 'confirmed' : 'unknown'),
         onChange: (_active, queued) => metrics.stsQueued.set(queued),
-        onReject: () => metrics.stsQueueRejections.inc(),
+        onReject: (lane) => metrics.stsQueueRejections.inc({ lane }),
       }),
+      verdicts,
       chain: () => chain,
       resolveDns: dns.resolve,
       metrics,
-      callerLimit: (caller) => rateLimiter.take(caller),
+      callerLimit: config.callerRateLimit.perSecond > 0 ? (caller) => rateLimiter.take(caller) : undefined,
     },
   )
 

@@ -1,8 +1,6 @@
 // Unit tests of the server's small stateful parts, with an injected clock.
 import { describe, expect, it } from 'vitest'
-import { StsUnavailable } from '../../src/shared/errors.js'
 import { IdentityCache } from '../../src/server/identity-cache.js'
-import { ConcurrencyLimiter } from '../../src/server/limiter.js'
 import { CallerRateLimiter } from '../../src/server/rate-limit.js'
 import { identityOf } from '../support/identities.js'
 
@@ -74,31 +72,5 @@ describe('IdentityCache', () => {
     await expect(cache.getOrLoad('d', async () => Promise.reject(new Error('sts down')))).rejects.toThrow('sts down')
     await cache.getOrLoad('d', load)
     expect(cache.get('d')).toBe(id)
-  })
-})
-
-describe('ConcurrencyLimiter', () => {
-  it('runs at most max at once, queues the rest FIFO and times out waiters with StsUnavailable', async () => {
-    const limiter = new ConcurrencyLimiter({ max: 1, queueTimeoutMs: 50 })
-    const order: string[] = []
-    const slow = limiter.run(async () => {
-      order.push('first')
-      await new Promise((r) => setTimeout(r, 30))
-    })
-    const second = limiter.run(async () => order.push('second'))
-    await Promise.all([slow, second])
-    expect(order).toEqual(['first', 'second'])
-    const blocker = limiter.run(() => new Promise((r) => setTimeout(r, 200)))
-    await expect(limiter.run(async () => 'late')).rejects.toBeInstanceOf(StsUnavailable)
-    await blocker
-    expect([limiter.active, limiter.queued]).toEqual([0, 0])
-  })
-
-  it('refuses at once when the queue is full', async () => {
-    const limiter = new ConcurrencyLimiter({ max: 1, queueTimeoutMs: 1000, maxQueue: 1 })
-    const a = limiter.run(() => new Promise((r) => setTimeout(r, 50)))
-    const b = limiter.run(async () => 'b')
-    await expect(limiter.run(async () => 'c')).rejects.toThrow('too many STS requests waiting (1); try again later')
-    await Promise.all([a, b])
   })
 })

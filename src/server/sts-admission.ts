@@ -1,0 +1,242 @@
+import { StsUnavailable } from '../shared/errors.js'
+
+/**
+ * Which lane an STS verification waits in. `confirmed`: a credential (access key ID, plus the
+ * session token of temporary credentials) that STS confirmed and the mapping let in recently: a
+ * returning user. `unknown`: everything else, first-time users and forged tokens alike, since only
+ * STS can tell them apart.
+ */
+export type Lane = 'confirmed' | 'unknown'
+
+export interface StsAdmissionOptions {
+  /** STS calls in flight at most (stsMaxConcurrency). */
+  readonly max: number
+  /** How long a verification may wait for a slot before it is answered 503 (stsQueueTimeout). */
+  readonly queueTimeoutMs: number
+  /** The lane of a credential, asked when it queues and again whenever its last call ends. */
+  readonly laneOf: (credential: string) => Lane
+  /** Waiting verifications at most, both lanes together (memory bound). Default max * 64, at least 1024. */
+  readonly maxQueue?: number
+  readonly onChange?: (active: number, queued: number) => void
+  /** Called for each verification refused (queue full, displaced, or waited too long). */
+  readonly onReject?: (lane: Lane) => void
+}
+
+interface Waiter {
+  readonly credential: string
+  readonly start: () => void
+  readonly fail: (err: Error) => void
+  timer: NodeJS.Timeout | undefined
+}
+
+interface CredentialState {
+  inFlight: number
+  /** Calls in flight that took an unknown-lane slot (the lane may have changed since). */
+  inFlightUnknown: number
+  lane: Lane
+  readonly waiting: Waiter[]
+}
+
+/**
+ * The gate in front of STS, built around what an attacker cannot forge cheaply: a valid signature.
+ *
+ * - At most `max` calls run at once; unknown credentials may hold at most three quarters of them,
+ *   so returning users always find slots however many forged tokens arrive.
+ * - A waiting returning user is always started before any waiting unknown credential, and when
+ *   the queue is full an unknown waiter is displaced (503) to make room for it.
+ * - One credential holds at most a few slots at once (2 while unknown: the first answers tell
+ *   whether the key exists; a quarter of the slots once confirmed, so a CI system starting hundreds
+ *   of jobs with one role is served at full speed). Credentials take turns round robin, so a flood
+ *   that reuses a key, even a returning user's public access key ID, only slows that key.
+ * - Everything is bounded: waiters by `maxQueue` and `queueTimeoutMs`, per-credential state by the
+ *   number of waiters and calls in flight (it is dropped when both are zero).
+ */
+export class StsAdmission {
+  #active = 0
+  #activeUnknown = 0
+  #queued = 0
+  readonly #credentials = new Map<string, CredentialState>()
+  /** Credentials with a waiter that could start now but for the lane's capacity, in turn order. */
+  readonly #ready: Record<Lane, Set<string>> = { confirmed: new Set(), unknown: new Set() }
+  readonly #max: number
+  readonly #unknownMax: number
+  readonly #perCredential: Record<Lane, number>
+  readonly #maxQueue: number
+  readonly #queueTimeoutMs: number
+  readonly #laneOf: (credential: string) => Lane
+  readonly #onChange: (active: number, queued: number) => void
+  readonly #onReject: (lane: Lane) => void
+
+  constructor(opts: StsAdmissionOptions) {
+    if (!Number.isInteger(opts.max) || opts.max < 1) throw new TypeError('"max" must be an integer >= 1')
+    this.#max = opts.max
+    this.#unknownMax = Math.max(1, opts.max - Math.max(1, Math.floor(opts.max / 4)))
+    this.#perCredential = { confirmed: Math.max(2, Math.floor(opts.max / 4)), unknown: 2 }
+    this.#maxQueue = opts.maxQueue ?? Math.max(1024, opts.max * 64)
+    this.#queueTimeoutMs = opts.queueTimeoutMs
+    this.#laneOf = opts.laneOf
+    this.#onChange = opts.onChange ?? (() => {})
+    this.#onReject = opts.onReject ?? (() => {})
+  }
+
+  get active(): number {
+    return this.#active
+  }
+
+  get queued(): number {
+    return this.#queued
+  }
+
+  /** Credentials tracked (waiting or in flight): bounded by maxQueue + max. */
+  get tracked(): number {
+    return this.#credentials.size
+  }
+
+  /** Runs `fn` (one STS call for `credential`) once admitted; rejects with StsUnavailable if not admitted in time. */
+  async run<T>(credential: string, fn: () => Promise<T>): Promise<T> {
+    const state = await this.#admit(credential)
+    try {
+      return await fn()
+    } finally {
+      this.#release(credential, state)
+    }
+  }
+
+  /** Re-reads the lane of `credential` (it was just confirmed): its waiters move to the confirmed lane. */
+  reclassify(credential: string): void {
+    const state = this.#credentials.get(credential)
+    if (state === undefined) return
+    state.lane = this.#laneOf(credential)
+    this.#place(credential, state)
+    this.#dispatch()
+    this.#onChange(this.#active, this.#queued)
+  }
+
+  #admit(credential: string): Promise<CredentialState> {
+    let state = this.#credentials.get(credential)
+    if (state === undefined) {
+      state = { inFlight: 0, inFlightUnknown: 0, lane: this.#laneOf(credential), waiting: [] }
+      this.#credentials.set(credential, state)
+    }
+    const lane = state.lane
+    if (state.waiting.length === 0 && this.#canStart(state)) {
+      this.#start(state)
+      this.#onChange(this.#active, this.#queued)
+      return Promise.resolve(state)
+    }
+    if (this.#queued >= this.#maxQueue && !(lane === 'confirmed' && this.#displaceUnknown())) {
+      this.#forget(credential, state)
+      this.#onReject(lane)
+      return Promise.reject(new StsUnavailable(`too many STS requests waiting (${this.#queued}); try again later`))
+    }
+    const s = state
+    return new Promise<CredentialState>((resolve, reject) => {
+      const waiter: Waiter = { credential, start: () => resolve(s), fail: reject, timer: undefined }
+      waiter.timer = setTimeout(() => {
+        this.#drop(waiter)
+        this.#onReject(s.lane)
+        reject(new StsUnavailable(`waited ${this.#queueTimeoutMs} ms for a free STS request slot; try again later`))
+      }, this.#queueTimeoutMs)
+      s.waiting.push(waiter)
+      this.#queued++
+      this.#place(credential, s)
+      this.#onChange(this.#active, this.#queued)
+    })
+  }
+
+  #canStart(state: CredentialState): boolean {
+    if (this.#active >= this.#max || state.inFlight >= this.#perCredential[state.lane]) return false
+    return state.lane === 'confirmed' || this.#activeUnknown < this.#unknownMax
+  }
+
+  #start(state: CredentialState): void {
+    state.inFlight++
+    this.#active++
+    if (state.lane === 'unknown') {
+      state.inFlightUnknown++
+      this.#activeUnknown++
+    }
+  }
+
+  #release(credential: string, state: CredentialState): void {
+    state.inFlight--
+    this.#active--
+    if (state.inFlightUnknown > 0) {
+      state.inFlightUnknown--
+      this.#activeUnknown--
+    }
+    state.lane = this.#laneOf(credential)
+    this.#place(credential, state)
+    this.#dispatch()
+    this.#onChange(this.#active, this.#queued)
+  }
+
+  /** Starts waiters while slots are free: returning users first, then unknown credentials, each round robin. */
+  #dispatch(): void {
+    for (const lane of ['confirmed', 'unknown'] as const) {
+      const ready = this.#ready[lane]
+      while (
+        ready.size > 0 &&
+        this.#active < this.#max &&
+        (lane === 'confirmed' || this.#activeUnknown < this.#unknownMax)
+      ) {
+        const credential = ready.values().next().value as string
+        const state = this.#credentials.get(credential)!
+        const waiter = state.waiting.shift()!
+        this.#queued--
+        clearTimeout(waiter.timer)
+        this.#start(state)
+        this.#place(credential, state) // to the back of the turn order, or out if it is at its cap
+        waiter.start()
+      }
+    }
+  }
+
+  /** Puts the credential in its lane's ready set (at the back) when it has a waiter it may start. */
+  #place(credential: string, state: CredentialState): void {
+    this.#ready.confirmed.delete(credential)
+    this.#ready.unknown.delete(credential)
+    if (state.waiting.length > 0 && state.inFlight < this.#perCredential[state.lane]) {
+      this.#ready[state.lane].add(credential)
+    } else {
+      this.#forget(credential, state)
+    }
+  }
+
+  #forget(credential: string, state: CredentialState): void {
+    if (state.inFlight === 0 && state.waiting.length === 0) this.#credentials.delete(credential)
+  }
+
+  #drop(waiter: Waiter): void {
+    const state = this.#credentials.get(waiter.credential)
+    if (state === undefined) return
+    const i = state.waiting.indexOf(waiter)
+    if (i === -1) return
+    state.waiting.splice(i, 1)
+    this.#queued--
+    this.#place(waiter.credential, state)
+    this.#onChange(this.#active, this.#queued)
+  }
+
+  /** Refuses an unknown credential's latest waiter to make room for a returning user; false when there is none. */
+  #displaceUnknown(): boolean {
+    const credential = this.#anyUnknownWaiting()
+    if (credential === undefined) return false
+    const waiter = this.#credentials.get(credential)!.waiting.at(-1)!
+    clearTimeout(waiter.timer)
+    this.#drop(waiter)
+    this.#onReject('unknown')
+    waiter.fail(new StsUnavailable('too many STS requests waiting; try again later'))
+    return true
+  }
+
+  /** An unknown credential with waiters: the first ready one, else any (one at its cap). */
+  #anyUnknownWaiting(): string | undefined {
+    const ready = this.#ready.unknown.values().next().value
+    if (ready !== undefined) return ready
+    for (const [credential, state] of this.#credentials) {
+      if (state.lane === 'unknown' && state.waiting.length > 0) return credential
+    }
+    return undefined
+  }
+}
