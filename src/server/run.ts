@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:https'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, LookupFunction } from 'node:net'
 import { DEFAULTS, type ServerConfig } from '../config/server-config.js'
 import { buildChain } from './build-chain.js'
 import { createPrivateDnsResolver } from '../mapping/ec2-private-dns/index.js'
@@ -27,6 +27,8 @@ export interface RunDeps {
   readonly env: Readonly<Record<string, string | undefined>>
   readonly now?: () => number
   readonly metrics?: Metrics
+  /** Name resolution for STS hosts (tests inject failures and stalls). Default dns.lookup. */
+  readonly stsLookup?: LookupFunction
 }
 
 export interface RunningServer {
@@ -74,7 +76,11 @@ async function start(config: ServerConfig, deps: RunDeps, lifetime: AbortControl
     address: config.address,
     hostname: config.hostname,
   })
-  const transport = createStsTransport({ maxConnections: config.stsMaxConcurrency })
+  const transport = createStsTransport({
+    maxConnections: config.stsMaxConcurrency,
+    connectTimeoutMs: config.stsTimeoutMs,
+    ...(deps.stsLookup === undefined ? {} : { lookup: deps.stsLookup }),
+  })
   const sts = instrumentSts(transport.send, metrics)
   const dns = lazyDnsResolver(config, deps.env, metrics)
   const rateLimiter = new CallerRateLimiter({ ...config.callerRateLimit, now })
