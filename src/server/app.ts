@@ -2,6 +2,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { isKiaError } from '../shared/errors.js'
 import type { SourceStatus } from '../mapping/types.js'
 import type { Decision } from './authenticator.js'
+import type { AuditThrottle } from './audit-throttle.js'
 import type { Logger } from '../shared/logger.js'
 import type { Metrics } from '../shared/metrics.js'
 import { outcomeOf, reasonOf, type ResultLabel } from './outcome.js'
@@ -29,6 +30,8 @@ export interface AppDeps {
   readonly guard?: ((req: Request, res: Response) => Promise<string | undefined>) | undefined
   /** Write one audit line per decision (default true). */
   readonly audit?: boolean
+  /** Summarises repeated denial and failure lines (a flood of junk must not flood the logs). */
+  readonly auditThrottle?: AuditThrottle | undefined
   /** True once shutting down: /healthz answers 503 so load balancers stop sending work. */
   readonly draining?: () => boolean
 }
@@ -47,7 +50,9 @@ export function createApp(deps: AppDeps): express.Express {
     const malformed = (status: number, message: string) => {
       observe('malformed_request')
       deps.metrics.reviews.inc({ decision: 'malformed', reason: String(status) })
-      deps.log.info({ status, reason: message }, 'malformed TokenReview request')
+      if (deps.auditThrottle?.admit({ decision: 'malformed', reason: String(status), level: 'info' }) ?? true) {
+        deps.log.info({ status, reason: message }, 'malformed TokenReview request')
+      }
       res.status(status).type('text/plain').send(`${message}\n`)
     }
     if (req.method !== 'POST') return malformed(405, 'expected POST')
@@ -201,13 +206,19 @@ function respond(
   }
   const outcome = outcomeOf(err)
   const reason = reasonOf(err)
+  const verdict = outcome.status === 200 ? 'deny' : 'error'
   observe(outcome.metric)
-  deps.metrics.reviews.inc({ decision: outcome.status === 200 ? 'deny' : 'error', reason })
-  if (deps.audit ?? true) {
+  deps.metrics.reviews.inc({ decision: verdict, reason })
+  const throttle = deps.auditThrottle
+  if (
+    (deps.audit ?? true) &&
+    (throttle === undefined ||
+      throttle.admit({ decision: verdict, reason, level: outcome.level, who: who.arn ?? who.accountId }))
+  ) {
     deps.log[outcome.level](
       {
         audit: true,
-        decision: outcome.status === 200 ? 'deny' : 'error',
+        decision: verdict,
         status: outcome.status,
         reason,
         error: err.message,

@@ -9,6 +9,7 @@ import { ConfigInvalid } from '../shared/errors.js'
 import { createStsTransport } from '../sts/transport.js'
 import type { Request, Response } from 'express'
 import { createApp } from './app.js'
+import { createAuditThrottle } from './audit-throttle.js'
 import { createAuthenticator } from './authenticator.js'
 import { createCallerVerifier, ensureCallerKey, issueCallerToken, type CallerVerifier } from './caller-auth.js'
 import { IdentityCache } from './identity-cache.js'
@@ -118,6 +119,11 @@ async function start(config: ServerConfig, deps: RunDeps, lifetime: AbortControl
   )
 
   let draining = false
+  const auditThrottle = createAuditThrottle({
+    log,
+    now,
+    onSuppressed: (decision) => metrics.auditLinesSuppressed.inc({ decision }),
+  })
   const app = createApp({
     guard: callers && ((req, res) => callerGuard(callers, req, res, metrics)),
     authenticate,
@@ -127,6 +133,7 @@ async function start(config: ServerConfig, deps: RunDeps, lifetime: AbortControl
     maxRequestBytes: config.maxRequestBytes,
     sources: () => chain.map((m) => m.status()),
     audit: config.auditLog,
+    auditThrottle,
     draining: () => draining,
   })
   const headersTimeoutMs = config.headersTimeoutMs ?? DEFAULTS.headersTimeoutMs
@@ -203,6 +210,7 @@ async function start(config: ServerConfig, deps: RunDeps, lifetime: AbortControl
         clearInterval(sweep)
         clearTimeout(force)
         lifetime.abort()
+        auditThrottle.close()
         callers?.close()
         dns.close()
         await transport.close()

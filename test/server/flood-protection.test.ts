@@ -143,3 +143,34 @@ describe('the per-caller budget (callerRateLimitPerSecond) is spent only by unkn
     }
   })
 })
+
+describe('a flood of junk does not flood the logs', () => {
+  it('100 refusals of one kind: 20 lines in full, the rest in one summary that accounts for every one', async () => {
+    const sts = await startFakeSts({ principals: [ALICE] })
+    const srv = await startTestServer({ stsUrl: sts.url, server: {} })
+    try {
+      for (let i = 0; i < 100; i++) {
+        const res = await srv.review(`k8s-aws-v1.!junk${i}`)
+        expect(res.json().status).toEqual({ authenticated: false, user: {} })
+      }
+      const text = (await srv.get('/metrics')).body
+      expect(metric(text, 'kube_iam_auth_audit_lines_suppressed_total', '{decision="deny"}')).toBe(80)
+      expect(metric(text, 'kube_iam_auth_reviews_total', '{decision="deny",reason="encoding"}')).toBe(100)
+    } finally {
+      await srv.close()
+      await sts.close()
+    }
+    const denials = srv.logs.filter((l) => l.audit === true && l.decision === 'deny')
+    const full = denials.filter((l) => l.suppressed === undefined)
+    const summaries = denials.filter((l) => l.suppressed !== undefined)
+    expect(full).toHaveLength(20)
+    expect(full.every((l) => l.reason === 'encoding' && typeof l.error === 'string')).toBe(true)
+    expect(summaries).toHaveLength(1)
+    expect(summaries[0]).toMatchObject({
+      reason: 'encoding',
+      suppressed: 80,
+      principals: { unknown: 80 },
+      msg: 'access denied (repeated denials summarised)',
+    })
+  })
+})
