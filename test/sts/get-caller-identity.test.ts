@@ -5,7 +5,7 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http'
-import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
+import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import { StsRejected, StsThrottled, StsUnavailable } from '../../src/shared/errors.js'
 import {
@@ -540,7 +540,7 @@ describe('requestCallerIdentity over real sockets', () => {
     const err = (await rejectionOf(requestCallerIdentity(req, opts(fake.url), transport.send))) as StsUnavailable
     expect(err).toBeInstanceOf(StsUnavailable)
     expect(err.message).toMatch(
-      /^sts getCallerIdentity failed: error during GET: UND_ERR_SOCKET: other side closed on us-west-2 endpoint$/,
+      /^sts getCallerIdentity failed: error during GET: ECONNRESET: socket hang up on us-west-2 endpoint$/,
     )
   })
 
@@ -790,5 +790,65 @@ describe('the STS deadline bounds every phase: DNS, connect, TLS handshake, resp
     const closing = performance.now()
     await transport.close()
     expect(performance.now() - closing).toBeLessThan(500)
+  })
+})
+
+describe('through a proxy (HTTPS_PROXY / HTTP_PROXY)', () => {
+  it('the exchange is tunnelled through the proxy, with the same deadline', async () => {
+    const fake = await startFakeSts({ principals: [ALICE] })
+    const tunnels: string[] = []
+    const sockets = new Set<Socket>()
+    // A forward proxy on 127.0.0.1 that forwards to 127.0.0.1 only: CONNECT tunnels, and plain
+    // requests in absolute form (what a client sends a proxy for an http:// URL).
+    const proxy = createNetServer((client) => {
+      sockets.add(client)
+      client.on('error', () => {})
+      client.once('data', (head: Buffer) => {
+        const text = head.toString('latin1')
+        const connect = /^CONNECT (127\.0\.0\.1):(\d+) HTTP\/1\.1\r\n/.exec(text)
+        const forward = /^GET http:\/\/(127\.0\.0\.1):(\d+)\//.exec(text)
+        const target = connect ?? forward
+        if (target === null) {
+          client.destroy()
+          return
+        }
+        tunnels.push(`${target[1]}:${target[2]}`)
+        const upstream = netConnect(Number(target[2]), target[1]!, () => {
+          if (connect) client.write('HTTP/1.1 200 Connection established\r\n\r\n')
+          else upstream.write(text.replace(/^GET http:\/\/[^/]+\//, 'GET /'), 'latin1')
+          client.pipe(upstream).pipe(client)
+        })
+        sockets.add(upstream)
+        upstream.on('error', () => client.destroy())
+      })
+    })
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r))
+    vi.stubEnv('HTTP_PROXY', `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`)
+    vi.stubEnv('HTTPS_PROXY', `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`)
+    vi.stubEnv('NO_PROXY', '')
+    const transport = createStsTransport()
+    try {
+      const now = new Date()
+      const { token } = await presignToken({ clusterId: CLUSTER, region: 'us-west-2', credentials: ALICE, now })
+      const req = checkToken(token, { clusterId: CLUSTER }, now)
+      const id = await identify(req, { clusterId: CLUSTER, stsEndpoint: fake.url, timeoutMs: 5_000 }, transport.send)
+      expect(id.arn).toBe(ALICE.arn)
+      expect(tunnels).toEqual([`127.0.0.1:${fake.port}`])
+      fake.setFault('hang')
+      const started = performance.now()
+      const err = (await rejectionOf(
+        requestCallerIdentity(req, { clusterId: CLUSTER, stsEndpoint: fake.url, timeoutMs: 300 }, transport.send),
+      )) as StsUnavailable
+      expect(performance.now() - started).toBeLessThan(1_500)
+      expect(err.message).toBe(
+        'sts getCallerIdentity failed: error during GET: timed out after 300 ms on us-west-2 endpoint',
+      )
+    } finally {
+      vi.unstubAllEnvs()
+      await transport.close()
+      for (const s of sockets) s.destroy()
+      proxy.close()
+      await fake.close()
+    }
   })
 })
