@@ -40,8 +40,9 @@ interface CredentialState {
 /**
  * The gate in front of STS, built around what an attacker cannot forge cheaply: a valid signature.
  *
- * - At most `max` calls run at once; unknown credentials may hold at most three quarters of them,
- *   so returning users always find slots however many forged tokens arrive.
+ * - At most `max` calls run at once; unknown credentials may hold at most three quarters of them
+ *   (with 8 slots or more), so returning users find slots however many forged tokens arrive, even
+ *   forged tokens that make STS slow to answer.
  * - A waiting returning user is always started before any waiting unknown credential, and when
  *   the queue is full an unknown waiter is displaced (503) to make room for it.
  * - One credential holds at most a few slots at once (2 while unknown: the first answers tell
@@ -70,7 +71,8 @@ export class StsAdmission {
   constructor(opts: StsAdmissionOptions) {
     if (!Number.isInteger(opts.max) || opts.max < 1) throw new TypeError('"max" must be an integer >= 1')
     this.#max = opts.max
-    this.#unknownMax = Math.max(1, opts.max - Math.max(1, Math.floor(opts.max / 4)))
+    // Below 8 slots there are none to spare: a small gate keeps them all for whoever comes first.
+    this.#unknownMax = opts.max >= 8 ? opts.max - Math.floor(opts.max / 4) : opts.max
     this.#perCredential = { confirmed: Math.max(2, Math.floor(opts.max / 4)), unknown: 2 }
     this.#maxQueue = opts.maxQueue ?? Math.max(1024, opts.max * 64)
     this.#queueTimeoutMs = opts.queueTimeoutMs

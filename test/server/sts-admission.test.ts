@@ -84,20 +84,30 @@ describe('StsAdmission', () => {
   })
 
   it('starts waiting returning users before waiting unknown credentials', async () => {
-    const g = gate({ max: 4, confirmed: new Set(['r1', 'r2']) })
-    const running = ['x1', 'x2', 'x3'].map((c) => g.call(c)) // the unknown lane's 3 slots
-    const r0 = g.call('r1') // the 4th slot
-    const queued = [g.call('x4'), g.call('x5'), g.call('r2')]
+    const g = gate({ max: 8, confirmed: new Set(['r1', 'r2']) })
+    const running = ['x1', 'x2', 'x3', 'x4', 'x5', 'x6'].map((c) => g.call(c)) // the unknown lane's 6 slots
+    const r1 = [g.call('r1'), g.call('r1')] // the 2 kept for returning users
+    const queued = [g.call('x7'), g.call('x8'), g.call('r2')]
     await tick()
-    expect(g.started()).toEqual(['x1', 'x2', 'x3', 'r1'])
+    expect(g.started()).toEqual(['x1', 'x2', 'x3', 'x4', 'x5', 'x6', 'r1', 'r1'])
     running[0]!.finish()
     await tick()
-    expect(g.started()).toEqual(['x1', 'x2', 'x3', 'r1', 'r2'])
-    r0.finish()
+    expect(g.started().slice(8)).toEqual(['r2'])
+    r1[0]!.finish()
     await tick()
-    expect(g.started()).toEqual(['x1', 'x2', 'x3', 'r1', 'r2', 'x4'])
-    for (const c of [...running, ...queued]) c.finish()
-    await Promise.all([...running, r0, ...queued].map((c) => c.result))
+    expect(g.started().slice(8)).toEqual(['r2', 'x7'])
+    for (const c of [...running, ...r1, ...queued]) c.finish()
+    await Promise.all([...running, ...r1, ...queued].map((c) => c.result))
+    expect([g.admission.active, g.admission.queued, g.admission.tracked]).toEqual([0, 0, 0])
+  })
+
+  it('below 8 slots none are kept back: a small gate serves whoever comes first', async () => {
+    const g = gate({ max: 4 })
+    const calls = ['a', 'b', 'c', 'd', 'e'].map((c) => g.call(c))
+    await tick()
+    expect(g.started()).toEqual(['a', 'b', 'c', 'd'])
+    for (const c of calls) c.finish()
+    await Promise.all(calls.map((c) => c.result))
   })
 
   it('one unknown credential holds at most 2 slots, and credentials take turns', async () => {
