@@ -117,6 +117,8 @@ export interface ServerOptions {
    */
   readonly inspect?: boolean
   readonly connections: number
+  /** Extra environment variables for the server process. */
+  readonly env?: Readonly<Record<string, string>>
 }
 
 export interface ServerProcess {
@@ -174,7 +176,7 @@ export async function startServer(o: ServerOptions): Promise<ServerProcess> {
         [...(o.nodeFlags ?? []), ...(o.inspect ? ['--inspect=127.0.0.1:0'] : []), BIN, 'server', '--config', cfg],
         {
           cwd: ROOT,
-          env: cleanEnv(o.home, { KUBE_IAM_AUTH_STS_ENDPOINT: o.stsUrl }),
+          env: cleanEnv(o.home, { KUBE_IAM_AUTH_STS_ENDPOINT: o.stsUrl, ...o.env }),
           stdio: ['ignore', logFd, logFd],
         },
       ),
@@ -207,9 +209,10 @@ export async function startServer(o: ServerOptions): Promise<ServerProcess> {
   }
   let inspector: string | undefined
   if (o.inspect) {
-    const m = /Debugger listening on (ws:\/\/127\.0\.0\.1:\d+\/[\w-]+)/.exec(readFileSync(logFile, 'utf8'))
-    if (m === null) throw new Error(`no inspector URL in the server's output:\n${logTail()}`)
-    inspector = m[1]!
+    // The last one: `server` re-executes itself with its V8 flags, and the first inspector goes with it.
+    const all = [...readFileSync(logFile, 'utf8').matchAll(/Debugger listening on (ws:\/\/127\.0\.0\.1:\d+\/[\w-]+)/g)]
+    if (all.length === 0) throw new Error(`no inspector URL in the server's output:\n${logTail()}`)
+    inspector = all.at(-1)![1]!
   }
   const url = new URL(server)
   if (url.hostname !== '127.0.0.1') throw new Error(`server URL ${server} is not on 127.0.0.1`)

@@ -7,11 +7,11 @@ import type { PrivateDnsResolver } from '../mapping/template.js'
 import type { Mapper } from '../mapping/types.js'
 import { ConfigInvalid } from '../shared/errors.js'
 import { createStsTransport } from '../sts/transport.js'
-import type { Request, Response } from 'express'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createApp } from './app.js'
 import { createAuditThrottle } from './audit-throttle.js'
 import { createAuthenticator } from './authenticator.js'
-import { createCallerVerifier, ensureCallerKey, issueCallerToken, type CallerVerifier } from './caller-auth.js'
+import type { CallerVerifier } from './caller-auth.js'
 import { IdentityCache } from './identity-cache.js'
 import { StsAdmission } from './sts-admission.js'
 import { StsVerdicts } from './sts-verdicts.js'
@@ -86,10 +86,10 @@ async function start(config: ServerConfig, deps: RunDeps, lifetime: AbortControl
   const dns = lazyDnsResolver(config, deps.env, metrics)
   const rateLimiter = new CallerRateLimiter({ ...config.callerRateLimit, now })
   const verdicts = new StsVerdicts({ now })
-  const callerKey = config.callerAuth ? await ensureCallerKey(config.stateDir) : undefined
-  const callers = config.callerAuth
-    ? createCallerVerifier({ stateDir: config.stateDir, clusterId: config.clusterId, now })
-    : undefined
+  // jose is loaded only when caller authentication is on (off by default).
+  const callerAuth = config.callerAuth ? await import('./caller-auth.js') : undefined
+  const callerKey = callerAuth && (await callerAuth.ensureCallerKey(config.stateDir))
+  const callers = callerAuth?.createCallerVerifier({ stateDir: config.stateDir, clusterId: config.clusterId, now })
   const authenticate = createAuthenticator(
     {
       clusterId: config.clusterId,
@@ -171,7 +171,7 @@ async function start(config: ServerConfig, deps: RunDeps, lifetime: AbortControl
   const url = webhookServerUrl(config.hostname, port)
   if (!config.kubeconfigPregenerated) {
     // Written once listening, so port 0 (any free port) gives a kubeconfig with the real port.
-    const bearerToken = callerKey && (await issueCallerToken(callerKey, config.clusterId))
+    const bearerToken = callerAuth && callerKey && (await callerAuth.issueCallerToken(callerKey, config.clusterId))
     writeWebhookKubeconfig(
       config.generateKubeconfig,
       renderWebhookKubeconfig({
@@ -253,8 +253,8 @@ function lazyDnsResolver(
 /** Only callers with a valid caller token get to /authenticate; everyone else gets 401. */
 async function callerGuard(
   callers: CallerVerifier,
-  req: Request,
-  res: Response,
+  req: IncomingMessage,
+  res: ServerResponse,
   metrics: Metrics,
 ): Promise<string | undefined> {
   const header = req.headers.authorization
@@ -262,14 +262,14 @@ async function callerGuard(
   const result = token ? await callers.verify(token) : { error: 'missing' }
   if ('caller' in result) return `${result.caller}@${req.socket.remoteAddress ?? 'unknown'}`
   metrics.callerAuthFailures.inc({ reason: result.error })
-  res
-    .status(401)
-    .set('WWW-Authenticate', 'Bearer realm="kube-iam-auth"')
-    .type('text/plain')
-    .send(
-      token
-        ? 'invalid caller token\n'
-        : 'caller authentication required: use the webhook kubeconfig kube-iam-auth wrote\n',
-    )
+  const text = token
+    ? 'invalid caller token\n'
+    : 'caller authentication required: use the webhook kubeconfig kube-iam-auth wrote\n'
+  res.writeHead(401, {
+    'www-authenticate': 'Bearer realm="kube-iam-auth"',
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  })
+  res.end(text)
   return undefined
 }
