@@ -13,6 +13,7 @@ import {
   failedReview,
   MalformedReview,
   parseTokenReview,
+  TOKEN_REVIEW_VERSIONS,
   type TokenReviewVersion,
 } from './token-review.js'
 
@@ -211,16 +212,20 @@ function respond(
       outcome.status === 200 ? 'access denied' : 'could not decide',
     )
   }
-  sendJson(
-    res,
-    outcome.status,
-    outcome.status === 200 ? deniedReview(apiVersion) : failedReview(apiVersion, err.message),
-  )
+  if (outcome.status === 200) send(res, 200, JSON_TYPE, DENIED[apiVersion])
+  else sendJson(res, outcome.status, failedReview(apiVersion, err.message))
 }
+
+const JSON_TYPE = 'application/json; charset=utf-8'
+/** The definitive denial never varies but by version: written once, sent as is. */
+const DENIED = Object.fromEntries(TOKEN_REVIEW_VERSIONS.map((v) => [v, JSON.stringify(deniedReview(v))])) as Record<
+  TokenReviewVersion,
+  string
+>
 
 /** A JSON answer (the TokenReview answers, /status), written in one piece. */
 function sendJson(res: ServerResponse, status: number, body: object): void {
-  send(res, status, 'application/json; charset=utf-8', JSON.stringify(body))
+  send(res, status, JSON_TYPE, JSON.stringify(body))
 }
 
 function sendText(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {

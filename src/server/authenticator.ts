@@ -6,6 +6,7 @@ import type { Mapper } from '../mapping/types.js'
 import type { Identity } from '../sts/get-caller-identity.js'
 import type { StsTransport } from '../sts/transport.js'
 import { checkToken, identify } from '../sts/verify.js'
+import type { PresignedRequest } from '../token/parse.js'
 import type { IdentityCache } from './identity-cache.js'
 import type { StsAdmission } from './sts-admission.js'
 import { credentialOf, type StsVerdicts } from './sts-verdicts.js'
@@ -84,10 +85,10 @@ export function createAuthenticator(
     timeoutMs: opts.stsTimeoutMs,
   }
   const { metrics, verdicts } = deps
+  let cachedCount = -1
 
-  /** Local checks, remembered refusals, then one STS call through the gate. */
-  const loadIdentity = async (token: string, key: string, caller: string, loaded: { credential?: string }) => {
-    const req = checkToken(token, verifyOpts, new Date(deps.now()))
+  /** Remembered refusals, then one STS call through the gate. */
+  const loadIdentity = async (req: PresignedRequest, key: string, caller: string, loaded: { credential?: string }) => {
     const credential = credentialOf(req)
     const remembered = verdicts.tokenRejection(key) ?? verdicts.credentialRejection(credential, req.stsRegion)
     if (remembered !== undefined) {
@@ -124,9 +125,16 @@ export function createAuthenticator(
     const key = tokenKey(token)
     const loaded: { credential?: string } = {}
     try {
-      const got = await deps.cache.getOrLoad(key, () => loadIdentity(token, key, caller, loaded))
-      identity = got.identity
-      cache = got.source
+      identity = deps.cache.get(key)
+      if (identity !== undefined) {
+        cache = 'hit'
+      } else {
+        // The local checks come before any shared load is set up: a refused token costs no more.
+        const req = checkToken(token, verifyOpts, new Date(deps.now()))
+        const got = await deps.cache.getOrLoad(key, () => loadIdentity(req, key, caller, loaded))
+        identity = got.identity
+        cache = got.source
+      }
       if (cache === 'hit') metrics.identityCacheHits.inc()
       else metrics.identityCacheMisses.inc()
       const mapped = await mapIdentity(deps.chain(), identity, deps.resolveDns)
@@ -155,7 +163,8 @@ export function createAuthenticator(
         cache,
       }
     } finally {
-      metrics.identityCacheEntries.set(deps.cache.size)
+      // Only when it changed: setting a gauge is not free, and most reviews change nothing.
+      if (deps.cache.size !== cachedCount) metrics.identityCacheEntries.set((cachedCount = deps.cache.size))
     }
   }
 }
