@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { detached } from '../shared/detached.js'
 import type { StsRejected } from '../shared/errors.js'
 import { TtlCache } from '../shared/ttl-cache.js'
 import type { PresignedRequest } from '../token/parse.js'
@@ -19,7 +20,8 @@ const UNKNOWN_CREDENTIAL_TTL_MS = 30_000
  * to pass for their credential).
  */
 export function credentialOf(req: PresignedRequest): string {
-  if (req.sessionToken === undefined) return req.accessKeyId
+  // a key of long-lived caches: a copy, not a view of the token's URL
+  if (req.sessionToken === undefined) return detached(req.accessKeyId)
   return `${req.accessKeyId}:${createHash('sha256').update(req.sessionToken).digest('base64url').slice(0, 22)}`
 }
 
