@@ -20,6 +20,12 @@ export interface ServerCommandFlags extends ServerFlags {
 export const SERVER_NODE_FLAGS = ['--max-semi-space-size=2', '--optimize-for-size'] as const
 
 /**
+ * Set for the re-executed process unless already set: at most 2 glibc malloc arenas instead of 8
+ * per core, one per thread that allocates (V8's and libuv's helpers), each holding freed memory.
+ */
+export const SERVER_ENV = { MALLOC_ARENA_MAX: '2' } as const
+
+/**
  * The flags `server` must re-execute itself with: none when they are already in force, or when the
  * operator chose a young-generation size of their own (on the command line or in NODE_OPTIONS).
  */
@@ -37,7 +43,8 @@ function reexecWithFlags(flags: readonly string[]): void {
   if (process.execve === undefined) return
   try {
     const node = process.execPath
-    process.execve(node, [node, ...flags, ...process.execArgv, ...process.argv.slice(1)], process.env)
+    const env = { ...SERVER_ENV, ...process.env }
+    process.execve(node, [node, ...flags, ...process.execArgv, ...process.argv.slice(1)], env)
   } catch {
     // as above
   }

@@ -83,6 +83,8 @@ describe('kube-iam-auth server (process)', () => {
       const srv = await serve('reexec')
       const cmdline = readFileSync(`/proc/${srv.child.pid}/cmdline`, 'utf8').split('\0')
       expect(cmdline.slice(1, 3)).toEqual([...SERVER_NODE_FLAGS])
+      const environ = readFileSync(`/proc/${srv.child.pid}/environ`, 'utf8').split('\0')
+      expect(environ).toContain('MALLOC_ARENA_MAX=2')
       expect(cmdline).toContain('server')
       expect(srv.output().match(/"msg":"listening"/g)).toHaveLength(1)
       expect(await srv.stop()).toBe(0)
