@@ -6,10 +6,10 @@
 import { randomBytes } from 'node:crypto'
 import { encodeToken } from '../../src/token/format.js'
 import { presignToken } from '../../src/token/presign.js'
+import type { FakeStsPrincipal } from '../../test/support/fake-sts.js'
 import { benchPrincipal, BENCH_CLUSTER, BENCH_REGION, PRINCIPAL_COUNT } from './principals.js'
 
 const WINDOW_S = 600
-export const MAX_DISTINCT = PRINCIPAL_COUNT * WINDOW_S
 
 export function reviewBody(token: string): string {
   return `{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"token":"${token}"}}`
@@ -64,17 +64,37 @@ export async function expiredToken(principal = 0): Promise<string> {
   return token
 }
 
+export interface TokenFactoryOptions {
+  /** Sign with principals first .. first + count - 1 (default all PRINCIPAL_COUNT of them). */
+  readonly principals?: { readonly first: number; readonly count: number }
+  /** Signing times from this many seconds before the anchor (default 0) ... */
+  readonly windowStartS?: number
+  /** ... over this many seconds (default 600). Tokens stay valid 900 s after signing. */
+  readonly windowS?: number
+}
+
 export class TokenFactory {
   /** A whole second, not after now: no token is ever in the future. */
   readonly anchorMs: number
   #next = 0
-  readonly #principals = Array.from({ length: PRINCIPAL_COUNT }, (_, i) => benchPrincipal(i))
+  readonly #principals: FakeStsPrincipal[]
+  readonly #windowStartS: number
+  readonly #windowS: number
   /** Total presign time and count, for the presign rate. */
   signMs = 0
   signed = 0
 
-  constructor(now = Date.now()) {
+  /**
+   * Token n is signed by principal n % P at anchor - start - s(n) seconds, where
+   * s(n) = (floor(n / P) * 7) mod window: factories with disjoint windows never make the same token.
+   */
+  constructor(now = Date.now(), opts: TokenFactoryOptions = {}) {
     this.anchorMs = Math.floor(now / 1000) * 1000 - 1000
+    const { first, count } = opts.principals ?? { first: 0, count: PRINCIPAL_COUNT }
+    this.#principals = Array.from({ length: count }, (_, i) => benchPrincipal(first + i))
+    this.#windowStartS = opts.windowStartS ?? 0
+    this.#windowS = opts.windowS ?? WINDOW_S
+    if (this.#windowS % 7 === 0) throw new Error('the window must be coprime with 7')
   }
 
   /** How many distinct tokens have been handed out. */
@@ -82,10 +102,15 @@ export class TokenFactory {
     return this.#next
   }
 
+  /** How many distinct tokens this factory can make. */
+  get capacity(): number {
+    return this.#principals.length * this.#windowS
+  }
+
   async token(n: number): Promise<string> {
-    if (n >= MAX_DISTINCT) throw new Error(`token index ${n} exceeds ${MAX_DISTINCT} distinct tokens`)
-    const p = this.#principals[n % PRINCIPAL_COUNT]!
-    const offsetS = (Math.floor(n / PRINCIPAL_COUNT) * 7) % WINDOW_S
+    if (n >= this.capacity) throw new Error(`token index ${n} exceeds ${this.capacity} distinct tokens`)
+    const p = this.#principals[n % this.#principals.length]!
+    const offsetS = this.#windowStartS + ((Math.floor(n / this.#principals.length) * 7) % this.#windowS)
     const { token } = await presignToken({
       clusterId: BENCH_CLUSTER,
       region: BENCH_REGION,
