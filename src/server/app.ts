@@ -42,7 +42,7 @@ export type RequestListener = (req: IncomingMessage, res: ServerResponse) => voi
 
 /**
  * The HTTP surface: /authenticate, /healthz, /status, /metrics, on node:http alone. Never listens;
- * see server/run.ts. Four fixed routes need no framework: express cost a tenth of every review's
+ * see server/run.ts. Four fixed routes need no framework: express cost about 5% of every review's
  * CPU and several MiB of memory for routing this server never does. Paths match as express matched
  * them: exact, ignoring the query and a trailing slash, case-insensitive.
  */
