@@ -187,7 +187,7 @@ const UNRESERVED = /^[A-Za-z0-9\-._~]$/
 function parseQuery(query: string): Map<CanonicalKey, string> {
   if (query === '') throw new TokenInvalid('query', 'pre-signed URL has no query')
   if (query.includes(';')) throw new TokenInvalid('query', 'malformed query parameter: ";" is not a separator')
-  const pairs: Array<[string, string]> = []
+  const pairs: Array<[key: string, value: string, lower: string]> = []
   const seen = new Map<string, string>()
   for (const pair of query.split('&')) {
     const eq = pair.indexOf('=')
@@ -196,17 +196,18 @@ function parseQuery(query: string): Map<CanonicalKey, string> {
     if (!/^[A-Za-z0-9-]+$/.test(key)) {
       throw new TokenInvalid('query', `malformed query parameter: unexpected characters in key "${clip(key)}"`)
     }
-    pairs.push([key, decodeCanonical(key, pair.slice(eq + 1))])
-    const earlier = seen.get(key.toLowerCase())
+    const lower = key.toLowerCase()
+    pairs.push([key, decodeCanonical(key, pair.slice(eq + 1)), lower])
+    const earlier = seen.get(lower)
     if (earlier === key) {
       throw new TokenInvalid('param', `query parameter with multiple values not supported: "${key}"`)
     }
     if (earlier !== undefined) throw new TokenInvalid('duplicate', `duplicate query parameter found: "${key}"`)
-    seen.set(key.toLowerCase(), key)
+    seen.set(lower, key)
   }
   const params = new Map<CanonicalKey, string>()
-  for (const [key, value] of pairs) {
-    const canonical = KEY_BY_LOWER.get(key.toLowerCase())
+  for (const [key, value, lower] of pairs) {
+    const canonical = KEY_BY_LOWER.get(lower)
     if (canonical === undefined) {
       throw new TokenInvalid('param', `non-whitelisted query parameter "${clip(key)}"`)
     }
@@ -222,30 +223,31 @@ const ALL_UNRESERVED = /^[A-Za-z0-9\-._~]*$/
 
 function decodeCanonical(key: string, raw: string): string {
   if (ALL_UNRESERVED.test(raw)) return raw
+  // Left to right, a run of unreserved characters then one %XX escape at a time.
   let out = ''
-  for (let i = 0; i < raw.length; i++) {
-    const c = raw[i]!
-    if (c === '%') {
-      const hex = raw.slice(i + 1, i + 3)
-      if (!/^[0-9A-Fa-f]{2}$/.test(hex)) {
-        throw new TokenInvalid('query', `malformed query parameter: invalid escape in "${clip(key)}"`)
-      }
-      const decoded = String.fromCharCode(parseInt(hex, 16))
-      if (!/^[0-9A-F]{2}$/.test(hex) || UNRESERVED.test(decoded)) {
-        throw new TokenInvalid('query', `query parameter "${clip(key)}" is not canonically percent-encoded`)
-      }
-      if (decoded.charCodeAt(0) < 0x20 || decoded.charCodeAt(0) > 0x7e) {
-        throw new TokenInvalid('query', `query parameter "${clip(key)}" encodes a non-printable byte`)
-      }
-      out += decoded
-      i += 2
-    } else if (UNRESERVED.test(c)) {
-      out += c
-    } else {
+  let from = 0
+  for (;;) {
+    const at = raw.indexOf('%', from)
+    const plain = raw.slice(from, at === -1 ? raw.length : at)
+    if (!ALL_UNRESERVED.test(plain)) {
       throw new TokenInvalid('query', `query parameter "${clip(key)}" is not canonically percent-encoded`)
     }
+    out += plain
+    if (at === -1) return out
+    const hex = raw.slice(at + 1, at + 3)
+    if (!/^[0-9A-Fa-f]{2}$/.test(hex)) {
+      throw new TokenInvalid('query', `malformed query parameter: invalid escape in "${clip(key)}"`)
+    }
+    const decoded = String.fromCharCode(parseInt(hex, 16))
+    if (!/^[0-9A-F]{2}$/.test(hex) || UNRESERVED.test(decoded)) {
+      throw new TokenInvalid('query', `query parameter "${clip(key)}" is not canonically percent-encoded`)
+    }
+    if (decoded.charCodeAt(0) < 0x20 || decoded.charCodeAt(0) > 0x7e) {
+      throw new TokenInvalid('query', `query parameter "${clip(key)}" encodes a non-printable byte`)
+    }
+    out += decoded
+    from = at + 3
   }
-  return out
 }
 
 /** SigV4 URI encoding: everything but unreserved characters as upper-case %XX. Input is printable ASCII. */
