@@ -295,7 +295,7 @@ async function snapshot(srv: ServerProcess): Promise<MemSnapshot> {
 }
 
 const describeMem = (s: MemSnapshot) =>
-  `RSS ${s.rssMiB} MiB (peak ${s.hwmMiB}), V8 heap used ${s.heapUsedMiB ?? '?'} / total ${s.heapTotalMiB ?? '?'} MiB, external ${s.externalMiB ?? '?'} MiB, ${s.cacheEntries ?? '?'} identities cached`
+  `RSS ${s.rssMiB} MiB (peak ${s.hwmMiB}; own ${s.anonMiB}, file pages ${s.fileMiB}), V8 heap used ${s.heapUsedMiB ?? '?'} / total ${s.heapTotalMiB ?? '?'} MiB, external ${s.externalMiB ?? '?'} MiB, ${s.cacheEntries ?? '?'} identities cached`
 
 interface FloodResult {
   readonly returning: LoadResult
@@ -886,7 +886,7 @@ function issue9Targets(server: ServerResults): { table: string; targets: Record<
   row(
     'peakRss',
     'peak RSS of the default-configuration server over its run',
-    `${fmt(peak, 1)} MiB`,
+    `${fmt(peak, 1)} MiB (at the end: ${fmt(server.memory.defaultServerEnd?.anonMiB, 1)} MiB own + ${fmt(server.memory.defaultServerEnd?.fileMiB, 1)} MiB of file pages)`,
     `${GO.peakRssMiB} MiB`,
     `<= ${ISSUE9.peakRssMiB} MiB`,
     peak !== undefined && peak <= ISSUE9.peakRssMiB,
