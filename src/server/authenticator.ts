@@ -112,6 +112,10 @@ export function createAuthenticator(
         if (err instanceof StsThrottled) metrics.stsThrottling.inc({ StsRegion: req.stsRegion })
         if (err instanceof StsRejected && err.status !== undefined && err.status >= 400 && err.status < 500) {
           verdicts.reject(key, { credential, stsRegion: req.stsRegion, validUntil }, err)
+          if (lane === 'confirmed') {
+            verdicts.unconfirm(credential)
+            deps.admission.reclassify(credential)
+          }
         }
         throw err
       })

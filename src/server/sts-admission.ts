@@ -24,6 +24,9 @@ export interface StsAdmissionOptions {
 
 interface Waiter {
   readonly credential: string
+  readonly since: number
+  /** Started, refused or timed out: skipped when met in the arrival order. */
+  done: boolean
   readonly start: () => void
   readonly fail: (err: Error) => void
   timer: NodeJS.Timeout | undefined
@@ -45,10 +48,11 @@ interface CredentialState {
  *   forged tokens that make STS slow to answer.
  * - A waiting returning user is always started before any waiting unknown credential, and when
  *   the queue is full an unknown waiter is displaced (503) to make room for it.
- * - One credential holds at most a few slots at once (2 while unknown: the first answers tell
- *   whether the key exists; a quarter of the slots once confirmed, so a CI system starting hundreds
- *   of jobs with one role is served at full speed). Credentials take turns round robin, so a flood
- *   that reuses a key, even a returning user's public access key ID, only slows that key.
+ * - Each credential has a share of the slots (2 while unknown: the first answers tell whether the
+ *   key exists; a quarter once confirmed) and credentials take turns round robin: while anyone
+ *   below their share waits, a credential over its share waits, so a flood that reuses a key, even
+ *   a returning user's public access key ID, only slows that key. Shares never leave a slot idle:
+ *   with no one else waiting, a CI system starting hundreds of jobs with one role gets them all.
  * - Everything is bounded: waiters by `maxQueue` and `queueTimeoutMs`, per-credential state by the
  *   number of waiters and calls in flight (it is dropped when both are zero).
  */
@@ -57,8 +61,13 @@ export class StsAdmission {
   #activeUnknown = 0
   #queued = 0
   readonly #credentials = new Map<string, CredentialState>()
-  /** Credentials with a waiter that could start now but for the lane's capacity, in turn order. */
+  /** Credentials with a waiter, below their share of slots, in turn order. */
   readonly #ready: Record<Lane, Set<string>> = { confirmed: new Set(), unknown: new Set() }
+  /** Credentials with a waiter, at or above their share: started only with slots nobody else wants. */
+  readonly #over: Record<Lane, Set<string>> = { confirmed: new Set(), unknown: new Set() }
+  /** Every waiter in arrival order (done ones are dropped as they reach the front). */
+  #arrivals: Waiter[] = []
+  #arrivalsDone = 0
   readonly #max: number
   readonly #unknownMax: number
   readonly #perCredential: Record<Lane, number>
@@ -121,7 +130,7 @@ export class StsAdmission {
       this.#credentials.set(credential, state)
     }
     const lane = state.lane
-    if (state.waiting.length === 0 && this.#canStart(state)) {
+    if (state.waiting.length === 0 && this.#canStart(state) && this.#nobodyWaitsFor(state.lane)) {
       this.#start(state)
       this.#onChange(this.#active, this.#queued)
       return Promise.resolve(state)
@@ -133,13 +142,21 @@ export class StsAdmission {
     }
     const s = state
     return new Promise<CredentialState>((resolve, reject) => {
-      const waiter: Waiter = { credential, start: () => resolve(s), fail: reject, timer: undefined }
+      const waiter: Waiter = {
+        credential,
+        since: performance.now(),
+        done: false,
+        start: () => resolve(s),
+        fail: reject,
+        timer: undefined,
+      }
       waiter.timer = setTimeout(() => {
         this.#drop(waiter)
         this.#onReject(s.lane)
         reject(new StsUnavailable(`waited ${this.#queueTimeoutMs} ms for a free STS request slot; try again later`))
       }, this.#queueTimeoutMs)
       s.waiting.push(waiter)
+      this.#arrivals.push(waiter)
       this.#queued++
       this.#place(credential, s)
       this.#onChange(this.#active, this.#queued)
@@ -147,8 +164,13 @@ export class StsAdmission {
   }
 
   #canStart(state: CredentialState): boolean {
-    if (this.#active >= this.#max || state.inFlight >= this.#perCredential[state.lane]) return false
+    if (this.#active >= this.#max) return false
     return state.lane === 'confirmed' || this.#activeUnknown < this.#unknownMax
+  }
+
+  /** No credential below its share waits in this lane or a lane before it (a newcomer over its share queues). */
+  #nobodyWaitsFor(lane: Lane): boolean {
+    return this.#ready.confirmed.size === 0 && (lane === 'confirmed' || this.#ready.unknown.size === 0)
   }
 
   #start(state: CredentialState): void {
@@ -173,36 +195,69 @@ export class StsAdmission {
     this.#onChange(this.#active, this.#queued)
   }
 
-  /** Starts waiters while slots are free: returning users first, then unknown credentials, each round robin. */
+  /**
+   * Starts waiters while slots are free. A waiter that has waited half the queue timeout goes first
+   * (shares decide turns, they must not make anyone wait out the timeout behind later arrivals);
+   * then returning users, then unknown credentials, each round robin; credentials over their share
+   * only with slots no one below theirs waits for (shares keep turns fair, never leave a slot idle).
+   */
   #dispatch(): void {
-    for (const lane of ['confirmed', 'unknown'] as const) {
-      const ready = this.#ready[lane]
-      while (
-        ready.size > 0 &&
-        this.#active < this.#max &&
-        (lane === 'confirmed' || this.#activeUnknown < this.#unknownMax)
-      ) {
-        const credential = ready.values().next().value as string
-        const state = this.#credentials.get(credential)!
-        const waiter = state.waiting.shift()!
-        this.#queued--
-        clearTimeout(waiter.timer)
-        this.#start(state)
-        this.#place(credential, state) // to the back of the turn order, or out if it is at its cap
-        waiter.start()
+    const order = [this.#ready.confirmed, this.#ready.unknown, this.#over.confirmed, this.#over.unknown]
+    while (this.#active < this.#max) {
+      const aged = this.#oldestWaiting()
+      if (aged !== undefined && performance.now() - aged.since >= this.#queueTimeoutMs / 2) {
+        const state = this.#credentials.get(aged.credential)!
+        if (state.lane === 'confirmed' || this.#activeUnknown < this.#unknownMax) {
+          this.#startWaiter(aged.credential, state)
+          continue
+        }
       }
+      const next = order.find((set, i) => set.size > 0 && (i % 2 === 0 || this.#activeUnknown < this.#unknownMax))
+      if (next === undefined) return
+      const credential = next.values().next().value as string
+      this.#startWaiter(credential, this.#credentials.get(credential)!)
     }
   }
 
-  /** Puts the credential in its lane's ready set (at the back) when it has a waiter it may start. */
-  #place(credential: string, state: CredentialState): void {
-    this.#ready.confirmed.delete(credential)
-    this.#ready.unknown.delete(credential)
-    if (state.waiting.length > 0 && state.inFlight < this.#perCredential[state.lane]) {
-      this.#ready[state.lane].add(credential)
-    } else {
-      this.#forget(credential, state)
+  /** Starts the first waiter of `credential` and puts the credential at the back of its turn order. */
+  #startWaiter(credential: string, state: CredentialState): void {
+    const waiter = state.waiting.shift()!
+    this.#finish(waiter)
+    this.#start(state)
+    this.#place(credential, state)
+    waiter.start()
+  }
+
+  /** The waiter that arrived first among those still waiting. */
+  #oldestWaiting(): Waiter | undefined {
+    while (this.#arrivals.length > 0 && this.#arrivals[0]!.done) {
+      this.#arrivals.shift()
+      this.#arrivalsDone--
     }
+    return this.#arrivals[0]
+  }
+
+  /** A waiter leaves the queue (started, refused or timed out). */
+  #finish(waiter: Waiter): void {
+    waiter.done = true
+    clearTimeout(waiter.timer)
+    this.#queued--
+    // Done waiters behind a long-waiting first one: compact once they are half of the list.
+    if (++this.#arrivalsDone > 64 && this.#arrivalsDone * 2 > this.#arrivals.length) {
+      this.#arrivals = this.#arrivals.filter((w) => !w.done)
+      this.#arrivalsDone = 0
+    }
+  }
+
+  /** Puts a credential with waiters at the back of its lane's turn order: below its share, or over it. */
+  #place(credential: string, state: CredentialState): void {
+    for (const sets of [this.#ready, this.#over]) {
+      sets.confirmed.delete(credential)
+      sets.unknown.delete(credential)
+    }
+    if (state.waiting.length === 0) return this.#forget(credential, state)
+    const sets = state.inFlight < this.#perCredential[state.lane] ? this.#ready : this.#over
+    sets[state.lane].add(credential)
   }
 
   #forget(credential: string, state: CredentialState): void {
@@ -215,7 +270,7 @@ export class StsAdmission {
     const i = state.waiting.indexOf(waiter)
     if (i === -1) return
     state.waiting.splice(i, 1)
-    this.#queued--
+    this.#finish(waiter)
     this.#place(waiter.credential, state)
     this.#onChange(this.#active, this.#queued)
   }
@@ -225,20 +280,14 @@ export class StsAdmission {
     const credential = this.#anyUnknownWaiting()
     if (credential === undefined) return false
     const waiter = this.#credentials.get(credential)!.waiting.at(-1)!
-    clearTimeout(waiter.timer)
     this.#drop(waiter)
     this.#onReject('unknown')
     waiter.fail(new StsUnavailable('too many STS requests waiting; try again later'))
     return true
   }
 
-  /** An unknown credential with waiters: the first ready one, else any (one at its cap). */
+  /** An unknown credential with waiters, over its share first. */
   #anyUnknownWaiting(): string | undefined {
-    const ready = this.#ready.unknown.values().next().value
-    if (ready !== undefined) return ready
-    for (const [credential, state] of this.#credentials) {
-      if (state.lane === 'unknown' && state.waiting.length > 0) return credential
-    }
-    return undefined
+    return (this.#over.unknown.values().next().value ?? this.#ready.unknown.values().next().value) as string | undefined
   }
 }

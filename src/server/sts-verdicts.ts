@@ -54,6 +54,15 @@ export class StsVerdicts {
     this.#confirmed.set(credential, true, CONFIRMED_TTL_MS)
   }
 
+  /**
+   * STS refused a token of this credential: it leaves the confirmed lane until a genuine token
+   * confirms it again. (Anyone can sign with a known access key ID and a wrong secret; they may make
+   * its user a first-time user again, never keep the confirmed lane's slots for themselves.)
+   */
+  unconfirm(credential: string): void {
+    this.#confirmed.set(credential, true, 0)
+  }
+
   /** The refusal STS gave earlier for this token (by its hash), if still remembered. */
   tokenRejection(tokenKey: string): StsRejected | undefined {
     return this.#rejected.get(`t:${tokenKey}`)?.value

@@ -108,6 +108,33 @@ describe('flood protection', () => {
   })
 })
 
+describe('a returning user whose access key ID someone signs with a wrong secret', () => {
+  it('loses the confirmed lane until a genuine token confirms the key again', async () => {
+    const sts = await startFakeSts({ principals: [ALICE] })
+    const srv = await startTestServer({
+      stsUrl: sts.url,
+      server: { mapUsers: [{ userarn: ALICE.arn, username: 'alice', groups: [] }] },
+    })
+    const lane = async (l: string) =>
+      metric((await srv.get('/metrics')).body, 'kube_iam_auth_sts_lane_requests_total', `{lane="${l}"}`)
+    const genuine = (s: number) => presignedToken({ principal: ALICE, now: new Date(Date.now() - s * 1000) })
+    try {
+      expect((await srv.review(await genuine(1))).json().status.authenticated).toBe(true) // unknown -> confirmed
+      expect((await srv.review(await genuine(2))).json().status.authenticated).toBe(true)
+      expect([await lane('unknown'), await lane('confirmed')]).toEqual([1, 1])
+      const spoofed = setParam(fromToken(await genuine(3)), 'X-Amz-Signature', 'e'.repeat(64))
+      expect((await srv.review(toToken(spoofed))).json().status.authenticated).toBe(false)
+      expect((await srv.review(await genuine(4))).json().status.authenticated).toBe(true)
+      expect((await srv.review(await genuine(5))).json().status.authenticated).toBe(true)
+      // the spoofed token still used the lane; the next genuine one did not, and confirmed the key again
+      expect([await lane('unknown'), await lane('confirmed')]).toEqual([2, 3])
+    } finally {
+      await srv.close()
+      await sts.close()
+    }
+  })
+})
+
 describe('the per-caller budget (callerRateLimitPerSecond) is spent only by unknown credentials', () => {
   it('returning users are never refused by it', async () => {
     const principals: FakeStsPrincipal[] = [1, 2, 3].map((i) => ({

@@ -110,31 +110,74 @@ describe('StsAdmission', () => {
     await Promise.all(calls.map((c) => c.result))
   })
 
-  it('one unknown credential holds at most 2 slots, and credentials take turns', async () => {
-    const g = gate({ max: 8 })
-    const same = Array.from({ length: 6 }, () => g.call('reused-key'))
+  it('a credential over its share (2 while unknown) waits while another below its share does, and goes first otherwise', async () => {
+    const g = gate({ max: 8 }) // 6 slots for unknown credentials
+    const same = Array.from({ length: 8 }, () => g.call('reused-key'))
+    await tick()
+    expect(g.started()).toEqual(Array(6).fill('reused-key')) // nobody else waits: every free slot is used
     const other = g.call('other-key')
     await tick()
-    expect(g.started()).toEqual(['reused-key', 'reused-key', 'other-key'])
+    expect(g.started()).toHaveLength(6)
     same[0]!.finish()
     await tick()
-    expect(g.started().filter((c) => c === 'reused-key')).toHaveLength(3)
+    expect(g.started().at(-1)).toBe('other-key') // below its share: ahead of reused-key's waiters
+    same[1]!.finish()
+    await tick()
+    expect(g.started().at(-1)).toBe('reused-key')
     for (const c of [...same, other]) c.finish()
     await Promise.all([...same, other].map((c) => c.result))
     expect(g.admission.tracked).toBe(0)
   })
 
-  it('a confirmed credential may hold a quarter of the slots; its waiters move lanes when it is confirmed', async () => {
-    const g = gate({ max: 16 })
-    const burst = Array.from({ length: 10 }, () => g.call('ci-role'))
+  it('a burst of one credential uses every free slot (a CI system starting jobs with one role); others still get turns', async () => {
+    const g = gate({ max: 16, confirmed: new Set(['ci-role', 'alice']) })
+    const burst = Array.from({ length: 20 }, () => g.call('ci-role'))
     await tick()
-    expect(g.started()).toHaveLength(2)
+    expect(g.started()).toHaveLength(16)
+    const alice = g.call('alice')
+    burst[0]!.finish()
+    await tick()
+    expect(g.started().at(-1)).toBe('alice')
+    for (const c of [...burst, alice]) c.finish()
+    await Promise.all([...burst, alice].map((c) => c.result))
+    expect([g.admission.active, g.admission.queued, g.admission.tracked]).toEqual([0, 0, 0])
+  })
+
+  it('waiters of a credential move to the confirmed lane when it is confirmed', async () => {
+    const g = gate({ max: 8, confirmed: new Set() })
+    const forged = Array.from({ length: 6 }, (_, i) => g.call(`forged-${i}`)) // the unknown lane is full
+    const burst = Array.from({ length: 3 }, () => g.call('ci-role'))
+    await tick()
+    expect(g.started()).toHaveLength(6)
     g.confirmed.add('ci-role')
     g.admission.reclassify('ci-role')
     await tick()
-    expect(g.started()).toHaveLength(4)
-    for (const c of burst) c.finish()
-    await Promise.all(burst.map((c) => c.result))
+    expect(g.started().slice(6)).toEqual(['ci-role', 'ci-role']) // the 2 slots kept for returning users
+    for (const c of [...forged, ...burst]) c.finish()
+    await Promise.all([...forged, ...burst].map((c) => c.result))
+  })
+
+  it('a waiter passed over for its share is started once it has waited half the queue timeout', async () => {
+    const g = gate({ max: 3, queueTimeoutMs: 300 })
+    const running = [g.call('a'), g.call('a')] // 'a' at its share of 2
+    let slot = g.call('b0') // the third slot, passed from one newcomer to the next
+    await tick()
+    const third = g.call('a') // over its share: each newcomer below theirs goes first ...
+    const others = [slot]
+    for (let i = 1; i <= 12 && !third.started; i++) {
+      const next = g.call(`b${i}`)
+      others.push(next)
+      await new Promise((r) => setTimeout(r, 25))
+      slot.finish()
+      await tick()
+      if (next.started) slot = next
+    }
+    // ... until it has waited 150 ms, not until it times out
+    expect(third.started).toBe(true)
+    expect(g.started().filter((c) => c.startsWith('b')).length).toBeGreaterThan(3)
+    for (const c of [...running, third, ...others]) c.finish()
+    await Promise.all([...running, third, ...others].map((c) => c.result))
+    expect(g.rejected).toEqual([])
   })
 
   it('a full queue refuses unknown newcomers at once, but displaces an unknown waiter for a returning user', async () => {
