@@ -48,8 +48,8 @@ interface CredentialState {
  *   forged tokens that make STS slow to answer.
  * - A waiting returning user is always started before any waiting unknown credential, and when
  *   the queue is full an unknown waiter is displaced (503) to make room for it.
- * - Each credential has a share of the slots (2 while unknown: the first answers tell whether the
- *   key exists; a quarter once confirmed) and credentials take turns round robin: while anyone
+ * - With 8 slots or more, each credential has a share of them (2 while unknown: the first answers
+ *   tell whether the key exists; a quarter once confirmed) and credentials take turns round robin: while anyone
  *   below their share waits, a credential over its share waits, so a flood that reuses a key, even
  *   a returning user's public access key ID, only slows that key. Shares never leave a slot idle:
  *   with no one else waiting, a CI system starting hundreds of jobs with one role gets them all.
@@ -80,9 +80,13 @@ export class StsAdmission {
   constructor(opts: StsAdmissionOptions) {
     if (!Number.isInteger(opts.max) || opts.max < 1) throw new TypeError('"max" must be an integer >= 1')
     this.#max = opts.max
-    // Below 8 slots there are none to spare: a small gate keeps them all for whoever comes first.
-    this.#unknownMax = opts.max >= 8 ? opts.max - Math.floor(opts.max / 4) : opts.max
-    this.#perCredential = { confirmed: Math.max(2, Math.floor(opts.max / 4)), unknown: 2 }
+    // Below 8 slots there are none to spare: a small gate keeps none back and has no shares, it
+    // serves whoever comes first (partitioning 4 slots costs more waiting than it protects).
+    const small = opts.max < 8
+    this.#unknownMax = small ? opts.max : opts.max - Math.floor(opts.max / 4)
+    this.#perCredential = small
+      ? { confirmed: opts.max, unknown: opts.max }
+      : { confirmed: Math.floor(opts.max / 4), unknown: 2 }
     this.#maxQueue = opts.maxQueue ?? Math.max(1024, opts.max * 64)
     this.#queueTimeoutMs = opts.queueTimeoutMs
     this.#laneOf = opts.laneOf
