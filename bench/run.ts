@@ -411,9 +411,9 @@ async function benchServer(home: string): Promise<ServerResults> {
       maxRequests: bodies.length,
       body: (i) => bodies[i]!,
     })
-    // a. at STS 0 ms (supply sized for up to 1,500/s), b. at 20 ms (at most CONNECTIONS / 20 ms = 500/s)
+    // a. at STS 0 ms (supply sized for up to 3,000/s), b. at 20 ms (at most CONNECTIONS / 20 ms = 500/s)
     for (const [key, latency, perSecond] of [
-      ['a', 0, 1_500],
+      ['a', 0, 3_000],
       ['b', 20, CONNECTIONS / 0.02],
     ] as const) {
       await sts.setLatency(latency)
