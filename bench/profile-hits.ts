@@ -1,5 +1,6 @@
-// Profiles the server's cache-hit path (or, with --misses, its STS path with distinct tokens, STS 0 ms):
-// `npx tsx bench/profile-hits.ts [--misses] [--ms 6000] [--connections 10]`.
+// Profiles the server's cache-hit path (or, with --misses, its STS path with distinct tokens, STS 0 ms;
+// or, with --junk, tokens refused by the local checks (expired)):
+// `npx tsx bench/profile-hits.ts [--misses | --junk] [--ms 6000] [--connections 10] [--node-flags "..."]`.
 // Starts the STS stand-in and a server under `node --cpu-prof`, verifies a small token set once,
 // replays it for --ms, stops the server (which writes the profile) and prints where the time went.
 // Needs a current build (npm run build). Profiles go to bench/results/prof-hits/.
@@ -11,13 +12,15 @@ import { runLoad } from './lib/load.js'
 import { cleanup, cpuSeconds, ROOT, startReaper, stopReaper, tempDir } from './lib/procs.js'
 import { startServer, startSts } from './lib/services.js'
 import { markdownTable } from './lib/stats.js'
-import { TokenFactory } from './lib/tokens.js'
+import { expiredToken, reviewBody, TokenFactory } from './lib/tokens.js'
 
 const { values } = parseArgs({
   options: {
     ms: { type: 'string', default: '6000' },
     connections: { type: 'string', default: '10' },
     misses: { type: 'boolean', default: false },
+    junk: { type: 'boolean', default: false },
+    'node-flags': { type: 'string', default: '' },
   },
 })
 const ms = Math.min(8_000, Number(values.ms))
@@ -28,7 +31,8 @@ let code = 0
 startReaper()
 try {
   const home = tempDir('home')
-  const dir = join(ROOT, 'bench', 'results', values.misses ? 'prof-misses' : 'prof-hits')
+  const kind = values.misses ? 'misses' : values.junk ? 'junk' : 'hits'
+  const dir = join(ROOT, 'bench', 'results', `prof-${kind}`)
   rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true })
   const sts = await startSts({ home })
@@ -37,15 +41,17 @@ try {
     stsUrl: sts.url,
     identityCacheSize: 100_000,
     connections,
-    nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
+    nodeFlags: [...values['node-flags'].split(' ').filter((f) => f !== ''), '--cpu-prof', `--cpu-prof-dir=${dir}`],
   })
   const tokens = new TokenFactory()
   // Misses: 3,000 distinct tokens of warm-up, then up to 12,000 for the profiled window.
   // Hits: 64 tokens verified once, 2 s of warm-up, then replayed in the profiled window.
   const n = values.misses ? 15_000 : 64
-  const bodies = await tokens.freshBodies(n)
+  const bodies = values.junk ? [reviewBody(await expiredToken())] : await tokens.freshBodies(n)
   const warmUp = values.misses ? 3_000 : 0
-  if (values.misses) {
+  if (values.junk) {
+    await runLoad(srv.pool, { concurrency: connections, maxMs: 2_000, maxRequests: 100_000, body: () => bodies[0]! })
+  } else if (values.misses) {
     await runLoad(srv.pool, { concurrency: connections, maxMs: 20_000, maxRequests: warmUp, body: (i) => bodies[i]! })
   } else {
     const prime = await runLoad(srv.pool, {
@@ -73,7 +79,7 @@ try {
   const cpu = cpuSeconds(srv.pid) - cpu0
   const toUs = Number(process.hrtime.bigint() / 1000n)
   console.log(
-    `${values.misses ? 'misses' : 'hits'}: ${Math.round(r.perSecond)} reviews/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, ${r.requests} reviews, server CPU ${((cpu * 1000) / r.requests).toFixed(3)} ms/review, failures ${JSON.stringify(r.failures)}`,
+    `${kind}: ${Math.round(r.perSecond)} reviews/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, ${r.requests} reviews, server CPU ${((cpu * 1000) / r.requests).toFixed(3)} ms/review, failures ${JSON.stringify(r.failures)}`,
   )
   await srv.stop()
   await sts.stop()

@@ -6,8 +6,13 @@ import type { FakeStsPrincipal } from '../../test/support/fake-sts.js'
 export const BENCH_ACCOUNT = '123456789012'
 export const BENCH_CLUSTER = 'bench-cluster'
 export const BENCH_REGION = 'us-west-2'
-/** How many principals the stand-in knows and the server maps. */
+/** How many principals the server maps one by one (mapUsers); the ones the token factories use. */
 export const PRINCIPAL_COUNT = 500
+/**
+ * Principals PRINCIPAL_COUNT .. PRINCIPAL_COUNT + FIRST_TIME_COUNT - 1: first-time users of the
+ * flood scenario, each used once, mapped through mapAccounts. The stand-in knows them all.
+ */
+export const FIRST_TIME_COUNT = 1500
 
 const pad = (n: number, width: number) => String(n).padStart(width, '0')
 

@@ -95,6 +95,14 @@ export interface MemStatus {
   readonly rssMiB: number
   /** MiB, peak RSS */
   readonly hwmMiB: number
+  /** MiB of RSS that is the process's own memory (heap, malloc) ... */
+  readonly anonMiB: number
+  /**
+   * ... and MiB of it that is file pages, mostly the node binary: shared and clean, and more or
+   * fewer of them mapped depending on what the page cache holds (other node processes), so the part
+   * of RSS that varies from run to run for reasons outside the process.
+   */
+  readonly fileMiB: number
 }
 
 export function memStatus(pid: number): MemStatus {
@@ -104,7 +112,12 @@ export function memStatus(pid: number): MemStatus {
     if (m === null) throw new Error(`no ${name} in /proc/${pid}/status`)
     return Number(m[1])
   }
-  return { rssMiB: round(kib('VmRSS') / 1024, 1), hwmMiB: round(kib('VmHWM') / 1024, 1) }
+  return {
+    rssMiB: round(kib('VmRSS') / 1024, 1),
+    hwmMiB: round(kib('VmHWM') / 1024, 1),
+    anonMiB: round(kib('RssAnon') / 1024, 1),
+    fileMiB: round(kib('RssFile') / 1024, 1),
+  }
 }
 
 const CLK_TCK = 100

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { load } from 'js-yaml'
 import { Pool, WebSocket } from 'undici'
-import { benchPrincipals, BENCH_CLUSTER, PRINCIPAL_COUNT } from './principals.js'
+import { benchPrincipals, BENCH_ACCOUNT, BENCH_CLUSTER, FIRST_TIME_COUNT, PRINCIPAL_COUNT } from './principals.js'
 import { BIN, cleanEnv, ROOT, stopChild, tempDir, track } from './procs.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -40,7 +40,7 @@ export async function startSts(opts: { home: string; latencyMs?: number }): Prom
         '--latency',
         String(opts.latencyMs ?? 0),
         '--principals',
-        String(PRINCIPAL_COUNT),
+        String(PRINCIPAL_COUNT + FIRST_TIME_COUNT),
       ],
       { cwd: ROOT, env: cleanEnv(opts.home), stdio: ['pipe', 'pipe', 'pipe'] },
     ),
@@ -104,7 +104,12 @@ export async function startSts(opts: { home: string; latencyMs?: number }): Prom
 export interface ServerOptions {
   readonly home: string
   readonly stsUrl: string
-  readonly identityCacheSize: number
+  /**
+   * The configuration users start with: only what a server needs to run here (cluster ID, listener,
+   * state dir, mappings); every limit, cache and timeout at its default. The keys below are ignored.
+   */
+  readonly defaults?: boolean
+  readonly identityCacheSize?: number
   readonly identityCacheTTL?: string
   readonly stsMaxConcurrency?: number
   /** Further `server:` keys, e.g. `stsTimeout: 1s`. */
@@ -117,6 +122,8 @@ export interface ServerOptions {
    */
   readonly inspect?: boolean
   readonly connections: number
+  /** Extra environment variables for the server process. */
+  readonly env?: Readonly<Record<string, string>>
 }
 
 export interface ServerProcess {
@@ -131,14 +138,25 @@ export interface ServerProcess {
   forceGc(): Promise<void>
   /** Every unlabelled sample from GET /metrics, by metric name. */
   metrics(): Promise<Map<string, number>>
+  /** GET /metrics as text. */
+  metricsText(): Promise<string>
   stop(): Promise<void>
 }
 
-/** One mapUsers entry per bench principal, so every review maps to a user. */
+/** One mapUsers entry per bench principal, so every review maps to a user; first-time users by account. */
 function configYaml(dir: string, o: ServerOptions): string {
   const users = benchPrincipals()
     .map((p, i) => `    - userarn: ${p.arn}\n      username: bench-user-${i}\n      groups: [bench:users]\n`)
     .join('')
+  const tuning = o.defaults
+    ? []
+    : [
+        `  identityCacheSize: ${o.identityCacheSize ?? 100_000}`,
+        `  identityCacheTTL: ${o.identityCacheTTL ?? '15m'}`,
+        `  stsMaxConcurrency: ${o.stsMaxConcurrency ?? 64}`,
+        '  shutdownTimeout: 2s',
+        ...(o.extraConfig ?? []).map((line) => `  ${line}`),
+      ]
   return [
     `clusterID: ${BENCH_CLUSTER}`,
     'server:',
@@ -147,14 +165,8 @@ function configYaml(dir: string, o: ServerOptions): string {
     '  port: 0',
     `  stateDir: ${join(dir, 'state')}`,
     `  generateKubeconfig: ${join(dir, 'webhook.kubeconfig')}`,
-    `  identityCacheSize: ${o.identityCacheSize}`,
-    `  identityCacheTTL: ${o.identityCacheTTL ?? '15m'}`,
-    `  stsMaxConcurrency: ${o.stsMaxConcurrency ?? 64}`,
-    '  shutdownTimeout: 2s',
-    ...(o.extraConfig ?? []).map((line) => `  ${line}`),
-    // The per-caller limit on STS verifications (default 200/s) would turn the miss phases into a
-    // test of the limiter: every review here comes from one caller, as from one kube-apiserver.
-    '  callerRateLimitPerSecond: 0',
+    ...tuning,
+    `  mapAccounts: ["${BENCH_ACCOUNT}"]`,
     '  mapUsers:',
     users,
   ].join('\n')
@@ -174,7 +186,7 @@ export async function startServer(o: ServerOptions): Promise<ServerProcess> {
         [...(o.nodeFlags ?? []), ...(o.inspect ? ['--inspect=127.0.0.1:0'] : []), BIN, 'server', '--config', cfg],
         {
           cwd: ROOT,
-          env: cleanEnv(o.home, { KUBE_IAM_AUTH_STS_ENDPOINT: o.stsUrl }),
+          env: cleanEnv(o.home, { KUBE_IAM_AUTH_STS_ENDPOINT: o.stsUrl, ...o.env }),
           stdio: ['ignore', logFd, logFd],
         },
       ),
@@ -207,9 +219,10 @@ export async function startServer(o: ServerOptions): Promise<ServerProcess> {
   }
   let inspector: string | undefined
   if (o.inspect) {
-    const m = /Debugger listening on (ws:\/\/127\.0\.0\.1:\d+\/[\w-]+)/.exec(readFileSync(logFile, 'utf8'))
-    if (m === null) throw new Error(`no inspector URL in the server's output:\n${logTail()}`)
-    inspector = m[1]!
+    // The last one: `server` re-executes itself with its V8 flags, and the first inspector goes with it.
+    const all = [...readFileSync(logFile, 'utf8').matchAll(/Debugger listening on (ws:\/\/127\.0\.0\.1:\d+\/[\w-]+)/g)]
+    if (all.length === 0) throw new Error(`no inspector URL in the server's output:\n${logTail()}`)
+    inspector = all.at(-1)![1]!
   }
   const url = new URL(server)
   if (url.hostname !== '127.0.0.1') throw new Error(`server URL ${server} is not on 127.0.0.1`)
@@ -250,6 +263,12 @@ export async function startServer(o: ServerOptions): Promise<ServerProcess> {
       } finally {
         ws.close()
       }
+    },
+    metricsText: async () => {
+      const res = await pool.request({ path: '/metrics', method: 'GET' })
+      const text = await res.body.text()
+      if (res.statusCode !== 200) throw new Error(`GET /metrics: ${res.statusCode}`)
+      return text
     },
     metrics: async () => {
       const res = await pool.request({ path: '/metrics', method: 'GET' })

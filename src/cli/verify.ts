@@ -1,7 +1,7 @@
 import { UsageError } from '../shared/errors.js'
 import type { Identity } from '../sts/get-caller-identity.js'
 import { createStsTransport } from '../sts/transport.js'
-import { verifyToken } from '../sts/verify.js'
+import { DEFAULT_STS_TIMEOUT_MS, verifyToken } from '../sts/verify.js'
 import type { Io } from './io.js'
 
 export interface VerifyFlags {
@@ -20,7 +20,10 @@ export async function runVerify(flags: VerifyFlags, io: Io, readStdin: () => Pro
     throw new UsageError(`unknown output format "${flags.output}" (only "json" is supported)`)
   }
   const token = flags.token === '-' ? (await readStdin()).trim() : flags.token
-  const transport = createStsTransport({ maxConnections: 1 })
+  const transport = createStsTransport({
+    maxConnections: 1,
+    connectTimeoutMs: flags.timeoutMs ?? DEFAULT_STS_TIMEOUT_MS,
+  })
   try {
     const identity = await verifyToken(
       token,

@@ -6,13 +6,15 @@ import { compileRules, type MappingDocument } from '../mapping/rules.js'
 import type { Problem } from '../shared/problem.js'
 import { roleMapping, userMapping } from '../mapping/decode.js'
 import { BACKEND_MODES, type BackendMode } from '../mapping/types.js'
-import { PARTITION_IDS } from '../shared/partitions.js'
+import { extraRegionProblem, findPartition, PARTITION_IDS } from '../shared/partitions.js'
 import { caseInsensitive, type Reader } from '../shared/reader.js'
 
 /** The server's whole configuration, after file, flags and defaults are merged and validated. */
 export interface ServerConfig {
   readonly clusterId: string
   readonly partition: string
+  /** Regions of `partition` accepted in token hosts beyond those this release knows. */
+  readonly extraRegions: readonly string[]
   readonly address: string
   readonly port: number
   readonly hostname: string
@@ -86,7 +88,34 @@ export const DEFAULTS = {
   headersTimeoutMs: 20_000,
   ec2Qps: 15,
   ec2Burst: 5,
-  callerRateLimit: { perSecond: 200, burst: 1000 },
+  /**
+   * Off: every review arrives through kube-apiserver, so a per-caller budget is one global budget
+   * that refuses genuine users under load. Floods are handled by the STS admission lanes instead.
+   */
+  callerRateLimit: { perSecond: 0, burst: 1000 },
+}
+
+const GAVE_UP = 'kube-apiserver gives up on a review long before that'
+/**
+ * Values outside these bounds leave a server that cannot work (a 0 s STS deadline fails every new
+ * token) or that holds reviews long after kube-apiserver has given up on them: config errors.
+ */
+const LIMITS = {
+  stsTimeout: { min: 100, max: 60_000, low: 'it would fail every STS call', high: GAVE_UP },
+  stsQueueTimeout: { min: 0, max: 60_000, low: '', high: GAVE_UP },
+}
+
+/** A duration key that must lie in [min, max]; outside, an error that says why. */
+function boundedDuration(
+  server: Reader,
+  key: string,
+  limit: { min: number; max: number; low: string; high: string },
+): number | undefined {
+  const ms = server.duration(key)
+  if (ms === undefined || (ms >= limit.min && ms <= limit.max)) return ms
+  const why = ms < limit.min ? limit.low : limit.high
+  server.error(key, `must be between ${limit.min}ms and ${limit.max / 1000}s, got ${ms}ms (${why})`)
+  return undefined
 }
 
 const ALIASES: Record<string, BackendMode> = { File: 'MountedFile', ConfigMap: 'EKSConfigMap' }
@@ -158,6 +187,8 @@ export function decodeServerConfig(
     server.error('partition', `invalid partition '${partition}' (valid: ${PARTITION_IDS.join(', ')})`)
   }
 
+  const extraRegions = decodeExtraRegions(server, partition)
+
   const port = flags.port ?? server.integer('port', 0, 65535) ?? DEFAULTS.port
   const backendMode = decodeBackendMode(flags.backendMode ?? server.stringList('backendMode'), server)
 
@@ -206,6 +237,7 @@ export function decodeServerConfig(
   const config: ServerConfig = {
     clusterId,
     partition,
+    extraRegions,
     address: flags.address ?? server.string('address') ?? DEFAULTS.address,
     port,
     hostname: flags.hostname ?? server.string('hostname') ?? DEFAULTS.hostname,
@@ -230,10 +262,10 @@ export function decodeServerConfig(
     dynamicBackendModePath: server.string('dynamicBackendModePath'),
     identityCacheTtlMs: server.duration('identityCacheTTL') ?? DEFAULTS.identityCacheTtlMs,
     identityCacheSize: server.integer('identityCacheSize', 0) ?? DEFAULTS.identityCacheSize,
-    stsTimeoutMs: server.duration('stsTimeout') ?? DEFAULTS.stsTimeoutMs,
-    stsMaxConcurrency: server.integer('stsMaxConcurrency', 1) ?? DEFAULTS.stsMaxConcurrency,
-    stsQueueTimeoutMs: server.duration('stsQueueTimeout') ?? DEFAULTS.stsQueueTimeoutMs,
-    maxRequestBytes: server.integer('maxRequestBytes', 1024) ?? DEFAULTS.maxRequestBytes,
+    stsTimeoutMs: boundedDuration(server, 'stsTimeout', LIMITS.stsTimeout) ?? DEFAULTS.stsTimeoutMs,
+    stsMaxConcurrency: server.integer('stsMaxConcurrency', 1, 10_000) ?? DEFAULTS.stsMaxConcurrency,
+    stsQueueTimeoutMs: boundedDuration(server, 'stsQueueTimeout', LIMITS.stsQueueTimeout) ?? DEFAULTS.stsQueueTimeoutMs,
+    maxRequestBytes: server.integer('maxRequestBytes', 1024, 1024 * 1024) ?? DEFAULTS.maxRequestBytes,
     shutdownTimeoutMs: server.duration('shutdownTimeout') ?? DEFAULTS.shutdownTimeoutMs,
     ...(headersTimeoutMs === undefined ? {} : { headersTimeoutMs }),
     callerAuth: server.boolean('callerAuth') ?? false,
@@ -295,6 +327,7 @@ const SERVER_KEYS = [
   'kubeconfig',
   'master',
   'partition',
+  'extraregions',
   'backendmode',
   'maproles',
   'mapusers',
@@ -323,6 +356,19 @@ const SERVER_KEYS = [
   'healthport',
   'featuregates',
 ]
+
+/** server.extraRegions: regions AWS opened after this release, accepted in token hosts of the partition. */
+function decodeExtraRegions(server: Reader, partitionId: string): string[] {
+  const regions = server.stringList('extraRegions') ?? []
+  const partition = findPartition(partitionId)
+  if (partition === undefined) return regions // reported under server.partition
+  regions.forEach((region, i) => {
+    const problem = extraRegionProblem(region, partition)
+    if (problem?.severity === 'error') server.error(`extraRegions[${i}]`, problem.message)
+    if (problem?.severity === 'warning') server.warn(`extraRegions[${i}]`, problem.message)
+  })
+  return regions
+}
 
 function decodeBackendMode(value: readonly string[] | undefined, server: Reader): BackendMode[] {
   const modes = value ?? DEFAULTS.backendMode

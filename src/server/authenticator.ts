@@ -1,19 +1,23 @@
 import { createHash } from 'node:crypto'
-import { isKiaError, RateLimited, StsThrottled, type KiaError } from '../shared/errors.js'
+import { isKiaError, RateLimited, StsRejected, StsThrottled, type KiaError } from '../shared/errors.js'
 import { mapIdentity, type ChainResult } from '../mapping/chain.js'
 import type { PrivateDnsResolver } from '../mapping/template.js'
 import type { Mapper } from '../mapping/types.js'
 import type { Identity } from '../sts/get-caller-identity.js'
 import type { StsTransport } from '../sts/transport.js'
 import { checkToken, identify } from '../sts/verify.js'
+import type { PresignedRequest } from '../token/parse.js'
 import type { IdentityCache } from './identity-cache.js'
-import type { ConcurrencyLimiter } from './limiter.js'
+import type { StsAdmission } from './sts-admission.js'
+import { credentialOf, type StsVerdicts } from './sts-verdicts.js'
 import type { Metrics } from '../shared/metrics.js'
 import { userInfo, type UserInfo } from './token-review.js'
 
 export interface AuthenticatorOptions {
   readonly clusterId: string
   readonly partition: string
+  /** Regions of the partition accepted beyond those this release knows (server.extraRegions). */
+  readonly extraRegions?: readonly string[] | undefined
   readonly stsEndpoint?: string | undefined
   readonly stsTimeoutMs: number
   readonly scrubbedAccounts: readonly string[]
@@ -23,12 +27,18 @@ export interface AuthenticatorDeps {
   readonly now: () => number
   readonly sts: StsTransport
   readonly cache: IdentityCache
-  readonly limiter: ConcurrencyLimiter
+  /** The gate in front of STS (lanes, per-credential bounds, queue). */
+  readonly admission: StsAdmission
+  /** What STS said recently: confirmed credentials (the admission's lanes) and remembered refusals. */
+  readonly verdicts: StsVerdicts
   /** The backend chain in force (a function: the dynamic backend mode file can swap it). */
   readonly chain: () => readonly Mapper[]
   readonly resolveDns?: PrivateDnsResolver | undefined
   readonly metrics: Metrics
-  /** Per-caller budget for reviews that need STS (cache misses); cache hits are never limited. */
+  /**
+   * Operator-configured budget per caller for verifications of credentials STS has not confirmed
+   * (callerRateLimitPerSecond); returning users and cache hits are never limited.
+   */
   readonly callerLimit?: ((caller: string) => boolean) | undefined
 }
 
@@ -59,7 +69,7 @@ export function tokenKey(token: string): string {
 
 /**
  * Decides one token: identity (from the cache, or strict local checks then STS through the
- * concurrency limiter), then the mapping chain. Never throws; every failure is a Decision.
+ * admission gate), then the mapping chain. Never throws; every failure is a Decision.
  */
 export function createAuthenticator(
   opts: AuthenticatorOptions,
@@ -70,35 +80,74 @@ export function createAuthenticator(
   const verifyOpts = {
     clusterId: opts.clusterId,
     partition: opts.partition,
+    extraRegions: opts.extraRegions,
     stsEndpoint: opts.stsEndpoint,
     timeoutMs: opts.stsTimeoutMs,
   }
-  const { metrics } = deps
+  const { metrics, verdicts } = deps
+  let cachedCount = -1
 
-  const loadIdentity = async (token: string, caller: string) => {
-    const req = checkToken(token, verifyOpts, new Date(deps.now()))
-    if (deps.callerLimit !== undefined && !deps.callerLimit(caller)) {
+  /** Remembered refusals, then one STS call through the gate. */
+  const loadIdentity = async (req: PresignedRequest, key: string, caller: string, loaded: { credential?: string }) => {
+    const credential = credentialOf(req)
+    const remembered = verdicts.tokenRejection(key) ?? verdicts.credentialRejection(credential, req.stsRegion)
+    if (remembered !== undefined) {
+      metrics.rememberedRejections.inc()
+      throw remembered
+    }
+    const lane = verdicts.isConfirmed(credential) ? 'confirmed' : 'unknown'
+    metrics.stsLaneRequests.inc({ lane })
+    if (lane === 'unknown' && deps.callerLimit !== undefined && !deps.callerLimit(caller)) {
       throw new RateLimited(`caller ${caller} is over its rate of STS verifications; try again later`)
     }
-    const identity = await deps.limiter
-      .run(() => identify(req, verifyOpts, deps.sts))
+    const validUntil = req.expiresAt.getTime()
+    const identity = await deps.admission
+      .run(credential, async () => {
+        // STS may have refused this credential while this review waited for its turn.
+        const refused = verdicts.credentialRejection(credential, req.stsRegion)
+        if (refused !== undefined) throw refused
+        return identify(req, verifyOpts, deps.sts)
+      })
       .catch((err: unknown) => {
         if (err instanceof StsThrottled) metrics.stsThrottling.inc({ StsRegion: req.stsRegion })
+        if (err instanceof StsRejected && err.status !== undefined && err.status >= 400 && err.status < 500) {
+          verdicts.reject(key, { credential, stsRegion: req.stsRegion, validUntil }, err)
+          if (lane === 'confirmed') {
+            verdicts.unconfirm(credential)
+            deps.admission.reclassify(credential)
+          }
+        }
         throw err
       })
-    return { identity, validUntil: req.expiresAt.getTime() }
+    loaded.credential = credential
+    return { identity, validUntil }
   }
 
   return async function authenticate(token: string, caller = 'local'): Promise<Decision> {
     let identity: Identity | undefined
     let cache: CacheSource | undefined
+    const key = tokenKey(token)
+    const loaded: { credential?: string } = {}
     try {
-      const got = await deps.cache.getOrLoad(tokenKey(token), () => loadIdentity(token, caller))
-      identity = got.identity
-      cache = got.source
+      identity = deps.cache.get(key)
+      if (identity !== undefined) {
+        cache = 'hit'
+      } else {
+        // The local checks come before any shared load is set up: a refused token costs no more.
+        const req = checkToken(token, verifyOpts, new Date(deps.now()))
+        const got = await deps.cache.getOrLoad(key, () => loadIdentity(req, key, caller, loaded))
+        identity = got.identity
+        cache = got.source
+      }
       if (cache === 'hit') metrics.identityCacheHits.inc()
       else metrics.identityCacheMisses.inc()
       const mapped = await mapIdentity(deps.chain(), identity, deps.resolveDns)
+      if (loaded.credential !== undefined) {
+        // A credential STS confirmed and the mapping let in: its next tokens use the confirmed lane.
+        verdicts.confirm(loaded.credential)
+        metrics.confirmedCredentials.set(verdicts.confirmedCount)
+        deps.admission.reclassify(loaded.credential)
+      }
       const isScrubbed = scrubbed.has(identity.accountId)
       return {
         allowed: true,
@@ -118,7 +167,8 @@ export function createAuthenticator(
         cache,
       }
     } finally {
-      metrics.identityCacheEntries.set(deps.cache.size)
+      // Only when it changed: setting a gauge is not free, and most reviews change nothing.
+      if (deps.cache.size !== cachedCount) metrics.identityCacheEntries.set((cachedCount = deps.cache.size))
     }
   }
 }

@@ -41,9 +41,33 @@ export function outcomeOf(err: KiaError): Outcome {
   return base
 }
 
+/**
+ * The error codes STS gives for a GetCallerIdentity it refuses. Any other code (a new one, or
+ * whatever a misbehaving endpoint sends) is reported as `sts-other`: metric labels take values from
+ * bounded sets only. The full code stays in the error message.
+ */
+const STS_CODES = new Set([
+  'InvalidClientTokenId',
+  'SignatureDoesNotMatch',
+  'ExpiredToken',
+  'IncompleteSignature',
+  'MissingAuthenticationToken',
+  'AccessDenied',
+  'AccessDeniedException',
+  'InvalidParameterValue',
+  'InvalidAction',
+  'MalformedQueryString',
+  'OptInRequired',
+  'RequestExpired',
+  'InvalidQueryParameter',
+  'UnrecognizedClientException',
+])
+
 /** A short, stable reason for logs and the reviews_total metric: the failed check or the error code. */
 export function reasonOf(err: KiaError): string {
   const check = (err as { check?: string }).check
+  if (check !== undefined) return check
   const stsCode = (err as { stsCode?: string }).stsCode
-  return check ?? stsCode ?? err.code
+  if (stsCode !== undefined) return STS_CODES.has(stsCode) ? stsCode : 'sts-other'
+  return err.code
 }

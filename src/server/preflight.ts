@@ -5,7 +5,7 @@ import { loadAll } from 'js-yaml'
 import type { ServerConfig } from '../config/server-config.js'
 import { isKiaError } from '../shared/errors.js'
 import type { Problem } from '../shared/problem.js'
-import { CALLER_KEYS_DIR, createCallerVerifier, loadCallerKeys } from './caller-auth.js'
+import type * as CallerAuth from './caller-auth.js'
 import { CERT_FILE, checkServingCertPair, KEY_FILE, servingCertProblems } from './tls.js'
 
 /**
@@ -110,6 +110,8 @@ async function checkPregenerated(
 /** Why the webhook kubeconfig's token would be refused, or undefined when it is accepted. */
 async function callerTokenProblem(config: ServerConfig, token: string | undefined): Promise<string | undefined> {
   if (token === undefined) return 'holds no caller token'
+  // Loaded here, only with callerAuth on: jose is memory a server without caller auth need not hold.
+  const { CALLER_KEYS_DIR, createCallerVerifier, loadCallerKeys }: typeof CallerAuth = await import('./caller-auth.js')
   if (loadCallerKeys(config.stateDir).length === 0) {
     return `holds a caller token, but ${join(config.stateDir, CALLER_KEYS_DIR)} has no key to verify it`
   }

@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:https'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, LookupFunction } from 'node:net'
 import { DEFAULTS, type ServerConfig } from '../config/server-config.js'
 import { buildChain } from './build-chain.js'
 import { createPrivateDnsResolver } from '../mapping/ec2-private-dns/index.js'
@@ -7,12 +7,14 @@ import type { PrivateDnsResolver } from '../mapping/template.js'
 import type { Mapper } from '../mapping/types.js'
 import { ConfigInvalid } from '../shared/errors.js'
 import { createStsTransport } from '../sts/transport.js'
-import type { Request, Response } from 'express'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createApp } from './app.js'
+import { createAuditThrottle } from './audit-throttle.js'
 import { createAuthenticator } from './authenticator.js'
-import { createCallerVerifier, ensureCallerKey, issueCallerToken, type CallerVerifier } from './caller-auth.js'
+import type { CallerVerifier } from './caller-auth.js'
 import { IdentityCache } from './identity-cache.js'
-import { ConcurrencyLimiter } from './limiter.js'
+import { StsAdmission } from './sts-admission.js'
+import { StsVerdicts } from './sts-verdicts.js'
 import type { Logger } from '../shared/logger.js'
 import { createMetrics, type Metrics } from '../shared/metrics.js'
 import { CallerRateLimiter } from './rate-limit.js'
@@ -26,6 +28,8 @@ export interface RunDeps {
   readonly env: Readonly<Record<string, string | undefined>>
   readonly now?: () => number
   readonly metrics?: Metrics
+  /** Name resolution for STS hosts (tests inject failures and stalls). Default dns.lookup. */
+  readonly stsLookup?: LookupFunction
 }
 
 export interface RunningServer {
@@ -73,18 +77,24 @@ async function start(config: ServerConfig, deps: RunDeps, lifetime: AbortControl
     address: config.address,
     hostname: config.hostname,
   })
-  const transport = createStsTransport({ maxConnections: config.stsMaxConcurrency })
+  const transport = createStsTransport({
+    maxConnections: config.stsMaxConcurrency,
+    connectTimeoutMs: config.stsTimeoutMs,
+    ...(deps.stsLookup === undefined ? {} : { lookup: deps.stsLookup }),
+  })
   const sts = instrumentSts(transport.send, metrics)
   const dns = lazyDnsResolver(config, deps.env, metrics)
   const rateLimiter = new CallerRateLimiter({ ...config.callerRateLimit, now })
-  const callerKey = config.callerAuth ? await ensureCallerKey(config.stateDir) : undefined
-  const callers = config.callerAuth
-    ? createCallerVerifier({ stateDir: config.stateDir, clusterId: config.clusterId, now })
-    : undefined
+  const verdicts = new StsVerdicts({ now })
+  // jose is loaded only when caller authentication is on (off by default).
+  const callerAuth = config.callerAuth ? await import('./caller-auth.js') : undefined
+  const callerKey = callerAuth && (await callerAuth.ensureCallerKey(config.stateDir))
+  const callers = callerAuth?.createCallerVerifier({ stateDir: config.stateDir, clusterId: config.clusterId, now })
   const authenticate = createAuthenticator(
     {
       clusterId: config.clusterId,
       partition: config.partition,
+      extraRegions: config.extraRegions,
       stsEndpoint: deps.env.KUBE_IAM_AUTH_STS_ENDPOINT || undefined,
       stsTimeoutMs: config.stsTimeoutMs,
       scrubbedAccounts: config.scrubbedAccounts,
@@ -93,20 +103,27 @@ async function start(config: ServerConfig, deps: RunDeps, lifetime: AbortControl
       now,
       sts,
       cache: new IdentityCache({ maxEntries: config.identityCacheSize, ttlMs: config.identityCacheTtlMs, now }),
-      limiter: new ConcurrencyLimiter({
+      admission: new StsAdmission({
         max: config.stsMaxConcurrency,
         queueTimeoutMs: config.stsQueueTimeoutMs,
+        laneOf: (credential) => (verdicts.isConfirmed(credential) ? 'confirmed' : 'unknown'),
         onChange: (_active, queued) => metrics.stsQueued.set(queued),
-        onReject: () => metrics.stsQueueRejections.inc(),
+        onReject: (lane) => metrics.stsQueueRejections.inc({ lane }),
       }),
+      verdicts,
       chain: () => chain,
       resolveDns: dns.resolve,
       metrics,
-      callerLimit: (caller) => rateLimiter.take(caller),
+      callerLimit: config.callerRateLimit.perSecond > 0 ? (caller) => rateLimiter.take(caller) : undefined,
     },
   )
 
   let draining = false
+  const auditThrottle = createAuditThrottle({
+    log,
+    now,
+    onSuppressed: (decision) => metrics.auditLinesSuppressed.inc({ decision }),
+  })
   const app = createApp({
     guard: callers && ((req, res) => callerGuard(callers, req, res, metrics)),
     authenticate,
@@ -116,6 +133,7 @@ async function start(config: ServerConfig, deps: RunDeps, lifetime: AbortControl
     maxRequestBytes: config.maxRequestBytes,
     sources: () => chain.map((m) => m.status()),
     audit: config.auditLog,
+    auditThrottle,
     draining: () => draining,
   })
   const headersTimeoutMs = config.headersTimeoutMs ?? DEFAULTS.headersTimeoutMs
@@ -153,7 +171,7 @@ async function start(config: ServerConfig, deps: RunDeps, lifetime: AbortControl
   const url = webhookServerUrl(config.hostname, port)
   if (!config.kubeconfigPregenerated) {
     // Written once listening, so port 0 (any free port) gives a kubeconfig with the real port.
-    const bearerToken = callerKey && (await issueCallerToken(callerKey, config.clusterId))
+    const bearerToken = callerAuth && callerKey && (await callerAuth.issueCallerToken(callerKey, config.clusterId))
     writeWebhookKubeconfig(
       config.generateKubeconfig,
       renderWebhookKubeconfig({
@@ -192,6 +210,7 @@ async function start(config: ServerConfig, deps: RunDeps, lifetime: AbortControl
         clearInterval(sweep)
         clearTimeout(force)
         lifetime.abort()
+        auditThrottle.close()
         callers?.close()
         dns.close()
         await transport.close()
@@ -234,8 +253,8 @@ function lazyDnsResolver(
 /** Only callers with a valid caller token get to /authenticate; everyone else gets 401. */
 async function callerGuard(
   callers: CallerVerifier,
-  req: Request,
-  res: Response,
+  req: IncomingMessage,
+  res: ServerResponse,
   metrics: Metrics,
 ): Promise<string | undefined> {
   const header = req.headers.authorization
@@ -243,14 +262,14 @@ async function callerGuard(
   const result = token ? await callers.verify(token) : { error: 'missing' }
   if ('caller' in result) return `${result.caller}@${req.socket.remoteAddress ?? 'unknown'}`
   metrics.callerAuthFailures.inc({ reason: result.error })
-  res
-    .status(401)
-    .set('WWW-Authenticate', 'Bearer realm="kube-iam-auth"')
-    .type('text/plain')
-    .send(
-      token
-        ? 'invalid caller token\n'
-        : 'caller authentication required: use the webhook kubeconfig kube-iam-auth wrote\n',
-    )
+  const text = token
+    ? 'invalid caller token\n'
+    : 'caller authentication required: use the webhook kubeconfig kube-iam-auth wrote\n'
+  res.writeHead(401, {
+    'www-authenticate': 'Bearer realm="kube-iam-auth"',
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  })
+  res.end(text)
   return undefined
 }

@@ -1,5 +1,3 @@
-import 'reflect-metadata'
-import * as x509 from '@peculiar/x509'
 import { createPrivateKey, type KeyObject, randomBytes, X509Certificate } from 'node:crypto'
 import { mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
@@ -78,7 +76,7 @@ export async function loadOrCreateServingCert(opts: {
  * generation, a smaller certificate and kubeconfig, and every kube-apiserver (Go crypto/tls) supports
  * it. The key is PKCS#8 ("PRIVATE KEY"), which Node's TLS reads.
  * Built with @peculiar/x509 over WebCrypto (which needs the reflect-metadata polyfill, imported
- * first).
+ * first), both loaded on first use.
  */
 export async function generateServingCert(opts: {
   address: string
@@ -86,6 +84,9 @@ export async function generateServingCert(opts: {
   now: Date
 }): Promise<{ certPem: string; keyPem: string }> {
   const sans = servingCertSans(opts.address, opts.hostname)
+  // Loaded only to generate (once per state dir): several MiB a long-running server need not hold.
+  await import('reflect-metadata')
+  const x509 = await import('@peculiar/x509')
   const algorithm = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' }
   const keys = await crypto.subtle.generateKey(algorithm, true, ['sign', 'verify'])
   const now = opts.now.getTime()

@@ -25,7 +25,16 @@ export type ErrorCode =
 export abstract class KiaError extends Error {
   abstract readonly code: ErrorCode
   constructor(message: string, options?: ErrorOptions) {
-    super(message, options)
+    // No stack trace: these are answers to bad input or failed dependencies, thrown thousands of
+    // times a second under a flood of junk tokens and never printed with a stack; capturing one
+    // was the largest single cost of refusing a token.
+    const limit = Error.stackTraceLimit
+    Error.stackTraceLimit = 0
+    try {
+      super(message, options)
+    } finally {
+      Error.stackTraceLimit = limit
+    }
     this.name = new.target.name
   }
 }

@@ -92,7 +92,30 @@ export function createMetrics(registry = new Registry(), opts: { defaultMetrics?
     stsQueued: new Gauge({ name: `${ours}sts_queued_requests`, help: 'STS requests waiting for a slot', registers }),
     stsQueueRejections: new Counter({
       name: `${ours}sts_queue_rejections_total`,
-      help: 'Reviews refused because the STS concurrency queue was full for too long',
+      help: 'Reviews refused (503) because no STS slot was free in time, by lane (confirmed or unknown credential)',
+      labelNames: ['lane'] as const,
+      registers,
+    }),
+    stsLaneRequests: new Counter({
+      name: `${ours}sts_lane_requests_total`,
+      help: 'Reviews that needed STS, by lane: confirmed (a credential STS confirmed and the mapping let in recently) or unknown',
+      labelNames: ['lane'] as const,
+      registers,
+    }),
+    rememberedRejections: new Counter({
+      name: `${ours}sts_remembered_rejections_total`,
+      help: 'Reviews refused locally because STS had just refused the same token, or does not know its credential',
+      registers,
+    }),
+    confirmedCredentials: new Gauge({
+      name: `${ours}sts_confirmed_credentials`,
+      help: 'Credentials in the confirmed lane',
+      registers,
+    }),
+    auditLinesSuppressed: new Counter({
+      name: `${ours}audit_lines_suppressed_total`,
+      help: 'Denial and error log lines not written individually (counted in a summary line instead), by decision',
+      labelNames: ['decision'] as const,
       registers,
     }),
     stsLatency: new Histogram({

@@ -1,3 +1,4 @@
+import { detached } from '../shared/detached.js'
 import { ArnInvalid, StsRejected, StsThrottled, StsUnavailable } from '../shared/errors.js'
 import type { PresignedRequest } from '../token/parse.js'
 import { canonicalizeArn } from './arn.js'
@@ -106,8 +107,9 @@ export function processCallerIdentityResponse(res: StsHttpResponse, req: Presign
     accountId: result.Account,
     userId,
     sessionName,
-    accessKeyId: req.accessKeyId,
-    stsEndpoint: req.host,
+    // Kept in the identity cache: copies, not views of the token's URL (see detached()).
+    accessKeyId: detached(req.accessKeyId),
+    stsEndpoint: detached(req.host),
   }
 }
 

@@ -6,6 +6,8 @@ export interface VerifyOptions {
   readonly clusterId: string
   /** The server's partition; tokens for hosts of any other partition are refused. Default `aws`. */
   readonly partition?: string
+  /** Regions of the partition accepted beyond those this release knows (server.extraRegions). */
+  readonly extraRegions?: readonly string[] | undefined
   /** Base URL to send GetCallerIdentity to instead of the token's host (KUBE_IAM_AUTH_STS_ENDPOINT). */
   readonly stsEndpoint?: string | undefined
   /** Deadline for the STS round trip. Default 10 s, as upstream. */
@@ -22,7 +24,7 @@ export const DEFAULT_STS_TIMEOUT_MS = 10_000
 /** Local checks only; throws TokenInvalid. Split out so callers can key caches on the parsed request. */
 export function checkToken(token: string, opts: VerifyOptions, now: Date): PresignedRequest {
   if (opts.clusterId === '') throw new TypeError('"clusterId" must not be empty')
-  return parsePresignedToken(token, { partition: opts.partition ?? 'aws', now })
+  return parsePresignedToken(token, { partition: opts.partition ?? 'aws', extraRegions: opts.extraRegions, now })
 }
 
 /** Asks STS who signed an already-checked request. Throws StsRejected, StsThrottled or StsUnavailable. */

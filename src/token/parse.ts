@@ -1,6 +1,6 @@
 import { TokenInvalid } from '../shared/errors.js'
 import { decodeToken } from './format.js'
-import { checkStsHost } from './hosts.js'
+import { checkStsHost, stsHostPolicy } from './hosts.js'
 
 /** STS honours a presigned GetCallerIdentity for 15 minutes after X-Amz-Date, whatever X-Amz-Expires says. */
 export const PRESIGN_VALIDITY_MS = 15 * 60 * 1000
@@ -37,12 +37,16 @@ export interface PresignedRequest {
   /** When STS stops honouring the signature (signedAt + 15 minutes). */
   readonly expiresAt: Date
   readonly hasSessionToken: boolean
-  /** Path and query to send to STS, rebuilt from the checked parameters. */
+  /** X-Amz-Security-Token of temporary credentials: part of the bearer secret, never logged. */
+  readonly sessionToken?: string | undefined
+  /** Path and query to send to STS, exactly as checked. */
   readonly pathAndQuery: string
 }
 
 export interface ParseOptions {
   readonly partition: string
+  /** Regions of `partition` accepted beyond those this release knows (server.extraRegions). */
+  readonly extraRegions?: readonly string[] | undefined
   readonly now: Date
 }
 
@@ -54,7 +58,7 @@ export function parsePresignedToken(token: string, opts: ParseOptions): Presigne
   const url = decodeToken(token)
   const { host, path, query } = splitUrl(url)
   // Host is validated first, as upstream does, so a foreign host is reported as such.
-  const { stsRegion, signingRegion } = checkStsHost(host, opts.partition)
+  const { stsRegion, signingRegion } = checkStsHost(host, stsHostPolicy(opts.partition, opts.extraRegions))
   if (path !== '/') throw new TokenInvalid('path', 'unexpected path in pre-signed URL')
   if (query === undefined) throw new TokenInvalid('query', 'pre-signed URL has no query')
   const params = parseQuery(query)
@@ -125,7 +129,10 @@ export function parsePresignedToken(token: string, opts: ParseOptions): Presigne
     signedAt,
     expiresAt,
     hasSessionToken: securityToken !== undefined,
-    pathAndQuery: `/?${[...params].map(([k, v]) => `${k}=${uriEncode(v)}`).join('&')}`,
+    sessionToken: securityToken,
+    // Every key passed the allow-list and every value is in SigV4's canonical encoding (checked by
+    // decodeCanonical), so the query as received is exactly the one re-encoding would produce.
+    pathAndQuery: `/?${query}`,
   }
 }
 
@@ -180,7 +187,7 @@ const UNRESERVED = /^[A-Za-z0-9\-._~]$/
 function parseQuery(query: string): Map<CanonicalKey, string> {
   if (query === '') throw new TokenInvalid('query', 'pre-signed URL has no query')
   if (query.includes(';')) throw new TokenInvalid('query', 'malformed query parameter: ";" is not a separator')
-  const pairs: Array<[string, string]> = []
+  const pairs: Array<[key: string, value: string, lower: string]> = []
   const seen = new Map<string, string>()
   for (const pair of query.split('&')) {
     const eq = pair.indexOf('=')
@@ -189,17 +196,18 @@ function parseQuery(query: string): Map<CanonicalKey, string> {
     if (!/^[A-Za-z0-9-]+$/.test(key)) {
       throw new TokenInvalid('query', `malformed query parameter: unexpected characters in key "${clip(key)}"`)
     }
-    pairs.push([key, decodeCanonical(key, pair.slice(eq + 1))])
-    const earlier = seen.get(key.toLowerCase())
+    const lower = key.toLowerCase()
+    pairs.push([key, decodeCanonical(key, pair.slice(eq + 1)), lower])
+    const earlier = seen.get(lower)
     if (earlier === key) {
       throw new TokenInvalid('param', `query parameter with multiple values not supported: "${key}"`)
     }
     if (earlier !== undefined) throw new TokenInvalid('duplicate', `duplicate query parameter found: "${key}"`)
-    seen.set(key.toLowerCase(), key)
+    seen.set(lower, key)
   }
   const params = new Map<CanonicalKey, string>()
-  for (const [key, value] of pairs) {
-    const canonical = KEY_BY_LOWER.get(key.toLowerCase())
+  for (const [key, value, lower] of pairs) {
+    const canonical = KEY_BY_LOWER.get(lower)
     if (canonical === undefined) {
       throw new TokenInvalid('param', `non-whitelisted query parameter "${clip(key)}"`)
     }
@@ -211,31 +219,35 @@ function parseQuery(query: string): Map<CanonicalKey, string> {
   return params
 }
 
+const ALL_UNRESERVED = /^[A-Za-z0-9\-._~]*$/
+
 function decodeCanonical(key: string, raw: string): string {
+  if (ALL_UNRESERVED.test(raw)) return raw
+  // Left to right, a run of unreserved characters then one %XX escape at a time.
   let out = ''
-  for (let i = 0; i < raw.length; i++) {
-    const c = raw[i]!
-    if (c === '%') {
-      const hex = raw.slice(i + 1, i + 3)
-      if (!/^[0-9A-Fa-f]{2}$/.test(hex)) {
-        throw new TokenInvalid('query', `malformed query parameter: invalid escape in "${clip(key)}"`)
-      }
-      const decoded = String.fromCharCode(parseInt(hex, 16))
-      if (!/^[0-9A-F]{2}$/.test(hex) || UNRESERVED.test(decoded)) {
-        throw new TokenInvalid('query', `query parameter "${clip(key)}" is not canonically percent-encoded`)
-      }
-      if (decoded.charCodeAt(0) < 0x20 || decoded.charCodeAt(0) > 0x7e) {
-        throw new TokenInvalid('query', `query parameter "${clip(key)}" encodes a non-printable byte`)
-      }
-      out += decoded
-      i += 2
-    } else if (UNRESERVED.test(c)) {
-      out += c
-    } else {
+  let from = 0
+  for (;;) {
+    const at = raw.indexOf('%', from)
+    const plain = raw.slice(from, at === -1 ? raw.length : at)
+    if (!ALL_UNRESERVED.test(plain)) {
       throw new TokenInvalid('query', `query parameter "${clip(key)}" is not canonically percent-encoded`)
     }
+    out += plain
+    if (at === -1) return out
+    const hex = raw.slice(at + 1, at + 3)
+    if (!/^[0-9A-Fa-f]{2}$/.test(hex)) {
+      throw new TokenInvalid('query', `malformed query parameter: invalid escape in "${clip(key)}"`)
+    }
+    const decoded = String.fromCharCode(parseInt(hex, 16))
+    if (!/^[0-9A-F]{2}$/.test(hex) || UNRESERVED.test(decoded)) {
+      throw new TokenInvalid('query', `query parameter "${clip(key)}" is not canonically percent-encoded`)
+    }
+    if (decoded.charCodeAt(0) < 0x20 || decoded.charCodeAt(0) > 0x7e) {
+      throw new TokenInvalid('query', `query parameter "${clip(key)}" encodes a non-printable byte`)
+    }
+    out += decoded
+    from = at + 3
   }
-  return out
 }
 
 /** SigV4 URI encoding: everything but unreserved characters as upper-case %XX. Input is printable ASCII. */

@@ -1,10 +1,22 @@
 // `kube-iam-auth server` as a process: start-up failures exit (never hang), SIGTERM shuts down cleanly.
 import { spawn } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
+import { missingNodeFlags, SERVER_NODE_FLAGS } from '../../src/cli/server.js'
 import { BIN, ROOT, cliEnv, ensureBuilt, runCli, tempDir } from '../support/cli.js'
 import { startFakeKube } from '../support/fake-kube.js'
+
+describe('missingNodeFlags', () => {
+  it('asks for the server V8 settings unless they, or a young-generation size of the operator, are in force', () => {
+    expect(missingNodeFlags([], undefined)).toEqual([...SERVER_NODE_FLAGS])
+    expect(missingNodeFlags(['--inspect=127.0.0.1:0'], '')).toEqual([...SERVER_NODE_FLAGS])
+    expect(missingNodeFlags([...SERVER_NODE_FLAGS], undefined)).toEqual([])
+    expect(missingNodeFlags([], '--max-semi-space-size=8')).toEqual([])
+    expect(missingNodeFlags(['--max-semi-space-size', '8'], undefined)).toEqual([])
+    expect(missingNodeFlags(['--optimize-for-size'], undefined)).toEqual(['--max-semi-space-size=2'])
+  })
+})
 
 describe('kube-iam-auth server (process)', () => {
   let dir: string
@@ -38,6 +50,56 @@ describe('kube-iam-auth server (process)', () => {
     expect(r.code).toBe(1)
     expect(r.stderr).toMatch(/ENOTDIR/)
   })
+
+  /** Starts `server` with a fresh config; resolves once it logged "listening". */
+  async function serve(name: string, env: Record<string, string> = {}) {
+    const file = config(
+      `${name}.yaml`,
+      `clusterID: c\nserver:\n  port: 0\n  stateDir: ${join(dir, name)}\n  generateKubeconfig: ${join(dir, `${name}.kubeconfig`)}\n`,
+    )
+    const child = spawn(process.execPath, [BIN, 'server', '--config', file], {
+      cwd: ROOT,
+      env: { ...cliEnv(dir), ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()))
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+    const deadline = Date.now() + 20_000
+    while (!out.includes('"msg":"listening"') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    expect(out).toContain('"msg":"listening"')
+    const stop = async () => {
+      child.kill('SIGTERM')
+      const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('timeout'), 10_000))])
+      if (code === 'timeout') child.kill('SIGKILL')
+      return code
+    }
+    return { child, output: () => out, stop }
+  }
+
+  it.skipIf(process.platform !== 'linux')(
+    'runs with its V8 settings by itself: it re-executes itself once, keeping its process ID',
+    async () => {
+      const srv = await serve('reexec')
+      const cmdline = readFileSync(`/proc/${srv.child.pid}/cmdline`, 'utf8').split('\0')
+      expect(cmdline.slice(1, 3)).toEqual([...SERVER_NODE_FLAGS])
+      const environ = readFileSync(`/proc/${srv.child.pid}/environ`, 'utf8').split('\0')
+      expect(environ).toContain('MALLOC_ARENA_MAX=2')
+      expect(cmdline).toContain('server')
+      expect(srv.output().match(/"msg":"listening"/g)).toHaveLength(1)
+      expect(await srv.stop()).toBe(0)
+    },
+  )
+
+  it.skipIf(process.platform !== 'linux')(
+    'an operator choice of young-generation size (NODE_OPTIONS) is kept: no re-execution',
+    async () => {
+      const srv = await serve('operator-flags', { NODE_OPTIONS: '--max-semi-space-size=4' })
+      const cmdline = readFileSync(`/proc/${srv.child.pid}/cmdline`, 'utf8').split('\0')
+      expect(cmdline).not.toContain('--max-semi-space-size=2')
+      expect(await srv.stop()).toBe(0)
+    },
+  )
 
   it('serves until SIGTERM, then stops cleanly with exit code 0', async () => {
     const kubeconfig = join(dir, 'webhook.kubeconfig')

@@ -183,6 +183,32 @@ describe('kube-iam-auth verify', () => {
     )
   })
 
+  it('--timeout bounds a TLS handshake that never completes: the process exits at the deadline', async () => {
+    const sockets: Array<{ destroy(): void }> = []
+    const stall = createServer((s) => {
+      sockets.push(s)
+      s.on('error', () => {})
+    })
+    await new Promise<void>((r) => stall.listen(0, '127.0.0.1', r))
+    try {
+      const port = (stall.address() as { port: number }).port
+      const started = Date.now()
+      const r = await runCli(['verify', '-t', await tokenFor(ALICE), '-i', CLUSTER, '--timeout', '500'], {
+        env: { ...env, KUBE_IAM_AUTH_STS_ENDPOINT: `https://127.0.0.1:${port}` },
+      })
+      // the whole process, start-up included; upstream's connect phase alone would take 10 s
+      expect(Date.now() - started).toBeLessThan(4_000)
+      expect(sockets).toHaveLength(1)
+      expectFailure(
+        r,
+        'could not verify token: sts getCallerIdentity failed: error during GET: timed out after 500 ms on us-west-2 endpoint\n',
+      )
+    } finally {
+      for (const s of sockets) s.destroy()
+      stall.close()
+    }
+  })
+
   it('STS unreachable is reported with the network error', async () => {
     const port = await new Promise<number>((resolve) => {
       const s = createServer()

@@ -1,6 +1,6 @@
-// src/client/known-regions.ts is a hand-kept copy of the regions the AWS SDK's partition table
-// lists; this compares it with the SDK installed in node_modules, so an SDK upgrade that adds a
-// region fails here until the list follows.
+// src/client/known-regions.ts lists the regions the AWS SDK's partition table lists (those of
+// src/shared/partitions.ts); this compares it with the SDK installed in node_modules, so an SDK
+// upgrade that adds a region fails here until the table follows.
 import { beforeAll, describe, expect, it } from 'vitest'
 import { KNOWN_REGIONS, unknownRegionWarning } from '../../src/client/known-regions.js'
 import { loadSdkPartitions } from '../support/tokens.js'

@@ -56,6 +56,7 @@ const warning = (path: string, message: string) => ({ path, message, severity: '
 const DEFAULT_CONFIG: ServerConfig = {
   clusterId: 'c1',
   partition: 'aws',
+  extraRegions: [],
   address: '127.0.0.1',
   port: 21362,
   hostname: 'localhost',
@@ -79,7 +80,7 @@ const DEFAULT_CONFIG: ServerConfig = {
   maxRequestBytes: 65_536,
   shutdownTimeoutMs: 25_000,
   callerAuth: false,
-  callerRateLimit: { perSecond: 200, burst: 1000 },
+  callerRateLimit: { perSecond: 0, burst: 1000 },
   auditLog: true,
 }
 
@@ -585,12 +586,12 @@ describe('wrong types', () => {
     [
       'stsMaxConcurrency zero',
       'server:\n  stsMaxConcurrency: 0',
-      'server.stsMaxConcurrency: must be an integer >= 1, got 0',
+      'server.stsMaxConcurrency: must be an integer >= 1 and <= 10000, got 0',
     ],
     [
       'maxRequestBytes too small',
       'server:\n  maxRequestBytes: 100',
-      'server.maxRequestBytes: must be an integer >= 1024, got 100',
+      'server.maxRequestBytes: must be an integer >= 1024 and <= 1048576, got 100',
     ],
     [
       'ec2DescribeInstancesQps negative',
@@ -936,5 +937,64 @@ server:
       'server.mapRoles[1].sso.partiton: unknown key (ignored); did you mean "partition"?',
       'server.mapUsers[0].group: unknown key (ignored); did you mean "groups"?',
     ])
+  })
+})
+
+describe('limits that would make the server useless are errors', () => {
+  it.each<[string, string]>([
+    ['stsTimeout: 0', 'server.stsTimeout: must be between 100ms and 60s, got 0ms (it would fail every STS call)'],
+    ['stsTimeout: 50ms', 'server.stsTimeout: must be between 100ms and 60s, got 50ms (it would fail every STS call)'],
+    [
+      'stsTimeout: 2m',
+      'server.stsTimeout: must be between 100ms and 60s, got 120000ms (kube-apiserver gives up on a review long before that)',
+    ],
+    [
+      'stsQueueTimeout: 10m',
+      'server.stsQueueTimeout: must be between 0ms and 60s, got 600000ms (kube-apiserver gives up on a review long before that)',
+    ],
+    ['stsMaxConcurrency: 100000', 'server.stsMaxConcurrency: must be an integer >= 1 and <= 10000, got 100000'],
+    [
+      'maxRequestBytes: 1073741824',
+      'server.maxRequestBytes: must be an integer >= 1024 and <= 1048576, got 1073741824',
+    ],
+  ])('%s', (line, problem) => {
+    expectProblems(`clusterID: c1\nserver:\n  ${line}\n`, [problem])
+  })
+
+  it('the bounds themselves are accepted', () => {
+    const { config } = load('clusterID: c1\nserver:\n  stsTimeout: 100ms\n  stsQueueTimeout: 0\n')
+    expect([config.stsTimeoutMs, config.stsQueueTimeoutMs]).toEqual([100, 0])
+    expect(load('clusterID: c1\nserver:\n  stsTimeout: 60s\n').config.stsTimeoutMs).toBe(60_000)
+  })
+
+  it('the per-caller STS rate limit is off by default (every review comes from kube-apiserver)', () => {
+    expect(load('clusterID: c1\n').config.callerRateLimit).toEqual({ perSecond: 0, burst: 1000 })
+  })
+})
+
+describe('extraRegions', () => {
+  it('regions of the partition that this release does not list yet', () => {
+    const { config, warnings } = load('clusterID: c1\nserver:\n  extraRegions: [us-east-9, ap-north-7]\n')
+    expect(config.extraRegions).toEqual(['us-east-9', 'ap-north-7'])
+    expect(warnings).toEqual([])
+    expect(
+      load('clusterID: c1\nserver:\n  partition: aws-cn\n  extraRegions: cn-south-1\n').config.extraRegions,
+    ).toEqual(['cn-south-1'])
+  })
+
+  it('a known region is a warning; another partition region or a non-region name is an error', () => {
+    expect(load('clusterID: c1\nserver:\n  extraRegions: [us-west-2]\n').warnings).toEqual([
+      warning('server.extraRegions[0]', 'us-west-2 is already a known region of partition aws'),
+    ])
+    expectProblems(
+      'clusterID: c1\nserver:\n  extraRegions: [cn-north-1, us-gov-east-9, "sts.us-east-9.amazonaws.com", US-EAST-9, aws-global]\n',
+      [
+        'server.extraRegions[0]: cn-north-1 is a region of partition aws-cn, not of aws',
+        'server.extraRegions[1]: us-gov-east-9 is a region of partition aws-us-gov, not of aws',
+        'server.extraRegions[2]: "sts.us-east-9.amazonaws.com" is not a region name (such as us-east-1)',
+        'server.extraRegions[3]: "US-EAST-9" is not a region name (such as us-east-1)',
+        'server.extraRegions[4]: "aws-global" is not a region name (such as us-east-1)',
+      ],
+    )
   })
 })

@@ -11,8 +11,10 @@ import { ALICE } from '../support/tokens.js'
 import {
   CAROL,
   distinctTokens,
+  memory,
   reviewBody,
   reviewFresh,
+  runLoad,
   sleep,
   startServerUnderTest,
   watchCrashes,
@@ -181,8 +183,44 @@ describe('bad input over a real TLS socket', () => {
       expect(res.status).toBe(200)
       expect(JSON.parse(res.body).status).toEqual({ authenticated: false, user: {} })
       expect(sts.calls.total).toBe(before)
-      expect(srv.logTail.filter((l) => l.audit).at(-1)).toMatchObject({ decision: 'deny', reason: check })
+      // (the last line about a single review: summaries of repeated denials may come in between)
+      const audited = srv.logTail.filter((l) => l.audit && l.suppressed === undefined)
+      expect(audited.at(-1)).toMatchObject({ decision: 'deny', reason: check })
     })
+
+    it('5,000 tokens for distinct made-up regions: each a local denial naming the region; /metrics and memory stay put', async () => {
+      const url = (i: number) => {
+        const region = `us-${'x'.repeat(1000)}${i.toString(36)}-1`
+        return (
+          `https://sts.${region}.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15` +
+          `&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=${ALICE.accessKeyId}%2F20240501%2F${region}%2Fsts%2Faws4_request` +
+          `&X-Amz-Date=20240501T120000Z&X-Amz-Expires=60&X-Amz-SignedHeaders=host%3Bx-k8s-aws-id&X-Amz-Signature=${'a'.repeat(64)}`
+        )
+      }
+      const bodies = Array.from({ length: 5000 }, (_, i) =>
+        reviewBody(`k8s-aws-v1.${Buffer.from(url(i)).toString('base64url')}`),
+      )
+      const stsBefore = sts.calls.total
+      const metricsBefore = (await srv.get('/metrics')).body.length
+      const memBefore = await memory()
+      const { results } = await runLoad(srv, bodies, { concurrency: 8, maxMs: 60_000 })
+      const memAfter = await memory()
+      const metricsAfter = (await srv.get('/metrics')).body.length
+      expect(results).toHaveLength(5000)
+      expect(results.filter((r) => r.status !== 200 || r.authenticated !== false)).toEqual([])
+      expect(sts.calls.total).toBe(stsBefore)
+      const mib = (n: number) => Math.round((n / 2 ** 20) * 10) / 10
+      console.log(
+        `5,000 made-up regions: /metrics ${metricsBefore} -> ${metricsAfter} bytes; ` +
+          `server heap used ${mib(memBefore.heapUsed)} -> ${mib(memAfter.heapUsed)} MiB, process RSS (server and client threads) ${mib(memBefore.rss)} -> ${mib(memAfter.rss)} MiB`,
+      )
+      // one new label value at most (the reason "host"), never one series per region
+      expect(metricsAfter - metricsBefore).toBeLessThan(2048)
+      expect(memAfter.heapUsed - memBefore.heapUsed).toBeLessThan(4 * 2 ** 20)
+      const denial = srv.logTail.filter((l) => l.audit && l.decision === 'deny' && l.error !== undefined).at(-1)
+      expect(denial).toMatchObject({ reason: 'host' })
+      expect(String(denial?.error)).toMatch(/unknown region "us-x{77}\.\.\."/)
+    }, 90_000)
 
     it('bytes that are not UTF-8 inside the token are a definitive denial', async () => {
       const body = Buffer.concat([

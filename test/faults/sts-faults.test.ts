@@ -1,5 +1,5 @@
-// STS faults against the real webhook (TLS listener, express app, identity cache, concurrency
-// limiter, undici transport) and the SigV4-verifying STS stand-in. For each fault a bounded
+// STS faults against the real webhook (TLS listener, HTTP app, identity cache, concurrency
+// gate, STS transport) and the SigV4-verifying STS stand-in. For each fault a bounded
 // concurrent load mixes distinct tokens (cache misses that need STS), cached identities (mapped and
 // unmapped) and tokens refused locally, from a worker thread, while another worker samples /healthz
 // every 100 ms. Every review must get the right status within stsTimeout + stsQueueTimeout + slack,

@@ -366,7 +366,7 @@ describe('caller', () => {
     const own = await startApp({
       guard: async (req, res) => {
         if (pass) return `caller:${req.headers['x-caller'] as string}`
-        res.status(401).type('text/plain').send('unauthorized\n')
+        res.writeHead(401, { 'content-type': 'text/plain' }).end('unauthorized\n')
         return undefined
       },
     })

@@ -1,4 +1,4 @@
-// The webhook through its real HTTP stack: TLS listener, express app, identity cache, STS over real
+// The webhook through its real HTTP stack: TLS listener, HTTP app, identity cache, STS over real
 // sockets to the SigV4-verifying stand-in, the MountedFile mapping chain. One server per describe.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { startFakeSts, type FakeSts, type FakeStsPrincipal } from '../support/fake-sts.js'

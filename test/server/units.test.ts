@@ -1,8 +1,6 @@
 // Unit tests of the server's small stateful parts, with an injected clock.
 import { describe, expect, it } from 'vitest'
-import { StsUnavailable } from '../../src/shared/errors.js'
 import { IdentityCache } from '../../src/server/identity-cache.js'
-import { ConcurrencyLimiter } from '../../src/server/limiter.js'
 import { CallerRateLimiter } from '../../src/server/rate-limit.js'
 import { identityOf } from '../support/identities.js'
 
@@ -77,28 +75,56 @@ describe('IdentityCache', () => {
   })
 })
 
-describe('ConcurrencyLimiter', () => {
-  it('runs at most max at once, queues the rest FIFO and times out waiters with StsUnavailable', async () => {
-    const limiter = new ConcurrencyLimiter({ max: 1, queueTimeoutMs: 50 })
-    const order: string[] = []
-    const slow = limiter.run(async () => {
-      order.push('first')
-      await new Promise((r) => setTimeout(r, 30))
-    })
-    const second = limiter.run(async () => order.push('second'))
-    await Promise.all([slow, second])
-    expect(order).toEqual(['first', 'second'])
-    const blocker = limiter.run(() => new Promise((r) => setTimeout(r, 200)))
-    await expect(limiter.run(async () => 'late')).rejects.toBeInstanceOf(StsUnavailable)
-    await blocker
-    expect([limiter.active, limiter.queued]).toEqual([0, 0])
-  })
-
-  it('refuses at once when the queue is full', async () => {
-    const limiter = new ConcurrencyLimiter({ max: 1, queueTimeoutMs: 1000, maxQueue: 1 })
-    const a = limiter.run(() => new Promise((r) => setTimeout(r, 50)))
-    const b = limiter.run(async () => 'b')
-    await expect(limiter.run(async () => 'c')).rejects.toThrow('too many STS requests waiting (1); try again later')
-    await Promise.all([a, b])
+describe('what a cached identity keeps alive', () => {
+  it('not the token it was read from: under 1,000 bytes each (identity and confirmed credential), with a 600-character session token', async () => {
+    const { setFlagsFromString } = await import('node:v8')
+    const { runInNewContext } = await import('node:vm')
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    const { presignToken } = await import('../../src/token/presign.js')
+    const { parsePresignedToken } = await import('../../src/token/parse.js')
+    const { processCallerIdentityResponse } = await import('../../src/sts/get-caller-identity.js')
+    const { credentialOf, StsVerdicts } = await import('../../src/server/sts-verdicts.js')
+    const { tokenKey } = await import('../../src/server/authenticator.js')
+    const now = new Date()
+    const n = 2000
+    const cache = new IdentityCache({ maxEntries: n, ttlMs: 900_000, now: Date.now })
+    let verdicts: InstanceType<typeof StsVerdicts> | undefined = new StsVerdicts({ now: Date.now })
+    for (let i = 0; i < n; i++) {
+      const { token } = await presignToken({
+        clusterId: 'c',
+        region: 'us-west-2',
+        credentials: {
+          accessKeyId: `ASIA${String(i).padStart(16, '0')}`,
+          secretAccessKey: 's',
+          sessionToken: 'Q'.repeat(600),
+        },
+        now,
+      })
+      const req = parsePresignedToken(token, { partition: 'aws', now })
+      const body = JSON.stringify({
+        GetCallerIdentityResponse: {
+          GetCallerIdentityResult: {
+            Arn: `arn:aws:iam::123456789012:user/u${i}`,
+            UserId: `AIDA${i}`,
+            Account: '123456789012',
+          },
+        },
+      })
+      const identity = processCallerIdentityResponse({ status: 200, contentType: 'application/json', body }, req)
+      await cache.getOrLoad(tokenKey(token), async () => ({ identity, validUntil: Date.now() + 900_000 }))
+      verdicts.confirm(credentialOf(req))
+    }
+    expect(verdicts.confirmedCount).toBe(n)
+    gc()
+    gc()
+    const full = process.memoryUsage().heapUsed
+    cache.clear()
+    verdicts = undefined // and the confirmed credentials
+    gc()
+    gc()
+    const bytesEach = (full - process.memoryUsage().heapUsed) / n
+    // a view of the token's URL would keep about 1,300 bytes more each
+    expect(bytesEach).toBeLessThan(1_000)
   })
 })

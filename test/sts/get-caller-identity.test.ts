@@ -5,7 +5,7 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http'
-import type { AddressInfo, Socket } from 'node:net'
+import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import { StsRejected, StsThrottled, StsUnavailable } from '../../src/shared/errors.js'
 import {
@@ -540,7 +540,7 @@ describe('requestCallerIdentity over real sockets', () => {
     const err = (await rejectionOf(requestCallerIdentity(req, opts(fake.url), transport.send))) as StsUnavailable
     expect(err).toBeInstanceOf(StsUnavailable)
     expect(err.message).toMatch(
-      /^sts getCallerIdentity failed: error during GET: UND_ERR_SOCKET: other side closed on us-west-2 endpoint$/,
+      /^sts getCallerIdentity failed: error during GET: ECONNRESET: socket hang up on us-west-2 endpoint$/,
     )
   })
 
@@ -662,5 +662,193 @@ describe('requestCallerIdentity over real sockets', () => {
     fake.setFault('none')
     const id = await identify(req, opts(fake.url), transport.send)
     expect(id.arn).toBe(ALICE.arn)
+  })
+})
+
+describe('the STS deadline bounds every phase: DNS, connect, TLS handshake, response', () => {
+  const stalls: Array<{ close(): Promise<void> }> = []
+  let token: string
+  let req: PresignedRequest
+  beforeAll(async () => {
+    const now = new Date()
+    ;({ token } = await presignToken({ clusterId: CLUSTER, region: 'us-west-2', credentials: ALICE, now }))
+    req = checkToken(token, { clusterId: CLUSTER }, now)
+  })
+  beforeEach(() => {
+    for (const k of ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy']) vi.stubEnv(k, '')
+  })
+  afterEach(async () => {
+    vi.unstubAllEnvs()
+    await Promise.all(stalls.splice(0).map((s) => s.close()))
+  })
+
+  /** A TCP listener that accepts connections and never says a word: a TLS handshake that never ends. */
+  async function tlsStall(): Promise<{ url: string; accepted: () => number; close(): Promise<void> }> {
+    const sockets = new Set<Socket>()
+    const server = createNetServer((s) => {
+      sockets.add(s)
+      s.on('error', () => {})
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const stall = {
+      url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      accepted: () => sockets.size,
+      close: () =>
+        new Promise<void>((r) => {
+          for (const s of sockets) s.destroy()
+          server.close(() => r())
+        }),
+    }
+    stalls.push(stall)
+    return stall
+  }
+
+  /** Runs one exchange and returns how long it took and what it threw. */
+  async function timed(run: () => Promise<unknown>): Promise<{ ms: number; err: StsUnavailable }> {
+    const started = performance.now()
+    const err = (await rejectionOf(run())) as StsUnavailable
+    expect(err).toBeInstanceOf(StsUnavailable)
+    return { ms: performance.now() - started, err }
+  }
+
+  it('a TLS handshake that never completes: answered at the deadline', async () => {
+    const stall = await tlsStall()
+    const transport = createStsTransport({ connectTimeoutMs: 300 })
+    try {
+      const { ms, err } = await timed(() =>
+        requestCallerIdentity(req, { clusterId: CLUSTER, stsEndpoint: stall.url, timeoutMs: 300 }, transport.send),
+      )
+      expect(stall.accepted()).toBe(1)
+      expect(ms).toBeGreaterThanOrEqual(290)
+      expect(ms).toBeLessThan(1_500)
+      expect(err.message).toBe(
+        'sts getCallerIdentity failed: error during GET: timed out after 300 ms on us-west-2 endpoint',
+      )
+    } finally {
+      await transport.close()
+    }
+  })
+
+  it('a DNS lookup that never answers: answered at the deadline, and the lookup is abandoned', async () => {
+    const asked: string[] = []
+    const transport = createStsTransport({ connectTimeoutMs: 300, lookup: (host) => void asked.push(host) })
+    try {
+      const { ms, err } = await timed(() =>
+        requestCallerIdentity(
+          req,
+          { clusterId: CLUSTER, stsEndpoint: 'https://sts-standin.invalid', timeoutMs: 300 },
+          transport.send,
+        ),
+      )
+      expect(asked).toEqual(['sts-standin.invalid'])
+      expect(ms).toBeLessThan(1_500)
+      expect(err.message).toMatch(
+        /^sts getCallerIdentity failed: error during GET: (timed out after 300 ms|ETIMEOUT: DNS lookup of sts-standin\.invalid timed out after 300 ms) on us-west-2 endpoint$/,
+      )
+    } finally {
+      await transport.close()
+    }
+  })
+
+  it('a DNS failure: answered at once, naming it', async () => {
+    const transport = createStsTransport({
+      connectTimeoutMs: 5_000,
+      lookup: (host, _opts, cb) =>
+        setImmediate(() => cb(Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' }), '', 4)),
+    })
+    try {
+      const { ms, err } = await timed(() =>
+        requestCallerIdentity(
+          req,
+          { clusterId: CLUSTER, stsEndpoint: 'https://sts-standin.invalid', timeoutMs: 5_000 },
+          transport.send,
+        ),
+      )
+      expect(ms).toBeLessThan(1_000)
+      expect(err.message).toBe(
+        'sts getCallerIdentity failed: error during GET: ENOTFOUND: getaddrinfo ENOTFOUND sts-standin.invalid on us-west-2 endpoint',
+      )
+    } finally {
+      await transport.close()
+    }
+  })
+
+  it('20 reviews during a DNS stall are all answered at the deadline, and close() leaves nothing running', async () => {
+    const transport = createStsTransport({ connectTimeoutMs: 300, maxConnections: 4, lookup: () => {} })
+    const started = performance.now()
+    const results = await Promise.allSettled(
+      Array.from({ length: 20 }, () =>
+        requestCallerIdentity(
+          req,
+          { clusterId: CLUSTER, stsEndpoint: 'https://sts-standin.invalid', timeoutMs: 300 },
+          transport.send,
+        ),
+      ),
+    )
+    expect(results.every((r) => r.status === 'rejected' && r.reason instanceof StsUnavailable)).toBe(true)
+    expect(performance.now() - started).toBeLessThan(1_500)
+    const closing = performance.now()
+    await transport.close()
+    expect(performance.now() - closing).toBeLessThan(500)
+  })
+})
+
+describe('through a proxy (HTTPS_PROXY / HTTP_PROXY)', () => {
+  it('the exchange is tunnelled through the proxy, with the same deadline', async () => {
+    const fake = await startFakeSts({ principals: [ALICE] })
+    const tunnels: string[] = []
+    const sockets = new Set<Socket>()
+    // A forward proxy on 127.0.0.1 that forwards to 127.0.0.1 only: CONNECT tunnels, and plain
+    // requests in absolute form (what a client sends a proxy for an http:// URL).
+    const proxy = createNetServer((client) => {
+      sockets.add(client)
+      client.on('error', () => {})
+      client.once('data', (head: Buffer) => {
+        const text = head.toString('latin1')
+        const connect = /^CONNECT (127\.0\.0\.1):(\d+) HTTP\/1\.1\r\n/.exec(text)
+        const forward = /^GET http:\/\/(127\.0\.0\.1):(\d+)\//.exec(text)
+        const target = connect ?? forward
+        if (target === null) {
+          client.destroy()
+          return
+        }
+        tunnels.push(`${target[1]}:${target[2]}`)
+        const upstream = netConnect(Number(target[2]), target[1]!, () => {
+          if (connect) client.write('HTTP/1.1 200 Connection established\r\n\r\n')
+          else upstream.write(text.replace(/^GET http:\/\/[^/]+\//, 'GET /'), 'latin1')
+          client.pipe(upstream).pipe(client)
+        })
+        sockets.add(upstream)
+        upstream.on('error', () => client.destroy())
+      })
+    })
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r))
+    vi.stubEnv('HTTP_PROXY', `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`)
+    vi.stubEnv('HTTPS_PROXY', `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`)
+    vi.stubEnv('NO_PROXY', '')
+    const transport = createStsTransport()
+    try {
+      const now = new Date()
+      const { token } = await presignToken({ clusterId: CLUSTER, region: 'us-west-2', credentials: ALICE, now })
+      const req = checkToken(token, { clusterId: CLUSTER }, now)
+      const id = await identify(req, { clusterId: CLUSTER, stsEndpoint: fake.url, timeoutMs: 5_000 }, transport.send)
+      expect(id.arn).toBe(ALICE.arn)
+      expect(tunnels).toEqual([`127.0.0.1:${fake.port}`])
+      fake.setFault('hang')
+      const started = performance.now()
+      const err = (await rejectionOf(
+        requestCallerIdentity(req, { clusterId: CLUSTER, stsEndpoint: fake.url, timeoutMs: 300 }, transport.send),
+      )) as StsUnavailable
+      expect(performance.now() - started).toBeLessThan(1_500)
+      expect(err.message).toBe(
+        'sts getCallerIdentity failed: error during GET: timed out after 300 ms on us-west-2 endpoint',
+      )
+    } finally {
+      vi.unstubAllEnvs()
+      await transport.close()
+      for (const s of sockets) s.destroy()
+      proxy.close()
+      await fake.close()
+    }
   })
 })

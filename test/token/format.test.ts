@@ -137,6 +137,27 @@ describe('decodeToken strict rules', () => {
     }
   })
 
+  it('trailing bits, for every base64url text: refused exactly when re-encoding its bytes gives another text', () => {
+    const char = fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_')
+    fc.assert(
+      fc.property(
+        fc.array(char, { minLength: 1, maxLength: 40 }).filter((a) => a.length % 4 !== 1),
+        (chars) => {
+          const body = chars.join('')
+          let message = ''
+          try {
+            decodeToken(`k8s-aws-v1.${body}`)
+          } catch (err) {
+            message = (err as Error).message
+          }
+          const canonical = Buffer.from(body, 'base64url').toString('base64url') === body
+          expect(message.endsWith('non-zero trailing bits'), body).toBe(!canonical)
+        },
+      ),
+      { numRuns: 2000 },
+    )
+  })
+
   it('bytes: only printable ASCII (0x21-0x7e) may be decoded', () => {
     for (const byte of [0x00, 0x09, 0x0a, 0x0d, 0x20, 0x7f, 0x80, 0xc3, 0xff]) {
       expectTokenInvalid(failure(toToken(Uint8Array.from([0x68, byte, 0x69]))), 'url', NOT_A_URL)

@@ -4,7 +4,7 @@
 
 import { beforeAll, describe, expect, it } from 'vitest'
 import { TokenInvalid } from '../../src/shared/errors.js'
-import { checkStsHost } from '../../src/token/hosts.js'
+import { checkStsHost, stsHostPolicy } from '../../src/token/hosts.js'
 import { parsePresignedToken } from '../../src/token/parse.js'
 import { PARTITION_IDS } from '../../src/shared/partitions.js'
 import { INVALID as P, NOW, expectTokenInvalid, sdkRegions, sdkStsEndpoint, toToken } from '../support/tokens.js'
@@ -368,5 +368,95 @@ describe('every STS host the AWS SDK resolves, in its own partition and in every
     for (const [partition, host] of nearMisses) {
       expect(() => checkStsHost(host, partition), `${host} in ${partition}`).toThrow(TokenInvalid)
     }
+  })
+})
+
+describe('regions: only those the partition lists, plus server.extraRegions', () => {
+  const HINT = (partition: string) =>
+    ` (a region of partition ${partition} newer than this release is accepted once listed in server.extraRegions)`
+
+  it.each([
+    ['aws', 'sts.us-east-9.amazonaws.com', 'us-east-9'],
+    ['aws', 'sts-fips.ap-southeast-99.amazonaws.com', 'ap-southeast-99'],
+    ['aws', 'sts.mx-west-2.api.aws', 'mx-west-2'],
+    ['aws-cn', 'sts.cn-south-1.amazonaws.com.cn', 'cn-south-1'],
+    ['aws-us-gov', 'sts.us-gov-central-1.amazonaws.com', 'us-gov-central-1'],
+    ['aws-eusc', 'sts.eusc-de-west-1.amazonaws.eu', 'eusc-de-west-1'],
+  ])(
+    '%s: %s (a region name of the partition shape that the SDK does not list) is refused',
+    (partition, host, region) => {
+      let err: unknown
+      try {
+        checkStsHost(host, partition)
+      } catch (e) {
+        err = e
+      }
+      expectTokenInvalid(
+        err,
+        'host',
+        `${P}unexpected hostname "${host}" in pre-signed URL: unknown region "${region}"${HINT(partition)}`,
+      )
+    },
+  )
+
+  it('a made-up region too long to be a region name is refused, clipped, without the hint', () => {
+    const host = `sts.us-${'x'.repeat(1000)}-1.amazonaws.com`
+    let err: unknown
+    try {
+      checkStsHost(host, 'aws')
+    } catch (e) {
+      err = e
+    }
+    const clip = (s: string) => `${s.slice(0, 80)}...`
+    expectTokenInvalid(
+      err,
+      'host',
+      `${P}unexpected hostname "${clip(host)}" in pre-signed URL: unknown region "${clip(`us-${'x'.repeat(1000)}-1`)}"`,
+    )
+  })
+
+  it('a region listed in server.extraRegions is accepted with all four hostnames, in its own partition only', () => {
+    const aws = stsHostPolicy('aws', ['us-east-9'])
+    for (const host of [
+      'sts.us-east-9.amazonaws.com',
+      'sts-fips.us-east-9.amazonaws.com',
+      'sts.us-east-9.api.aws',
+      'sts-fips.us-east-9.api.aws',
+    ]) {
+      expect(checkStsHost(host, aws), host).toEqual({ stsRegion: 'us-east-9', signingRegion: 'us-east-9' })
+      expect(() => checkStsHost(host, 'aws'), host).toThrow(HINT('aws'))
+    }
+    const cn = stsHostPolicy('aws-cn', ['cn-south-1'])
+    expect(checkStsHost('sts.cn-south-1.amazonaws.com.cn', cn)).toEqual({
+      stsRegion: 'cn-south-1',
+      signingRegion: 'cn-south-1',
+    })
+    expect(() => checkStsHost('sts.cn-south-1.amazonaws.com', cn)).toThrow(
+      `${P}partition {aws-cn} does not support hostname sts.cn-south-1.amazonaws.com`,
+    )
+    // the known regions stay accepted
+    expect(checkStsHost('sts.us-west-2.amazonaws.com', aws).stsRegion).toBe('us-west-2')
+  })
+
+  it('through the parser: extraRegions reaches the host check', () => {
+    const url =
+      'https://sts.us-east-9.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15' +
+      '&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20240501%2Fus-east-9%2Fsts%2Faws4_request' +
+      `&X-Amz-Date=20240501T120000Z&X-Amz-Expires=60&X-Amz-SignedHeaders=host%3Bx-k8s-aws-id&X-Amz-Signature=${'a'.repeat(64)}`
+    expect(() => parsePresignedToken(toToken(url), { partition: 'aws', now: NOW })).toThrow(HINT('aws'))
+    const extra = ['us-east-9']
+    expect(parsePresignedToken(toToken(url), { partition: 'aws', extraRegions: extra, now: NOW }).stsRegion).toBe(
+      'us-east-9',
+    )
+  })
+
+  it('5,000 made-up regions add nothing to the table of accepted hosts (nothing is cached per host)', () => {
+    const policy = stsHostPolicy('aws')
+    const size = policy.hosts.size
+    for (let i = 0; i < 5000; i++) {
+      expect(() => checkStsHost(`sts.us-made-up${i}-1.amazonaws.com`, policy)).toThrow(TokenInvalid)
+    }
+    expect(policy.hosts.size).toBe(size)
+    expect(stsHostPolicy('aws')).toBe(policy)
   })
 })

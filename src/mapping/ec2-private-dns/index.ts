@@ -4,7 +4,7 @@ import { Batcher } from './batcher.js'
 import { createSettler } from './describe.js'
 import { createEc2Pages } from './ec2-client.js'
 import { closedError, notFound, toMappingFailed } from './outcome.js'
-import { TtlCache } from './ttl-cache.js'
+import { TtlCache } from '../../shared/ttl-cache.js'
 import type { PageFn, PrivateDnsDeps, PrivateDnsLookup, PrivateDnsOptions } from './types.js'
 
 export type { EC2Outcome, PrivateDnsDeps, PrivateDnsLookup, PrivateDnsOptions } from './types.js'
@@ -20,7 +20,7 @@ export type { EC2Outcome, PrivateDnsDeps, PrivateDnsLookup, PrivateDnsOptions } 
  *   cannot exceed the configured rate;
  * - one in-flight lookup per ID is shared by every caller instead of polling the cache every 50 ms.
  *
- * This module composes the parts: ttl-cache (entries), batcher (the collection window),
+ * This module composes the parts: shared/ttl-cache (entries), batcher (the collection window),
  * describe (pages, rate limit, deadline, not-found handling), ec2-client and assume-role (the SDK).
  */
 

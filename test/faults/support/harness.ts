@@ -5,7 +5,13 @@
 // garbage collector, a TCP gate that makes a backend unreachable and reachable again on the same
 // port, and a watch on unhandled rejections. Everything listens on and connects to 127.0.0.1 only.
 import { mkdtempSync, readFileSync } from 'node:fs'
-import { createServer as createTcpServer, connect as tcpConnect, type Server as TcpServer, type Socket } from 'node:net'
+import {
+  createServer as createTcpServer,
+  connect as tcpConnect,
+  type LookupFunction,
+  type Server as TcpServer,
+  type Socket,
+} from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
@@ -54,6 +60,8 @@ export async function startServerUnderTest(opts: {
   stsUrl: string
   server?: Record<string, unknown>
   clusterId?: string
+  /** Name resolution of STS hosts (the DNS fault suites switch it). */
+  stsLookup?: LookupFunction
 }): Promise<ServerUnderTest> {
   const stateDir = mkdtempSync(join(tmpdir(), 'kia-faults-'))
   const { config, problems } = decodeServerConfig({
@@ -81,6 +89,7 @@ export async function startServerUnderTest(opts: {
     log: createLogger({ level: 'info', destination: sink }),
     env: { KUBE_IAM_AUTH_STS_ENDPOINT: opts.stsUrl },
     metrics: createMetrics(undefined, { defaultMetrics: false }),
+    ...(opts.stsLookup === undefined ? {} : { stsLookup: opts.stsLookup }),
   })
   const origin = `https://127.0.0.1:${server.port}`
   const client = serverClient(origin, server.caPem, { connections: 8, timeoutMs: 10_000 })
@@ -468,7 +477,7 @@ export async function endLoadSuite(
   for (const o of others) await o?.close()
   crashes?.dispose()
   expect(crashes!.seen).toEqual([])
-  expect(srv!.errorLines.get('internal error')).toBeUndefined()
+  expect(srv?.errorLines.get('internal error')).toBeUndefined()
 }
 
 export interface TcpGate {
