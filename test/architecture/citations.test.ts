@@ -23,6 +23,7 @@ const RULES: readonly { readonly name: string; readonly pattern: RegExp }[] = [
     ),
   },
   { name: 'a numbered upstream case', pattern: new RegExp(`\\bupstream ${'case'}s?\\s+\\d+`, 'i') },
+  { name: 'a numbered upstream bug', pattern: new RegExp(`\\b${'bug'}s?\\s+\\d+\\.\\d+`, 'i') },
 ]
 
 /** Every offending line of `text`, as `line: text (rule)`. */
@@ -52,6 +53,7 @@ describe('citations of upstream behaviour', () => {
     expect(cite('// see \u00a7 4')).toBe(1)
     expect(cite(`// history: ${'users-asks-'}peers-cves.md`)).toBe(1)
     expect(cite(`it('403 (upstream ${'case'} 21)')`)).toBe(1)
+    expect(cite(`it('beats an allowed account (upstream ${'bug'} 9.6)')`)).toBe(1)
     expect(cite("// upstream's pkg/token/token_test.go TestVerifyTokenPreSTSValidations")).toBe(0)
     expect(cite("const spec = { token: 'x' }; o.spec.token; spec: {}")).toBe(0)
     expect(cite('// ARN syntax: six colon-separated sections')).toBe(0)

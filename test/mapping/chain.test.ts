@@ -364,7 +364,7 @@ describe('precedence', () => {
   const account = '111122223333'
   const admin = sessionOf(account, 'Admin', 'jdoe')
 
-  it('an explicit mapping in a later backend beats an allowed account in an earlier one (upstream bug 9.6)', async () => {
+  it("an explicit mapping in a later backend beats an allowed account in an earlier one (upstream's pkg/server/server.go doMapping lets an early allow-list win)", async () => {
     const chain = [
       file({ mapAccounts: [account] }),
       new RulesMapper('EKSConfigMap', {

@@ -179,7 +179,7 @@ describe('SSO "_" boundary: the suffix never contains "_"', () => {
   })
 })
 
-// upstream bug 9.8: a set partition (even "aws") made the pattern `arn::iam::...`, which never matched
+// upstream's SSO matcher (pkg/config/types.go) bug: a set partition (even "aws") made the pattern `arn::iam::...`, which never matched
 describe('SSO partition', () => {
   const aws = sessionOf('111122223333', 'AWSReservedSSO_Dev_abc123', 's')
   const cn = sessionOf('111122223333', 'AWSReservedSSO_Dev_abc123', 's', { partition: 'aws-cn' })
@@ -444,7 +444,7 @@ describe("upstream's file-mapper test document (pkg/mapper/file)", () => {
   })
 })
 
-// upstream bug 9.7: a configured role ARN with a path never matched
+// upstream's mappers compare the configured role ARN whole: one with a path never matched
 describe('role paths', () => {
   it('a configured role/team/x matches the session of role x (STS reports no path)', () => {
     const rules = compileClean(doc({ mapRoles: [role('arn:aws:iam::111122223333:role/team/sub/x', 'x')] }))
