@@ -2,6 +2,7 @@ import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { cliEnv, ensureBuilt, ROOT, runCli, tempDir, type CliResult } from '../support/cli.js'
+import { expectResult } from '../support/cli-expect.js'
 
 // Paths relative to the repository root, where runCli starts the CLI, so output lines are stable.
 const CONFIG = 'test/fixtures/server-config/chain.yaml'
@@ -30,15 +31,6 @@ describe('kube-iam-auth explain', () => {
   /** The server config + aws-auth chain: backendMode [MountedFile, EKSConfigMap]. */
   const explainChain = (arn: string, ...more: string[]) =>
     explain(['-c', CONFIG, 'explain', '--aws-auth', AWS_AUTH, '--arn', arn, ...more])
-
-  function expectResult(r: CliResult, code: number, stdout: string, stderr = ''): void {
-    expect({ code: r.code, stdout: r.stdout, stderr: r.stderr, timedOut: r.timedOut }).toEqual({
-      code,
-      stdout,
-      stderr,
-      timedOut: false,
-    })
-  }
 
   beforeAll(async () => {
     await ensureBuilt()

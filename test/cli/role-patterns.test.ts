@@ -8,6 +8,7 @@ import { load } from 'js-yaml'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { parseAwsAuthData } from '../../src/mapping/configmap/parse.js'
 import { cliEnv, ensureBuilt, runCli, tempDir, type CliResult } from '../support/cli.js'
+import { expectResult } from '../support/cli-expect.js'
 import { startFakeKube, type FakeKube } from '../support/fake-kube.js'
 
 const PATTERNS = 'test/fixtures/aws-auth/aws-auth-patterns.yaml'
@@ -24,15 +25,6 @@ describe('role patterns through the CLI', () => {
   let home: string
   let env: Record<string, string>
   const cli = (args: string[]): Promise<CliResult> => runCli(args, { env })
-  function expectResult(r: CliResult, code: number, stdout: string, stderr = ''): void {
-    expect({ code: r.code, stdout: r.stdout, stderr: r.stderr, timedOut: r.timedOut }).toEqual({
-      code,
-      stdout,
-      stderr,
-      timedOut: false,
-    })
-  }
-
   beforeAll(async () => {
     await ensureBuilt()
     home = tempDir('kia-cli-patterns-')

@@ -2,6 +2,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { cliEnv, ensureBuilt, ROOT, runCli, tempDir, type CliResult } from '../support/cli.js'
+import { expectResult } from '../support/cli-expect.js'
 
 // Paths relative to the repository root, where runCli starts the CLI, so output lines are stable.
 const AWS_AUTH = 'test/fixtures/aws-auth'
@@ -23,15 +24,6 @@ describe('kube-iam-auth validate', () => {
   let env: Record<string, string>
   const validate = (args: string[], input?: string): Promise<CliResult> =>
     runCli(args, { env, ...(input === undefined ? {} : { input }) })
-
-  function expectResult(r: CliResult, code: number, stdout: string, stderr = ''): void {
-    expect({ code: r.code, stdout: r.stdout, stderr: r.stderr, timedOut: r.timedOut }).toEqual({
-      code,
-      stdout,
-      stderr,
-      timedOut: false,
-    })
-  }
 
   beforeAll(async () => {
     await ensureBuilt()
