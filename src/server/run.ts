@@ -93,6 +93,7 @@ async function start(config: ServerConfig, deps: RunDeps, lifetime: AbortControl
   const authenticate = createAuthenticator(
     {
       clusterId: config.clusterId,
+      clusterIds: config.clusterIds,
       partition: config.partition,
       extraRegions: config.extraRegions,
       stsEndpoint: deps.env.KUBE_IAM_AUTH_STS_ENDPOINT || undefined,
@@ -117,6 +118,9 @@ async function start(config: ServerConfig, deps: RunDeps, lifetime: AbortControl
       callerLimit: config.callerRateLimit.perSecond > 0 ? (caller) => rateLimiter.take(caller) : undefined,
     },
   )
+
+  // Every accepted cluster ID has its series from the start: a dashboard sees 0, not nothing.
+  for (const id of [config.clusterId, ...config.clusterIds]) metrics.clusterIdReviews.inc({ cluster_id: id }, 0)
 
   let draining = false
   const auditThrottle = createAuditThrottle({
@@ -187,7 +191,13 @@ async function start(config: ServerConfig, deps: RunDeps, lifetime: AbortControl
     )
   }
   log.info(
-    { url, clusterId: config.clusterId, backendMode: config.backendMode, partition: config.partition },
+    {
+      url,
+      clusterId: config.clusterId,
+      ...(config.clusterIds.length > 0 ? { clusterIds: config.clusterIds } : {}),
+      backendMode: config.backendMode,
+      partition: config.partition,
+    },
     'listening',
   )
 
