@@ -105,6 +105,9 @@ export function createAuthenticator(
     timeoutMs: opts.stsTimeoutMs,
   }
   const { metrics, verdicts } = deps
+  // One series per accepted ID, there from the start (a dashboard sees 0, not nothing).
+  const reviewsOf = new Map(accepted.map((id) => [id, metrics.clusterIdReviews.labels({ cluster_id: id })]))
+  for (const series of reviewsOf.values()) series.inc(0)
   let cachedCount = -1
 
   /**
@@ -170,7 +173,7 @@ export function createAuthenticator(
       if (cache === 'hit') metrics.identityCacheHits.inc()
       else metrics.identityCacheMisses.inc()
       const { identity, clusterId } = verified
-      metrics.clusterIdReviews.inc({ cluster_id: clusterId })
+      reviewsOf.get(clusterId)?.inc()
       const mapped = await mapIdentity(deps.chain(), identity, deps.resolveDns)
       if (loaded.credential !== undefined) {
         // A credential STS confirmed and the mapping let in: its next tokens use the confirmed lane,

@@ -119,9 +119,6 @@ async function start(config: ServerConfig, deps: RunDeps, lifetime: AbortControl
     },
   )
 
-  // Every accepted cluster ID has its series from the start: a dashboard sees 0, not nothing.
-  for (const id of [config.clusterId, ...config.clusterIds]) metrics.clusterIdReviews.inc({ cluster_id: id }, 0)
-
   let draining = false
   const auditThrottle = createAuditThrottle({
     log,
