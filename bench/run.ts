@@ -12,7 +12,9 @@
 //     these phases do not expect fails the run, and the server's peak RSS is taken over all of them;
 //   - e. memory with 50,000 distinct cached identities (identityCacheTTL 15m to keep them);
 //   - d. the same server calling STS on every review (identityCacheSize 0, as upstream);
-//   - f. the cost of STS faults (stsTimeout 1s, stsQueueTimeout 500ms, 16 slots).
+//   - f. the cost of STS faults (stsTimeout 1s, stsQueueTimeout 500ms, 16 slots);
+//   - j. the cost of several cluster IDs (clusterIDs): new tokens naming clusterID or an alternate,
+//     from returning and first-time users, and forged ones, STS 20 ms (bench/lib/cluster-ids.ts).
 //
 // Everything runs on 127.0.0.1; children get an environment that cannot reach AWS. Every load
 // phase is bounded in time and in requests. Results: markdown tables on stdout (the issue 9
@@ -22,7 +24,8 @@
 // Options: --runs N (token command runs, default 20), --aws-runs N (default 5), --phase-ms MS
 // (default 7000), --cpu-prof (profile the default-configuration server; .cpuprofile files in
 // bench/results/prof), --node-flags="..." (V8 settings of the servers under test; a
-// --max-semi-space-size there replaces the one the server picks by itself).
+// --max-semi-space-size there replaces the one the server picks by itself), --only=cluster-ids
+// (only scenario j, with its own STS stand-in; results in bench/results/cluster-ids.json).
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { cpus, freemem, loadavg, release, totalmem } from 'node:os'
@@ -30,6 +33,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { runLoad, type LoadResult } from './lib/load.js'
 import { benchMicro, type MicroResult } from './lib/micro.js'
+import { benchClusterIds, clusterIdsTable, type ClusterIdsResult } from './lib/cluster-ids.js'
 import {
   cleanup,
   cpuSeconds,
@@ -56,8 +60,11 @@ const { values: argv } = parseArgs({
     'phase-ms': { type: 'string', default: '7000' },
     'cpu-prof': { type: 'boolean', default: false },
     'node-flags': { type: 'string', default: '' },
+    only: { type: 'string', default: '' },
   },
 })
+if (!['', 'cluster-ids'].includes(argv.only))
+  throw new Error(`--only: unknown scenario "${argv.only}" (known: cluster-ids)`)
 const TOKEN_RUNS = Math.max(15, Number(argv.runs))
 const AWS_RUNS = Math.max(0, Number(argv['aws-runs']))
 const PHASE_MS = Math.min(8_000, Math.max(1_000, Number(argv['phase-ms'])))
@@ -336,6 +343,7 @@ interface ServerResults {
   /** Server CPU per review of tokens refused locally and of cache hits, measured in alternation. */
   refusedVsHits?: Record<'hits' | 'refused', { requests: number; cpuMsPerReview: number }>
   faults?: Array<{ fault: string; misses: LoadResult; hits: LoadResult; recovered: boolean }>
+  clusterIds?: ClusterIdsResult
   tokensPresigned: number
   presignRateDuringRun: number
   cpuProfileDir?: string
@@ -635,6 +643,9 @@ async function benchServer(home: string): Promise<ServerResults> {
     await base.stop()
     removeDir(base.dir)
     base = undefined
+
+    // j. several cluster IDs, on servers of their own (STS 20 ms).
+    out.clusterIds = await benchClusterIds(clusterIdsOptions(home, sts))
   } finally {
     await srv?.stop()
     await base?.stop()
@@ -907,7 +918,39 @@ function passFail(ok: boolean): string {
   return ok ? 'PASS' : 'FAIL'
 }
 
+function clusterIdsOptions(home: string, sts: StsProcess) {
+  return { home, sts, phaseMs: PHASE_MS, connections: CONNECTIONS, nodeFlags: NODE_FLAGS, log, expect }
+}
+
+/** --only=cluster-ids: scenario j alone, with its own STS stand-in. */
+async function onlyClusterIds(): Promise<number> {
+  startReaper()
+  const date = new Date().toISOString()
+  const m = machine()
+  log(`# kube-iam-auth benchmark, scenario j (several cluster IDs) only, ${date}`)
+  log(`machine: ${m.cores} cores, ${m.cpuModel}, node ${m.node}, load ${m.loadAverage.join(' ')}`)
+  const build = ensureBuilt()
+  const home = tempDir('home')
+  const sts = await startSts({ home, latencyMs: 0 })
+  let result: ClusterIdsResult
+  try {
+    result = await benchClusterIds(clusterIdsOptions(home, sts))
+  } finally {
+    await sts.stop()
+  }
+  log(`\n${clusterIdsTable(result)}\n`)
+  const failed = sanity.filter((x) => !x.ok)
+  log(`sanity checks: ${sanity.length - failed.length}/${sanity.length} passed`)
+  mkdirSync(RESULTS, { recursive: true })
+  const file = join(RESULTS, 'cluster-ids.json')
+  const json = { date, machine: m, build, options: { phaseMs: PHASE_MS, connections: CONNECTIONS }, result, sanity }
+  writeFileSync(file, `${JSON.stringify(json, null, 2)}\n`)
+  log(`wrote ${file} [${elapsed()}]`)
+  return failed.length === 0 ? 0 : 1
+}
+
 async function main(): Promise<number> {
+  if (argv.only === 'cluster-ids') return onlyClusterIds()
   startReaper()
   const date = new Date().toISOString()
   const m = machine()
@@ -1129,6 +1172,7 @@ async function main(): Promise<number> {
       ),
     )
   }
+  if (server.clusterIds) log(`${clusterIdsTable(server.clusterIds)}\n`)
   log(
     `\nlive heap per cached identity: ~${mem.liveBytesPerCachedIdentity ?? '?'} bytes; ` +
       'the gap between V8 heap used and the after-GC figure is garbage V8 had not yet collected ' +

@@ -114,6 +114,8 @@ export interface ServerOptions {
   readonly stsMaxConcurrency?: number
   /** Further `server:` keys, e.g. `stsTimeout: 1s`. */
   readonly extraConfig?: readonly string[]
+  /** The top-level clusterIDs (cluster IDs accepted alongside BENCH_CLUSTER); kept with `defaults` too. */
+  readonly clusterIds?: readonly string[]
   /** Extra node flags, e.g. --cpu-prof. */
   readonly nodeFlags?: readonly string[]
   /**
@@ -159,6 +161,7 @@ function configYaml(dir: string, o: ServerOptions): string {
       ]
   return [
     `clusterID: ${BENCH_CLUSTER}`,
+    ...(o.clusterIds === undefined ? [] : [`clusterIDs: [${o.clusterIds.join(', ')}]`]),
     'server:',
     '  address: 127.0.0.1',
     '  hostname: 127.0.0.1',

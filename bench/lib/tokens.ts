@@ -71,6 +71,8 @@ export interface TokenFactoryOptions {
   readonly windowStartS?: number
   /** ... over this many seconds (default 600). Tokens stay valid 900 s after signing. */
   readonly windowS?: number
+  /** The cluster ID the tokens name (default BENCH_CLUSTER). */
+  readonly clusterId?: string
 }
 
 export class TokenFactory {
@@ -80,6 +82,7 @@ export class TokenFactory {
   readonly #principals: FakeStsPrincipal[]
   readonly #windowStartS: number
   readonly #windowS: number
+  readonly #clusterId: string
   /** Total presign time and count, for the presign rate. */
   signMs = 0
   signed = 0
@@ -94,6 +97,7 @@ export class TokenFactory {
     this.#principals = Array.from({ length: count }, (_, i) => benchPrincipal(first + i))
     this.#windowStartS = opts.windowStartS ?? 0
     this.#windowS = opts.windowS ?? WINDOW_S
+    this.#clusterId = opts.clusterId ?? BENCH_CLUSTER
     if (this.#windowS % 7 === 0) throw new Error('the window must be coprime with 7')
   }
 
@@ -112,7 +116,7 @@ export class TokenFactory {
     const p = this.#principals[n % this.#principals.length]!
     const offsetS = this.#windowStartS + ((Math.floor(n / this.#principals.length) * 7) % this.#windowS)
     const { token } = await presignToken({
-      clusterId: BENCH_CLUSTER,
+      clusterId: this.#clusterId,
       region: BENCH_REGION,
       credentials: { accessKeyId: p.accessKeyId, secretAccessKey: p.secretAccessKey },
       now: new Date(this.anchorMs - offsetS * 1000),

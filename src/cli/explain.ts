@@ -36,14 +36,23 @@ export async function runExplain(flags: ExplainFlags, io: Io, readStdin: () => s
   if (unusable !== undefined) throw new UsageError(unusable.unusable!)
   const explanation = await explainIdentity(offline.sources, identity)
   const invalid = offline.files.filter((f) => f.problems.some((p) => p.severity === 'error')).map((f) => f.file)
+  const clusterIds = offline.clusterIds
   if (flags.output === 'json') {
-    io.stdout.write(`${JSON.stringify({ ...explanation, skipped: offline.skipped, invalidFiles: invalid }, null, 2)}\n`)
+    const json = { ...explanation, ...(clusterIds && { clusterIds }), skipped: offline.skipped, invalidFiles: invalid }
+    io.stdout.write(`${JSON.stringify(json, null, 2)}\n`)
     return explanation.result ? 0 : 1
   }
   const w = (s: string) => io.stdout.write(`${s}\n`)
   w(`identity: ${identity.arn}`)
   w(`  canonical ARN: ${identity.canonicalArn}`)
   w(`  account: ${identity.accountId}${identity.sessionName ? `   session name: ${identity.sessionName}` : ''}`)
+  if (clusterIds !== undefined && clusterIds.length > 1) {
+    // Said only when there is a choice: with one cluster ID the output stays upstream's shape.
+    const [main, ...more] = clusterIds
+    w(
+      `cluster IDs: tokens for ${main} (clusterID) or ${more.join(', ')} (clusterIDs) are verified; any other is denied`,
+    )
+  }
   w('chain:')
   explanation.trace.forEach((t, i) => w(`  ${i + 1}. ${t}`))
   for (const s of offline.skipped) w(`  -  ${s}: not checked`)

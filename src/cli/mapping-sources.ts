@@ -41,6 +41,8 @@ export interface OfflineSources {
   readonly sources: readonly ExplainSource[]
   /** Backends of the configured chain that cannot be read offline. */
   readonly skipped: readonly string[]
+  /** The cluster IDs the server config accepts tokens for: clusterID, then clusterIDs. */
+  readonly clusterIds?: readonly string[] | undefined
 }
 
 interface Loaded {
@@ -101,7 +103,9 @@ export function readOfflineSources(flags: OfflineFlags, readStdin: () => string)
       )
     }
   }
-  return { files, config: server?.config, sources, skipped }
+  const clusterId = server?.partial?.clusterId
+  const clusterIds = clusterId ? [clusterId, ...(server?.partial?.clusterIds ?? [])] : undefined
+  return { files, config: server?.config, sources, skipped, clusterIds }
 }
 
 function loadServerConfigFile(

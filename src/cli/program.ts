@@ -61,6 +61,11 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .command('server')
     .description('run the TokenReview webhook for kube-apiserver')
     .option('--partition <partition>', 'AWS partition whose STS hosts are accepted (default aws)')
+    .option(
+      '--cluster-ids <ids>',
+      'comma-separated cluster IDs accepted alongside --cluster-id, at most 4 (replaces clusterIDs)',
+      commaList,
+    )
     .option('--address <ip>', 'IP address to listen on (default 127.0.0.1)')
     .option('--port <port>', 'port to listen on (default 21362)', (v) => positiveInt(v, '--port'))
     .option('--hostname <name>', 'hostname in the serving certificate and webhook kubeconfig (default localhost)')
@@ -87,6 +92,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
           {
             config: g.config,
             clusterId: g.clusterId,
+            clusterIds: opts.clusterIds as string[] | undefined,
             logLevel: g.logVerbosity,
             logFormat: g.logFormat,
             partition: opts.partition as string | undefined,
@@ -322,6 +328,11 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
 
 function readStdinSync(): string {
   return readFileSync(0, 'utf8')
+}
+
+/** `a,b` -> [a, b]; every entry is kept (an empty one is reported by the decoder), "" is none. */
+function commaList(value: string): string[] {
+  return value.trim() === '' ? [] : value.split(',').map((s) => s.trim())
 }
 
 function parseBool(value: string): boolean {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { loadAll } from 'js-yaml'
 import { ConfigInvalid } from '../shared/errors.js'
+import { decodeClusterIds } from './cluster-ids.js'
 import { listenProblems } from './listen.js'
 import { compileRules, type MappingDocument } from '../mapping/rules.js'
 import type { Problem } from '../shared/problem.js'
@@ -12,6 +13,13 @@ import { caseInsensitive, type Reader } from '../shared/reader.js'
 /** The server's whole configuration, after file, flags and defaults are merged and validated. */
 export interface ServerConfig {
   readonly clusterId: string
+  /**
+   * Cluster IDs accepted alongside clusterId (the top-level `clusterIDs`), tried in this order when
+   * STS says a token's signature is not for clusterId: to rename a cluster, or to let one kubeconfig
+   * user reach a blue and a green cluster. At most MAX_CLUSTER_IDS; the caller token stays bound to
+   * clusterId.
+   */
+  readonly clusterIds: readonly string[]
   readonly partition: string
   /** Regions of `partition` accepted in token hosts beyond those this release knows. */
   readonly extraRegions: readonly string[]
@@ -56,6 +64,8 @@ export interface ServerConfig {
 /** Command-line values; each overrides the config file when given. */
 export interface ServerFlags {
   readonly clusterId?: string | undefined
+  /** --cluster-ids: replaces the file's clusterIDs. */
+  readonly clusterIds?: readonly string[] | undefined
   readonly partition?: string | undefined
   readonly address?: string | undefined
   readonly port?: number | undefined
@@ -164,7 +174,10 @@ export function readConfigDocument(file: string): unknown {
 }
 
 /** What the decoder read even when the file has errors: `explain` still shows the file's rules. */
-export type PartialServerConfig = Pick<ServerConfig, 'mappings' | 'backendMode' | 'reservedPrefixes' | 'dynamicFile'>
+export type PartialServerConfig = Pick<
+  ServerConfig,
+  'clusterId' | 'clusterIds' | 'mappings' | 'backendMode' | 'reservedPrefixes' | 'dynamicFile'
+>
 
 /**
  * Pure decoding of an already-parsed document, with every check of a value the server would refuse
@@ -181,6 +194,7 @@ export function decodeServerConfig(
 
   const clusterId = flags.clusterId ?? root.string('clusterID') ?? env.KUBERNETES_AWS_AUTHENTICATOR_CLUSTER_ID ?? ''
   if (clusterId === '') root.error('clusterID', 'cluster ID cannot be empty (set clusterID or --cluster-id)')
+  const clusterIds = decodeClusterIds(root, clusterId, flags.clusterIds)
 
   const partition = flags.partition ?? server.string('partition') ?? DEFAULTS.partition
   if (!PARTITION_IDS.includes(partition)) {
@@ -236,6 +250,7 @@ export function decodeServerConfig(
 
   const config: ServerConfig = {
     clusterId,
+    clusterIds,
     partition,
     extraRegions,
     address: flags.address ?? server.string('address') ?? DEFAULTS.address,
@@ -302,6 +317,7 @@ export function decodeServerConfig(
   }
   root.warnUnknown([
     'clusterid',
+    'clusterids',
     'server',
     'region',
     'role',
@@ -313,7 +329,7 @@ export function decodeServerConfig(
     'defaultrole',
   ])
   server.warnUnknown(SERVER_KEYS)
-  const partial = { mappings, backendMode, reservedPrefixes, dynamicFile: config.dynamicFile }
+  const partial = { clusterId, clusterIds, mappings, backendMode, reservedPrefixes, dynamicFile: config.dynamicFile }
   return problems.some((p) => p.severity === 'error') ? { problems, partial } : { config, problems, partial }
 }
 

@@ -144,7 +144,9 @@ function respond(
   started: bigint,
 ): void {
   const latencyMs = Number(process.hrtime.bigint() - started) / 1e6
-  const { identity, scrubbed, cache } = decision
+  // clusterId: which cluster ID the token named (once STS verified it); stsCalls: what verifying it
+  // cost. Undefined fields are left out of the line.
+  const { identity, scrubbed, cache, clusterId, stsCalls } = decision
   const who =
     identity === undefined || scrubbed
       ? { accountId: scrubbed ? 'scrubbed' : undefined }
@@ -167,6 +169,8 @@ function respond(
           ...who,
           source: decision.mapped.source,
           rule: decision.mapped.rule,
+          clusterId,
+          stsCalls,
           cache,
           latencyMs: Math.round(latencyMs * 100) / 100,
         },
@@ -206,6 +210,8 @@ function respond(
         reason,
         error: err.message,
         ...who,
+        clusterId,
+        stsCalls,
         cache,
         latencyMs: Math.round(latencyMs * 100) / 100,
       },

@@ -7,6 +7,7 @@ import type { Identity } from '../sts/get-caller-identity.js'
 import type { StsTransport } from '../sts/transport.js'
 import { checkToken, identify } from '../sts/verify.js'
 import type { PresignedRequest } from '../token/parse.js'
+import { clusterIdOrder, searchClusterIds, type Verified } from './cluster-id-search.js'
 import type { IdentityCache } from './identity-cache.js'
 import type { StsAdmission } from './sts-admission.js'
 import { credentialOf, type StsVerdicts } from './sts-verdicts.js'
@@ -15,6 +16,8 @@ import { userInfo, type UserInfo } from './token-review.js'
 
 export interface AuthenticatorOptions {
   readonly clusterId: string
+  /** Cluster IDs accepted alongside clusterId (clusterIDs), tried after it in this order. */
+  readonly clusterIds?: readonly string[] | undefined
   readonly partition: string
   /** Regions of the partition accepted beyond those this release knows (server.extraRegions). */
   readonly extraRegions?: readonly string[] | undefined
@@ -26,7 +29,7 @@ export interface AuthenticatorOptions {
 export interface AuthenticatorDeps {
   readonly now: () => number
   readonly sts: StsTransport
-  readonly cache: IdentityCache
+  readonly cache: IdentityCache<Verified>
   /** The gate in front of STS (lanes, per-credential bounds, queue). */
   readonly admission: StsAdmission
   /** What STS said recently: confirmed credentials (the admission's lanes) and remembered refusals. */
@@ -44,23 +47,38 @@ export interface AuthenticatorDeps {
 
 export type CacheSource = 'hit' | 'miss' | 'shared'
 
+/** What every decision may say about how the token was verified. */
+interface Verification {
+  /** The cluster ID the token named, once STS verified it. */
+  readonly clusterId?: string | undefined
+  /** STS calls this review made (absent when it made none: a cache hit, a shared or a local answer). */
+  readonly stsCalls?: number | undefined
+}
+
 export type Decision =
-  | {
+  | (Verification & {
       readonly allowed: true
       readonly identity: Identity
       readonly mapped: ChainResult
       readonly user: UserInfo
       readonly scrubbed: boolean
       readonly cache: CacheSource
-    }
-  | {
+    })
+  | (Verification & {
       readonly allowed: false
       /** A KiaError for expected failures; anything else is a bug, answered with 500. */
       readonly error: KiaError | Error
       readonly identity?: Identity | undefined
       readonly scrubbed: boolean
       readonly cache?: CacheSource | undefined
-    }
+    })
+
+/** What loading an identity did, for the decision and for what the server remembers. */
+interface Loaded {
+  /** Set once STS confirmed the token's credential. */
+  credential?: string
+  stsCalls: number
+}
 
 /** Hash of the token: the cache key, and the only form in which a token is ever kept. */
 export function tokenKey(token: string): string {
@@ -69,7 +87,8 @@ export function tokenKey(token: string): string {
 
 /**
  * Decides one token: identity (from the cache, or strict local checks then STS through the
- * admission gate), then the mapping chain. Never throws; every failure is a Decision.
+ * admission gate, with each accepted cluster ID until one verifies), then the mapping chain.
+ * Never throws; every failure is a Decision.
  */
 export function createAuthenticator(
   opts: AuthenticatorOptions,
@@ -77,6 +96,7 @@ export function createAuthenticator(
 ): (token: string, caller?: string) => Promise<Decision> {
   if (opts.clusterId === '') throw new TypeError('"clusterId" must not be empty')
   const scrubbed = new Set(opts.scrubbedAccounts)
+  const accepted = [opts.clusterId, ...(opts.clusterIds ?? [])]
   const verifyOpts = {
     clusterId: opts.clusterId,
     partition: opts.partition,
@@ -85,10 +105,17 @@ export function createAuthenticator(
     timeoutMs: opts.stsTimeoutMs,
   }
   const { metrics, verdicts } = deps
+  // One series per accepted ID, there from the start (a dashboard sees 0, not nothing).
+  const reviewsOf = new Map(accepted.map((id) => [id, metrics.clusterIdReviews.labels({ cluster_id: id })]))
+  for (const series of reviewsOf.values()) series.inc(0)
   let cachedCount = -1
 
-  /** Remembered refusals, then one STS call through the gate. */
-  const loadIdentity = async (req: PresignedRequest, key: string, caller: string, loaded: { credential?: string }) => {
+  /**
+   * Remembered refusals, then STS through the gate: one call per cluster ID tried, each admitted on
+   * its own (a token for none of the accepted IDs costs 1 + clusterIds.length calls and takes as many
+   * turns). A refusal is remembered only once no other ID could change it.
+   */
+  const loadIdentity = async (req: PresignedRequest, key: string, caller: string, loaded: Loaded) => {
     const credential = credentialOf(req)
     const remembered = verdicts.tokenRejection(key) ?? verdicts.credentialRejection(credential, req.stsRegion)
     if (remembered !== undefined) {
@@ -101,50 +128,57 @@ export function createAuthenticator(
       throw new RateLimited(`caller ${caller} is over its rate of STS verifications; try again later`)
     }
     const validUntil = req.expiresAt.getTime()
-    const identity = await deps.admission
-      .run(credential, async () => {
+    const order = accepted.length === 1 ? accepted : clusterIdOrder(accepted, verdicts.confirmedClusterId(credential))
+    const verified = await searchClusterIds(order, (clusterId) =>
+      deps.admission.run(credential, async () => {
         // STS may have refused this credential while this review waited for its turn.
         const refused = verdicts.credentialRejection(credential, req.stsRegion)
         if (refused !== undefined) throw refused
-        return identify(req, verifyOpts, deps.sts)
-      })
-      .catch((err: unknown) => {
-        if (err instanceof StsThrottled) metrics.stsThrottling.inc({ StsRegion: req.stsRegion })
-        if (err instanceof StsRejected && err.status !== undefined && err.status >= 400 && err.status < 500) {
-          verdicts.reject(key, { credential, stsRegion: req.stsRegion, validUntil }, err)
-          if (lane === 'confirmed') {
-            verdicts.unconfirm(credential)
-            deps.admission.reclassify(credential)
-          }
+        loaded.stsCalls++
+        return identify(req, clusterId === opts.clusterId ? verifyOpts : { ...verifyOpts, clusterId }, deps.sts)
+      }),
+    ).catch((err: unknown) => {
+      if (loaded.stsCalls > 0) metrics.stsCallsPerVerification.observe({ result: resultOf(err) }, loaded.stsCalls)
+      if (err instanceof StsThrottled) metrics.stsThrottling.inc({ StsRegion: req.stsRegion })
+      if (err instanceof StsRejected && err.status !== undefined && err.status >= 400 && err.status < 500) {
+        verdicts.reject(key, { credential, stsRegion: req.stsRegion, validUntil }, err)
+        if (lane === 'confirmed') {
+          verdicts.unconfirm(credential)
+          deps.admission.reclassify(credential)
         }
-        throw err
-      })
+      }
+      throw err
+    })
+    metrics.stsCallsPerVerification.observe({ result: 'verified' }, loaded.stsCalls)
     loaded.credential = credential
-    return { identity, validUntil }
+    return { identity: verified, validUntil }
   }
 
   return async function authenticate(token: string, caller = 'local'): Promise<Decision> {
-    let identity: Identity | undefined
+    let verified: Verified | undefined
     let cache: CacheSource | undefined
     const key = tokenKey(token)
-    const loaded: { credential?: string } = {}
+    const loaded: Loaded = { stsCalls: 0 }
     try {
-      identity = deps.cache.get(key)
-      if (identity !== undefined) {
+      verified = deps.cache.get(key)
+      if (verified !== undefined) {
         cache = 'hit'
       } else {
         // The local checks come before any shared load is set up: a refused token costs no more.
         const req = checkToken(token, verifyOpts, new Date(deps.now()))
         const got = await deps.cache.getOrLoad(key, () => loadIdentity(req, key, caller, loaded))
-        identity = got.identity
+        verified = got.identity
         cache = got.source
       }
       if (cache === 'hit') metrics.identityCacheHits.inc()
       else metrics.identityCacheMisses.inc()
+      const { identity, clusterId } = verified
+      reviewsOf.get(clusterId)?.inc()
       const mapped = await mapIdentity(deps.chain(), identity, deps.resolveDns)
       if (loaded.credential !== undefined) {
-        // A credential STS confirmed and the mapping let in: its next tokens use the confirmed lane.
-        verdicts.confirm(loaded.credential)
+        // A credential STS confirmed and the mapping let in: its next tokens use the confirmed lane,
+        // and try the cluster ID this one named first.
+        verdicts.confirm(loaded.credential, clusterId)
         metrics.confirmedCredentials.set(verdicts.confirmedCount)
         deps.admission.reclassify(loaded.credential)
       }
@@ -156,19 +190,29 @@ export function createAuthenticator(
         user: userInfo(identity, mapped, isScrubbed),
         scrubbed: isScrubbed,
         cache,
+        clusterId,
+        ...(loaded.stsCalls > 0 ? { stsCalls: loaded.stsCalls } : {}),
       }
     } catch (err) {
       if (cache === undefined) metrics.identityCacheMisses.inc()
+      const identity = verified?.identity
       return {
         allowed: false,
         error: isKiaError(err) ? err : (err as Error),
         identity,
         scrubbed: identity !== undefined && scrubbed.has(identity.accountId),
         cache,
+        ...(verified === undefined ? {} : { clusterId: verified.clusterId }),
+        ...(loaded.stsCalls > 0 ? { stsCalls: loaded.stsCalls } : {}),
       }
     } finally {
       // Only when it changed: setting a gauge is not free, and most reviews change nothing.
       if (deps.cache.size !== cachedCount) metrics.identityCacheEntries.set((cachedCount = deps.cache.size))
     }
   }
+}
+
+/** The `result` label of sts_calls_per_verification for a verification that found no identity. */
+function resultOf(err: unknown): 'refused' | 'failed' {
+  return err instanceof StsRejected ? 'refused' : 'failed'
 }

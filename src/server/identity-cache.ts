@@ -1,7 +1,7 @@
 import type { Identity } from '../sts/get-caller-identity.js'
 
-interface Entry {
-  readonly identity: Identity
+interface Entry<V> {
+  readonly identity: V
   readonly expiresAt: number
 }
 
@@ -10,10 +10,11 @@ interface Entry {
  * token stops being valid or the TTL passes, whichever is first. Bounded LRU. Concurrent lookups of
  * one key share a single load (one STS call however many reviews of the same token arrive).
  * Only identities are cached: the mapping is applied on every review, so mapping edits apply at once.
+ * `V` is what the server keeps of a verification (the identity and the cluster ID its token named).
  */
-export class IdentityCache {
-  readonly #entries = new Map<string, Entry>()
-  readonly #pending = new Map<string, Promise<Identity>>()
+export class IdentityCache<V = Identity> {
+  readonly #entries = new Map<string, Entry<V>>()
+  readonly #pending = new Map<string, Promise<V>>()
   readonly #maxEntries: number
   readonly #ttlMs: number
   readonly #now: () => number
@@ -30,7 +31,7 @@ export class IdentityCache {
     return this.#entries.size
   }
 
-  get(key: string): Identity | undefined {
+  get(key: string): V | undefined {
     const entry = this.#entries.get(key)
     if (entry === undefined) return undefined
     if (entry.expiresAt <= this.#now()) {
@@ -49,8 +50,8 @@ export class IdentityCache {
    */
   async getOrLoad(
     key: string,
-    load: () => Promise<{ identity: Identity; validUntil: number }>,
-  ): Promise<{ identity: Identity; source: 'hit' | 'miss' | 'shared' }> {
+    load: () => Promise<{ identity: V; validUntil: number }>,
+  ): Promise<{ identity: V; source: 'hit' | 'miss' | 'shared' }> {
     const cached = this.get(key)
     if (cached !== undefined) return { identity: cached, source: 'hit' }
     const pending = this.#pending.get(key)
@@ -71,7 +72,7 @@ export class IdentityCache {
     this.#entries.clear()
   }
 
-  #set(key: string, identity: Identity, expiresAt: number): void {
+  #set(key: string, identity: V, expiresAt: number): void {
     if (this.#maxEntries === 0 || expiresAt <= this.#now()) return
     this.#entries.delete(key)
     this.#entries.set(key, { identity, expiresAt })

@@ -93,6 +93,7 @@ async function start(config: ServerConfig, deps: RunDeps, lifetime: AbortControl
   const authenticate = createAuthenticator(
     {
       clusterId: config.clusterId,
+      clusterIds: config.clusterIds,
       partition: config.partition,
       extraRegions: config.extraRegions,
       stsEndpoint: deps.env.KUBE_IAM_AUTH_STS_ENDPOINT || undefined,
@@ -187,7 +188,13 @@ async function start(config: ServerConfig, deps: RunDeps, lifetime: AbortControl
     )
   }
   log.info(
-    { url, clusterId: config.clusterId, backendMode: config.backendMode, partition: config.partition },
+    {
+      url,
+      clusterId: config.clusterId,
+      ...(config.clusterIds.length > 0 ? { clusterIds: config.clusterIds } : {}),
+      backendMode: config.backendMode,
+      partition: config.partition,
+    },
     'listening',
   )
 

@@ -32,7 +32,8 @@ export function credentialOf(req: PresignedRequest): string {
  * entries, but not grow them.
  */
 export class StsVerdicts {
-  readonly #confirmed: TtlCache<true>
+  /** Confirmed credentials, each with the cluster ID its last confirmed token named. */
+  readonly #confirmed: TtlCache<string>
   readonly #rejected: TtlCache<StsRejected>
   readonly #now: () => number
 
@@ -50,8 +51,14 @@ export class StsVerdicts {
     return this.#confirmed.get(credential) !== undefined
   }
 
-  confirm(credential: string): void {
-    this.#confirmed.set(credential, true, CONFIRMED_TTL_MS)
+  /** `clusterId`: the ID its token named; the credential's next tokens try it first (see clusterIdOrder). */
+  confirm(credential: string, clusterId: string): void {
+    this.#confirmed.set(credential, clusterId, CONFIRMED_TTL_MS)
+  }
+
+  /** The cluster ID the last confirmed token of this credential named, while it is confirmed. */
+  confirmedClusterId(credential: string): string | undefined {
+    return this.#confirmed.get(credential)?.value
   }
 
   /**
@@ -60,7 +67,7 @@ export class StsVerdicts {
    * its user a first-time user again, never keep the confirmed lane's slots for themselves.)
    */
   unconfirm(credential: string): void {
-    this.#confirmed.set(credential, true, 0)
+    this.#confirmed.set(credential, '', 0)
   }
 
   /** The refusal STS gave earlier for this token (by its hash), if still remembered. */

@@ -78,10 +78,27 @@ export class StsRejected extends KiaError {
   readonly code = 'ERR_STS_REJECTED'
   readonly status: number | undefined
   readonly stsCode: string | undefined
-  constructor(message: string, details: { status?: number; stsCode?: string } = {}) {
+  /**
+   * STS computed another signature than the token carries (SignatureDoesNotMatch, not about the
+   * signing time): signed with another secret, or for another x-k8s-aws-id than the one sent.
+   */
+  readonly signatureMismatch: boolean
+  readonly #text: string
+  constructor(message: string, details: { status?: number; stsCode?: string; signatureMismatch?: boolean } = {}) {
     super(`sts getCallerIdentity failed: ${message}`)
+    this.#text = message
     this.status = details.status
     this.stsCode = details.stsCode
+    this.signatureMismatch = details.signatureMismatch ?? false
+  }
+
+  /** The same refusal, its message followed by `note`. */
+  withNote(note: string): StsRejected {
+    return new StsRejected(`${this.#text} ${note}`, {
+      ...(this.status === undefined ? {} : { status: this.status }),
+      ...(this.stsCode === undefined ? {} : { stsCode: this.stsCode }),
+      signatureMismatch: this.signatureMismatch,
+    })
   }
 }
 

@@ -112,6 +112,21 @@ export function createMetrics(registry = new Registry(), opts: { defaultMetrics?
       help: 'Credentials in the confirmed lane',
       registers,
     }),
+    clusterIdReviews: new Counter({
+      name: `${ours}cluster_id_reviews_total`,
+      help: 'Reviews of tokens STS verified, by the cluster ID the token named (clusterID or one of clusterIDs)',
+      labelNames: ['cluster_id'] as const,
+      registers,
+    }),
+    stsCallsPerVerification: new Histogram({
+      name: `${ours}sts_calls_per_verification`,
+      help:
+        'STS calls one verification made: 1, plus 1 for each accepted cluster ID tried before the one the token ' +
+        'names (clusterIDs), by result (verified, refused, failed)',
+      labelNames: ['result'] as const,
+      buckets: [1, 2, 3, 4, 5],
+      registers,
+    }),
     auditLinesSuppressed: new Counter({
       name: `${ours}audit_lines_suppressed_total`,
       help: 'Denial and error log lines not written individually (counted in a summary line instead), by decision',

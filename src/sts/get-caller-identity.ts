@@ -75,7 +75,12 @@ export function processCallerIdentityResponse(res: StsHttpResponse, req: Presign
     }
     const text = `error from AWS (expected 200, got ${res.status}) on ${req.stsRegion} endpoint${detail}`
     if (res.status >= 400 && res.status < 500) {
-      throw new StsRejected(text, { status: res.status, ...(code === undefined ? {} : { stsCode: code }) })
+      const signatureMismatch = isSignatureMismatch(res.status, code, message)
+      throw new StsRejected(text, {
+        status: res.status,
+        ...(code === undefined ? {} : { stsCode: code }),
+        ...(signatureMismatch ? { signatureMismatch } : {}),
+      })
     }
     throw new StsUnavailable(text, { status: res.status })
   }
@@ -111,6 +116,18 @@ export function processCallerIdentityResponse(res: StsHttpResponse, req: Presign
     accessKeyId: detached(req.accessKeyId),
     stsEndpoint: detached(req.host),
   }
+}
+
+/**
+ * STS's answer when the signature it computes differs from the token's: the token was signed with
+ * another secret, or for another x-k8s-aws-id than the one sent (the only answer another cluster ID
+ * could change). STS gives the same code for a signing time outside its 15 minutes ("Signature
+ * expired: ...", "Signature not yet current: ..."), which no cluster ID changes.
+ */
+function isSignatureMismatch(status: number, code: string | undefined, message: string | undefined): boolean {
+  return (
+    status === 403 && code === 'SignatureDoesNotMatch' && !/^Signature (expired|not yet current)\b/i.test(message ?? '')
+  )
 }
 
 interface CallerIdentityResult {

@@ -1,4 +1,4 @@
-import { readFileSync, rmSync } from 'node:fs'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { cliEnv, ensureBuilt, ROOT, runCli, tempDir, type CliResult } from '../support/cli.js'
@@ -160,6 +160,33 @@ describe('kube-iam-auth explain', () => {
     })
   })
 
+  describe('a server config with clusterIDs', () => {
+    it('says which cluster IDs tokens may name (text and JSON); the mapping is the same for all of them', async () => {
+      const config = join(home, 'cluster-ids.yaml')
+      writeFileSync(
+        config,
+        readFileSync(join(ROOT, CONFIG), 'utf8').replace(
+          'clusterID: explain-cluster\n',
+          'clusterID: green\nclusterIDs: [blue, old-green]\n',
+        ),
+      )
+      const arn = `arn:aws:iam::${A}:user/alice`
+      const r = await explain(['-c', config, 'explain', '--arn', arn])
+      expect(r.code).toBe(0)
+      expect(r.stdout.split('\n').slice(0, 5)).toEqual([
+        `identity: ${arn}`,
+        `  canonical ARN: ${arn}`,
+        `  account: ${A}`,
+        'cluster IDs: tokens for green (clusterID) or blue, old-green (clusterIDs) are verified; any other is denied',
+        'chain:',
+      ])
+      const json = JSON.parse((await explain(['-c', config, 'explain', '--arn', arn, '-o', 'json'])).stdout) as {
+        clusterIds: string[]
+      }
+      expect(json.clusterIds).toEqual(['green', 'blue', 'old-green'])
+    })
+  })
+
   describe('-o json', () => {
     it('authenticated: identity, result, trace; exit 0', async () => {
       const r = await explainChain(`arn:aws:iam::${A}:user/carol`, '-o', 'json')
@@ -188,6 +215,7 @@ describe('kube-iam-auth explain', () => {
         ],
         hints: [],
         invalidRules: [],
+        clusterIds: ['explain-cluster'],
         skipped: [],
         invalidFiles: [],
       })

@@ -1,13 +1,17 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto'
-import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { load } from 'js-yaml'
+import { dump, load } from 'js-yaml'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { featureGateEnabled, type InitFlags, resolveInitFlags, runInit } from '../../src/cli/init.js'
 import type { Io } from '../../src/cli/io.js'
 import { createCallerVerifier } from '../../src/server/caller-auth.js'
 import { ConfigInvalid, UsageError } from '../../src/shared/errors.js'
-import { tempDir } from '../support/cli.js'
+import { cliEnv, ensureBuilt, runCli, tempDir } from '../support/cli.js'
+import { readWebhookKubeconfig } from '../support/fake-apiserver.js'
+import { startFakeSts } from '../support/fake-sts.js'
+import { ALICE, presignedToken } from '../support/tokens.js'
+import { startTestServer, tokenReview, type TestServer } from '../support/webhook.js'
 
 function fakeIo(): Io & { out: () => string; err: () => string } {
   let out = ''
@@ -259,4 +263,48 @@ describe('featureGateEnabled', () => {
   ])('%j -> %s', (gates, enabled) => {
     expect(featureGateEnabled(gates, 'ConfiguredInitDirectories')).toBe(enabled)
   })
+})
+
+describe('kube-iam-auth --config FILE init, with clusterIDs in the file', () => {
+  it('is accepted; the caller token stays bound to clusterID, and the server started on that file accepts it and tokens for each ID', async () => {
+    await ensureBuilt()
+    const dir = tempDir('kia-init-cluster-ids-')
+    const sts = await startFakeSts({ principals: [ALICE] })
+    let srv: TestServer | undefined
+    try {
+      const stateDir = join(dir, 'state')
+      const kubeconfig = join(dir, 'webhook.kubeconfig')
+      const server = { stateDir, generateKubeconfig: kubeconfig, callerAuth: true, kubeconfigPregenerated: true }
+      const config = join(dir, 'config.yaml')
+      writeFileSync(config, dump({ clusterID: 'green', clusterIDs: ['blue'], server }))
+      const r = await runCli(['--config', config, 'init', '--feature-gates', 'ConfiguredInitDirectories=true'], {
+        env: cliEnv(dir),
+        timeoutMs: 30_000,
+      })
+      expect({ code: r.code, stdout: r.stdout }).toEqual({ code: 0, stdout: '' })
+      const caller = readWebhookKubeconfig(kubeconfig).token!
+      const claims = JSON.parse(Buffer.from(caller.split('.')[1]!, 'base64url').toString('utf8')) as { aud: unknown }
+      expect(claims.aud).toBe('kube-iam-auth:green')
+      srv = await startTestServer({
+        stsUrl: sts.url,
+        clusterId: 'green',
+        clusterIds: ['blue'],
+        server: { ...server, mapUsers: [{ userarn: ALICE.arn, username: 'alice', groups: [] }] },
+      })
+      const authorization = { authorization: `Bearer ${caller}` }
+      for (const clusterId of ['green', 'blue']) {
+        const res = await srv.post(
+          tokenReview(await presignedToken({ principal: ALICE, clusterId, now: new Date() })),
+          {
+            headers: authorization,
+          },
+        )
+        expect([clusterId, res.status, res.json().status.authenticated]).toEqual([clusterId, 200, true])
+      }
+    } finally {
+      await srv?.close()
+      await sts.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 60_000)
 })

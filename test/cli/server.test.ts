@@ -40,6 +40,20 @@ describe('kube-iam-auth server (process)', () => {
     expect(r.stderr).toContain('server.mapRoles[0].rolearn: error canonicalizing ARN')
   })
 
+  it('--cluster-ids is read like clusterIDs: an entry equal to clusterID refuses the start, naming the flag', async () => {
+    const file = config('ids.yaml', 'clusterID: green\nclusterIDs: [blue]\n')
+    const r = await runCli(['server', '--config', file, '--cluster-ids', 'blue,green'], {
+      env: cliEnv(dir),
+      timeoutMs: 20_000,
+    })
+    expect(r.timedOut).toBe(false)
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain(`invalid configuration in ${file}`)
+    expect(r.stderr).toContain(
+      'clusterIDs[1]: "green" (from --cluster-ids) is clusterID already: list only the IDs accepted alongside it',
+    )
+  })
+
   it('exits (does not hang) when start-up fails after the sources started', async () => {
     const file = config(
       'unwritable.yaml',

@@ -427,6 +427,35 @@ describe('kube-iam-auth validate', () => {
       },
     )
 
+    it('clusterIDs: every entry that is empty, unusable, clusterID itself or a duplicate, and too many', async () => {
+      const body = (ids: string) =>
+        `clusterID: green\nclusterIDs: ${ids}\nserver:\n  port: 0\n  stateDir: ${join(home, 'state')}\n` +
+        `  generateKubeconfig: ${join(home, 'kc.yaml')}\n  mapUsers: [{userarn: "arn:aws:iam::111122223333:user/a", username: a}]\n`
+      const good = join(home, 'ids-good.yaml')
+      writeFileSync(good, body('[blue, old-green]'))
+      const ok = await validate(['-c', good, 'validate'])
+      expect(ok.code).toBe(0)
+      expect(ok.stdout).not.toContain('clusterIDs')
+      expect(ok.stdout).toContain(lines(`${good}: valid`))
+      const bad = join(home, 'ids-bad.yaml')
+      writeFileSync(bad, body('[blue, "", green, "new green", blue]'))
+      const problems = [
+        'clusterIDs: error: at most 4 cluster IDs besides clusterID, got 5: a token names its ID only inside its signature, so each one listed costs a token for none of them (a forged one) one more STS call',
+        'clusterIDs[1]: error: empty: a cluster ID cannot be empty',
+        'clusterIDs[2]: error: "green" is clusterID already: list only the IDs accepted alongside it',
+        'clusterIDs[3]: error: "new green" is not a usable cluster ID: only visible ASCII characters, no spaces (tokens carry it signed in the x-k8s-aws-id header)',
+        'clusterIDs[4]: error: "blue" is listed twice (also clusterIDs[0])',
+      ]
+      const v = await validate(['-c', bad, 'validate'])
+      expect({ code: v.code, stdout: v.stdout }).toEqual({
+        code: 1,
+        stdout: lines(...problems.map((p) => `${bad}: ${p}`), '5 errors, 0 warnings'),
+      })
+      const server = await runCli(['server', '--config', bad], { env, timeoutMs: 20_000 })
+      expect(server.code).toBe(1)
+      for (const p of problems) expect(server.stderr).toContain(p.replace(': error: ', ': '))
+    })
+
     it('a config whose only backend maps nothing: every review would be denied', async () => {
       const f = join(home, 'empty.yaml')
       writeFileSync(f, `clusterID: c\nserver:\n  stateDir: ${join(home, 'no-state')}\n`)

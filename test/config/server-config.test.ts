@@ -55,6 +55,7 @@ const warning = (path: string, message: string) => ({ path, message, severity: '
 
 const DEFAULT_CONFIG: ServerConfig = {
   clusterId: 'c1',
+  clusterIds: [],
   partition: 'aws',
   extraRegions: [],
   address: '127.0.0.1',
@@ -112,6 +113,7 @@ describe('every key', () => {
   it('is read from the file', () => {
     const { config, warnings } = load(`
 clusterID: c1
+clusterIDs: [c1-old, c1.blue_2]
 server:
   partition: aws-cn
   address: 0.0.0.0
@@ -165,6 +167,7 @@ server:
     ])
     expect(config).toEqual<ServerConfig>({
       ...DEFAULT_CONFIG,
+      clusterIds: ['c1-old', 'c1.blue_2'],
       partition: 'aws-cn',
       address: '0.0.0.0',
       port: 8443,
@@ -200,6 +203,7 @@ server:
   it('flags override the file', () => {
     const flags: ServerFlags = {
       clusterId: 'from-flag',
+      clusterIds: ['flag-blue'],
       partition: 'aws-us-gov',
       address: '10.0.0.5',
       port: 9000,
@@ -216,6 +220,7 @@ server:
     const { config, warnings } = load(
       `
 clusterID: from-file
+clusterIDs: [file-blue, file-green]
 server:
   partition: aws-cn
   address: 0.0.0.0
@@ -235,6 +240,7 @@ server:
     )
     expect(config).toMatchObject({
       clusterId: 'from-flag',
+      clusterIds: ['flag-blue'],
       partition: 'aws-us-gov',
       address: '10.0.0.5',
       port: 9000,
@@ -290,6 +296,67 @@ describe('cluster ID', () => {
       new ConfigInvalid('invalid configuration in (no config file)', [
         'clusterID: cluster ID cannot be empty (set clusterID or --cluster-id)',
       ]),
+    )
+  })
+})
+
+describe('clusterIDs: cluster IDs accepted alongside clusterID', () => {
+  it('a list, kept in order; a whitespace-separated string is a list too', () => {
+    expect(load('clusterID: green\nclusterIDs: [blue, old-name]\n')).toEqual({
+      config: { ...DEFAULT_CONFIG, clusterId: 'green', clusterIds: ['blue', 'old-name'] },
+      warnings: [],
+    })
+    expect(load('clusterID: green\nclusterIDs: blue old-name\n').config.clusterIds).toEqual(['blue', 'old-name'])
+    expect(load('clusterID: green\nclusterids: []\n').config.clusterIds).toEqual([])
+  })
+
+  it('four are accepted; five or more are an error that says what each one costs', () => {
+    expect(load('clusterID: c\nclusterIDs: [a, b, d, e]\n').config.clusterIds).toEqual(['a', 'b', 'd', 'e'])
+    expectProblems('clusterID: c\nclusterIDs: [a, b, d, e, f]\n', [
+      'clusterIDs: at most 4 cluster IDs besides clusterID, got 5: a token names its ID only inside its signature, ' +
+        'so each one listed costs a token for none of them (a forged one) one more STS call',
+    ])
+  })
+
+  it('every entry that is empty, unusable, clusterID itself or listed twice is an error of its own', () => {
+    expectProblems('clusterID: green\nclusterIDs: ["", "blue green", green, blue, "gr\\u00e9en", blue]\n', [
+      'clusterIDs: at most 4 cluster IDs besides clusterID, got 6: a token names its ID only inside its signature, ' +
+        'so each one listed costs a token for none of them (a forged one) one more STS call',
+      'clusterIDs[0]: empty: a cluster ID cannot be empty',
+      'clusterIDs[1]: "blue green" is not a usable cluster ID: only visible ASCII characters, no spaces (tokens carry it signed in the x-k8s-aws-id header)',
+      'clusterIDs[2]: "green" is clusterID already: list only the IDs accepted alongside it',
+      'clusterIDs[4]: "gréen" is not a usable cluster ID: only visible ASCII characters, no spaces (tokens carry it signed in the x-k8s-aws-id header)',
+      'clusterIDs[5]: "blue" is listed twice (also clusterIDs[3])',
+    ])
+  })
+
+  it('cluster IDs are compared exactly (the signature is): IDs differing in case are distinct', () => {
+    expect(load('clusterID: green\nclusterIDs: [Green, GREEN]\n').config.clusterIds).toEqual(['Green', 'GREEN'])
+  })
+
+  it('not a list of strings', () => {
+    expectProblems('clusterID: c\nclusterIDs: {blue: true}\n', ['clusterIDs: must be a list of strings, got a mapping'])
+    expectProblems('clusterID: c\nclusterIDs: [blue, 7]\n', ['clusterIDs: must be a list of strings, got a list'])
+  })
+
+  it('--cluster-ids replaces the file list, and its problems say they come from the flag', () => {
+    expect(load('clusterID: green\nclusterIDs: [blue]\n', { clusterIds: ['old'] }).config.clusterIds).toEqual(['old'])
+    expectProblems(
+      'clusterID: green\nclusterIDs: [blue]\n',
+      ['clusterIDs[1]: "green" (from --cluster-ids) is clusterID already: list only the IDs accepted alongside it'],
+      {
+        clusterIds: ['blue', 'green'],
+      },
+    )
+  })
+
+  it('the --cluster-id flag that changes clusterID is what an entry is compared with', () => {
+    expectProblems(
+      'clusterID: green\nclusterIDs: [blue]\n',
+      ['clusterIDs[0]: "blue" is clusterID already: list only the IDs accepted alongside it'],
+      {
+        clusterId: 'blue',
+      },
     )
   })
 })

@@ -563,6 +563,26 @@ describe('rendering with other values', () => {
     expect(one(r, 'DaemonSet').spec.template.spec.containers[0].ports[0].containerPort).toBe(31000)
   })
 
+  it('clusterIDs: rendered next to clusterID, read by the server as the IDs accepted alongside it; the notes name them', () => {
+    const r = render({ ...BASE, clusterIDs: ['blue', 'old-test-cluster'] })
+    const { config, problems, doc } = decodeRendered(r)
+    expect(problems).toEqual([])
+    expect(Object.keys(doc)).toEqual(['clusterID', 'clusterIDs', 'server'])
+    expect([config!.clusterId, config!.clusterIds]).toEqual(['test-cluster', ['blue', 'old-test-cluster']])
+    expect(r.notes).toContain(
+      'kube-iam-auth token -i test-cluster\n  (tokens for blue, old-test-cluster are accepted too: clusterIDs)',
+    )
+    // what the server refuses reaches it unchanged, and is refused there (one judge)
+    const dup = decodeRendered(render({ ...BASE, clusterIDs: ['test-cluster'] }))
+    expect(dup.problems).toEqual([
+      {
+        path: 'clusterIDs[0]',
+        message: '"test-cluster" is clusterID already: list only the IDs accepted alongside it',
+        severity: 'error',
+      },
+    ])
+  })
+
   it('image digest, tag, fullnameOverride, release name and namespace, extra args, log level', () => {
     const r = render(
       {
@@ -615,6 +635,8 @@ describe('rendering with other values', () => {
       /serviceMonitor.enabled needs server.address/,
     )
     expect(renderError({ ...BASE, server: { backendMode: ['DynamicFile'] } })).toMatch(/set server.dynamicfilepath/)
+    expect(renderError({ ...BASE, clusterIDs: 'blue,old-name' })).toMatch(/clusterIDs must be a list, e.g./)
+    expect(renderError({ ...BASE, clusterIDs: ['blue', 1234] })).toMatch(/clusterIDs must be a list of strings/)
   })
 })
 

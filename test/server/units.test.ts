@@ -113,7 +113,7 @@ describe('what a cached identity keeps alive', () => {
       })
       const identity = processCallerIdentityResponse({ status: 200, contentType: 'application/json', body }, req)
       await cache.getOrLoad(tokenKey(token), async () => ({ identity, validUntil: Date.now() + 900_000 }))
-      verdicts.confirm(credentialOf(req))
+      verdicts.confirm(credentialOf(req), 'c')
     }
     expect(verdicts.confirmedCount).toBe(n)
     gc()

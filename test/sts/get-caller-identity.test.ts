@@ -127,6 +127,43 @@ describe('processCallerIdentityResponse: STS errors', () => {
     )
   })
 
+  // A token for another cluster ID and one signed with a wrong secret get the same answer; only
+  // these may be worth asking again with another accepted cluster ID (server.clusterIDs).
+  it.each([
+    ['SignatureDoesNotMatch, signature differs (JSON)', jsonError(403, 'SignatureDoesNotMatch', BAD_SIGNATURE), true],
+    ['SignatureDoesNotMatch, signature differs (XML)', xmlError(403, 'SignatureDoesNotMatch', BAD_SIGNATURE), true],
+    [
+      'SignatureDoesNotMatch about a signing date too old',
+      jsonError(
+        403,
+        'SignatureDoesNotMatch',
+        'Signature expired: 20240501T110000Z is now earlier than 20240501T114500Z (20240501T120000Z - 15 min.)',
+      ),
+      false,
+    ],
+    [
+      'SignatureDoesNotMatch about a signing date in the future',
+      xmlError(
+        403,
+        'SignatureDoesNotMatch',
+        'Signature not yet current: 20240501T130000Z is still later than 20240501T121500Z (20240501T120000Z + 15 min.)',
+      ),
+      false,
+    ],
+    ['SignatureDoesNotMatch with another status', jsonError(400, 'SignatureDoesNotMatch', BAD_SIGNATURE), false],
+    [
+      'InvalidClientTokenId',
+      jsonError(403, 'InvalidClientTokenId', 'The security token included in the request is invalid.'),
+      false,
+    ],
+    ['ExpiredToken', jsonError(403, 'ExpiredToken', 'The security token included in the request is expired'), false],
+    ['403 without a code', json(403, ' '), false],
+  ])('%s -> signatureMismatch %s', (_name, res, mismatch) => {
+    const err = thrownBy(() => processCallerIdentityResponse(res, REQ)) as StsRejected
+    expect(err).toBeInstanceOf(StsRejected)
+    expect(err.signatureMismatch).toBe(mismatch)
+  })
+
   it('403 in XML (a client that forgot Accept) is read the same way', () => {
     const err = thrownBy(() =>
       processCallerIdentityResponse(
@@ -505,6 +542,7 @@ describe('requestCallerIdentity over real sockets', () => {
     expect(err.message).toBe(
       `sts getCallerIdentity failed: error from AWS (expected 200, got 403) on us-west-2 endpoint: SignatureDoesNotMatch: ${BAD_SIGNATURE}`,
     )
+    expect(err.signatureMismatch).toBe(true)
   })
 
   it('fault hang with timeoutMs 200 -> StsUnavailable "timed out", promptly', async () => {

@@ -80,12 +80,15 @@ export async function startTestServer(opts: {
   stsUrl: string
   server?: Record<string, unknown>
   clusterId?: string
+  /** The top-level clusterIDs: cluster IDs accepted alongside clusterId. */
+  clusterIds?: string[]
   now?: () => number
   env?: Record<string, string>
 }): Promise<TestServer> {
   const stateDir = mkdtempSync(join(tmpdir(), 'kia-server-'))
   const doc = {
     clusterID: opts.clusterId ?? 'kia-test-cluster',
+    ...(opts.clusterIds === undefined ? {} : { clusterIDs: opts.clusterIds }),
     server: {
       address: '127.0.0.1',
       port: 0,

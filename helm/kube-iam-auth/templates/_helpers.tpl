@@ -85,6 +85,14 @@ Refuses value combinations that would install a broken authenticator. Included b
 {{- if not (kindIs "slice" .Values.server.backendMode) }}
 {{- fail "server.backendMode must be a list, e.g. [MountedFile, EKSConfigMap]" }}
 {{- end }}
+{{- if and .Values.clusterIDs (not (kindIs "slice" .Values.clusterIDs)) }}
+{{- fail "clusterIDs must be a list, e.g. [blue, old-name] (--set 'clusterIDs={blue,old-name}')" }}
+{{- end }}
+{{- range $id := .Values.clusterIDs }}
+{{- if not (kindIs "string" $id) }}
+{{- fail "clusterIDs must be a list of strings: quote an ID that YAML reads as a number or a boolean" }}
+{{- end }}
+{{- end }}
 {{- if or (hasKey .Values.server "stateDir") (hasKey .Values.server "generateKubeconfig") }}
 {{- fail "set hostPaths.stateDir and hostPaths.kubeconfigDir instead of server.stateDir / server.generateKubeconfig" }}
 {{- end }}
@@ -109,7 +117,7 @@ Refuses value combinations that would install a broken authenticator. Included b
 {{- end }}
 
 {{/*
-config.yaml: clusterID and the server block. Every key of .Values.server is passed through except
+config.yaml: clusterID, clusterIDs (when any) and the server block. Every key of .Values.server is passed through except
 empty strings (unset: the server default applies); stateDir and generateKubeconfig are the host
 paths, so `kube-iam-auth rotate-caller-key --config ...` in the pod finds the same files.
 */}}
@@ -123,5 +131,9 @@ paths, so `kube-iam-auth rotate-caller-key --config ...` in the pod finds the sa
 {{- $_ := set $server "stateDir" .Values.hostPaths.stateDir }}
 {{- $_ := set $server "generateKubeconfig" (include "kube-iam-auth.kubeconfigPath" .) }}
 {{- $clusterID := required "clusterID is required: the cluster ID tokens are bound to (kube-iam-auth token -i <clusterID>)" .Values.clusterID | toString }}
-{{- toYaml (dict "clusterID" $clusterID "server" $server) }}
+{{- $config := dict "clusterID" $clusterID "server" $server }}
+{{- if .Values.clusterIDs }}
+{{- $_ := set $config "clusterIDs" .Values.clusterIDs }}
+{{- end }}
+{{- toYaml $config }}
 {{- end }}
