@@ -13,6 +13,10 @@ import type { StsAdmission } from './sts-admission.js'
 import { credentialOf, type StsVerdicts } from './sts-verdicts.js'
 import type { Metrics } from '../shared/metrics.js'
 import { userInfo, type UserInfo } from './token-review.js'
+import { VerifiedInterner } from './verified-interner.js'
+
+/** Credentials whose verification object is shared by their tokens (see VerifiedInterner). */
+const INTERNED_CREDENTIALS = 20_000
 
 export interface AuthenticatorOptions {
   readonly clusterId: string
@@ -109,6 +113,7 @@ export function createAuthenticator(
   const reviewsOf = new Map(accepted.map((id) => [id, metrics.clusterIdReviews.labels({ cluster_id: id })]))
   for (const series of reviewsOf.values()) series.inc(0)
   let cachedCount = -1
+  const interner = new VerifiedInterner(INTERNED_CREDENTIALS)
 
   /**
    * Remembered refusals, then STS through the gate: one call per cluster ID tried, each admitted on
@@ -151,7 +156,7 @@ export function createAuthenticator(
     })
     metrics.stsCallsPerVerification.observe({ result: 'verified' }, loaded.stsCalls)
     loaded.credential = credential
-    return { identity: verified, validUntil }
+    return { identity: interner.intern(verified), validUntil }
   }
 
   return async function authenticate(token: string, caller = 'local'): Promise<Decision> {

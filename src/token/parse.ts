@@ -26,6 +26,7 @@ const CANONICAL_KEYS = [
 ] as const
 type CanonicalKey = (typeof CANONICAL_KEYS)[number]
 const KEY_BY_LOWER = new Map<string, CanonicalKey>(CANONICAL_KEYS.map((k) => [k.toLowerCase(), k]))
+const LOWER_BY_KEY = new Map<string, string>(CANONICAL_KEYS.map((k) => [k, k.toLowerCase()]))
 
 /** A presigned GetCallerIdentity request that passed every local check. */
 export interface PresignedRequest {
@@ -95,15 +96,12 @@ export function parsePresignedToken(token: string, opts: ParseOptions): Presigne
   const signedAt = parseAmzDate(rawDate)
   const expiresAt = new Date(signedAt.getTime() + PRESIGN_VALIDITY_MS)
   if (opts.now.getTime() > expiresAt.getTime()) {
-    throw new TokenInvalid(
-      'expired',
-      `X-Amz-Date parameter is expired (15 minute expiration) ${goTimeString(signedAt)}`,
-    )
+    throw new TokenInvalid('expired', `X-Amz-Date parameter is expired (15 minute expiration) ${goTimeString(rawDate)}`)
   }
   if (signedAt.getTime() - opts.now.getTime() > MAX_FUTURE_SKEW_MS) {
     throw new TokenInvalid(
       'future',
-      `X-Amz-Date parameter is more than 15 minutes in the future ${goTimeString(signedAt)}`,
+      `X-Amz-Date parameter is more than 15 minutes in the future ${goTimeString(rawDate)}`,
     )
   }
 
@@ -187,42 +185,68 @@ const UNRESERVED = /^[A-Za-z0-9\-._~]$/
 function parseQuery(query: string): Map<CanonicalKey, string> {
   if (query === '') throw new TokenInvalid('query', 'pre-signed URL has no query')
   if (query.includes(';')) throw new TokenInvalid('query', 'malformed query parameter: ";" is not a separator')
-  const pairs: Array<[key: string, value: string, lower: string]> = []
+  const params = new Map<CanonicalKey, string>()
+  /** Lower-cased key -> the spelling seen, for duplicates in any letter case. */
   const seen = new Map<string, string>()
-  for (const pair of query.split('&')) {
-    const eq = pair.indexOf('=')
-    if (pair === '' || eq <= 0) throw new TokenInvalid('query', 'malformed query parameter: expected key=value')
-    const key = pair.slice(0, eq)
-    if (!/^[A-Za-z0-9-]+$/.test(key)) {
-      throw new TokenInvalid('query', `malformed query parameter: unexpected characters in key "${clip(key)}"`)
+  // Syntax, encoding and duplicates are refused as they are met; a key outside the allow-list (or
+  // in another spelling) only once every pair is known to be well-formed, so those errors win.
+  let notAllowed: TokenInvalid | undefined
+  for (let from = 0; ;) {
+    const amp = query.indexOf('&', from)
+    const end = amp === -1 ? query.length : amp
+    const eq = query.indexOf('=', from)
+    if (eq <= from || eq > end) throw new TokenInvalid('query', 'malformed query parameter: expected key=value')
+    const key = query.slice(from, eq)
+    // The keys of every genuine token are canonical: known without a pattern or lower-casing.
+    let lower = LOWER_BY_KEY.get(key)
+    if (lower === undefined) {
+      if (!/^[A-Za-z0-9-]+$/.test(key)) {
+        throw new TokenInvalid('query', `malformed query parameter: unexpected characters in key "${clip(key)}"`)
+      }
+      lower = key.toLowerCase()
     }
-    const lower = key.toLowerCase()
-    pairs.push([key, decodeCanonical(key, pair.slice(eq + 1)), lower])
+    const value = decodeCanonical(key, query.slice(eq + 1, end))
     const earlier = seen.get(lower)
     if (earlier === key) {
       throw new TokenInvalid('param', `query parameter with multiple values not supported: "${key}"`)
     }
     if (earlier !== undefined) throw new TokenInvalid('duplicate', `duplicate query parameter found: "${key}"`)
     seen.set(lower, key)
-  }
-  const params = new Map<CanonicalKey, string>()
-  for (const [key, value, lower] of pairs) {
-    const canonical = KEY_BY_LOWER.get(lower)
-    if (canonical === undefined) {
-      throw new TokenInvalid('param', `non-whitelisted query parameter "${clip(key)}"`)
+    if (notAllowed === undefined) {
+      const canonical = KEY_BY_LOWER.get(lower)
+      if (canonical === undefined) {
+        notAllowed = new TokenInvalid('param', `non-whitelisted query parameter "${clip(key)}"`)
+      } else if (canonical !== key) {
+        notAllowed = new TokenInvalid('param', `query parameter "${key}" must be spelled "${canonical}"`)
+      } else {
+        params.set(canonical, value)
+      }
     }
-    if (canonical !== key) {
-      throw new TokenInvalid('param', `query parameter "${key}" must be spelled "${canonical}"`)
-    }
-    params.set(canonical, value)
+    if (amp === -1) break
+    from = amp + 1
   }
+  if (notAllowed !== undefined) throw notAllowed
   return params
 }
 
 const ALL_UNRESERVED = /^[A-Za-z0-9\-._~]*$/
 
+/**
+ * A value in SigV4's canonical encoding of printable ASCII: unreserved characters as they are,
+ * every other printable character as upper-case %XX. One pattern, so a valid value (the common case,
+ * refused tokens included) is checked without walking it escape by escape.
+ */
+const CANONICAL_VALUE = new RegExp(
+  `^(?:[A-Za-z0-9\\-._~]|%(?:${Array.from({ length: 0x7f - 0x20 }, (_, i) => 0x20 + i)
+    .filter((c) => !/[A-Za-z0-9\-._~]/.test(String.fromCharCode(c)))
+    .map((c) => c.toString(16).toUpperCase())
+    .join('|')}))*$`,
+)
+
 function decodeCanonical(key: string, raw: string): string {
   if (ALL_UNRESERVED.test(raw)) return raw
+  if (CANONICAL_VALUE.test(raw)) return decodeURIComponent(raw)
+  // Not canonical: walk it to say exactly what is wrong.
   // Left to right, a run of unreserved characters then one %XX escape at a time.
   let out = ''
   let from = 0
@@ -290,24 +314,24 @@ function checkExpires(value: string | undefined): void {
   }
 }
 
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
 function parseAmzDate(value: string): Date {
   const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value)
-  const fail = () =>
-    new TokenInvalid('date', `error parsing X-Amz-Date parameter ${clip(value)} into format 20060102T150405Z`)
-  if (m === null) throw fail()
-  const [y, mo, d, h, mi, s] = m.slice(1).map(Number) as [number, number, number, number, number, number]
-  const date = new Date(Date.UTC(y, mo - 1, d, h, mi, s))
-  if (
-    date.getUTCFullYear() !== y ||
-    date.getUTCMonth() !== mo - 1 ||
-    date.getUTCDate() !== d ||
-    date.getUTCHours() !== h ||
-    date.getUTCMinutes() !== mi ||
-    date.getUTCSeconds() !== s
-  ) {
-    throw fail()
+  if (m !== null) {
+    const y = Number(m[1])
+    const mo = Number(m[2])
+    const d = Number(m[3])
+    const leap = y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0)
+    const days = mo === 2 && leap ? 29 : DAYS_IN_MONTH[mo - 1]
+    const h = Number(m[4])
+    const mi = Number(m[5])
+    const sec = Number(m[6])
+    if (days !== undefined && d >= 1 && d <= days && h < 24 && mi < 60 && sec < 60) {
+      return new Date(Date.UTC(y, mo - 1, d, h, mi, sec))
+    }
   }
-  return date
+  throw new TokenInvalid('date', `error parsing X-Amz-Date parameter ${clip(value)} into format 20060102T150405Z`)
 }
 
 function checkCredential(value: string | undefined, day: string, signingRegion: string): string {
@@ -341,8 +365,13 @@ function checkCredential(value: string | undefined, day: string, signingRegion: 
 }
 
 /** Go's time.Time.String() for a UTC time, as upstream prints it: `1990-04-22 01:02:03 +0000 UTC`. */
-function goTimeString(d: Date): string {
-  return `${d.toISOString().slice(0, 19).replace('T', ' ')} +0000 UTC`
+/**
+ * Go's time.Time.String() of a checked X-Amz-Date (`20230428T010203Z`), as upstream prints it:
+ * `2023-04-28 01:02:03 +0000 UTC`.
+ */
+function goTimeString(amzDate: string): string {
+  const at = (from: number, to: number) => amzDate.slice(from, to)
+  return `${at(0, 4)}-${at(4, 6)}-${at(6, 8)} ${at(9, 11)}:${at(11, 13)}:${at(13, 15)} +0000 UTC`
 }
 
 function clip(s: string): string {
