@@ -1,4 +1,4 @@
-// `npm run bench`: the figures the performance issues ask for, on this machine, end to end.
+// `npm run bench`: the project's performance figures and targets, on this machine, end to end.
 //
 //   1. the `token` command's start-up time (fresh processes) against `node -e 0` and the AWS CLI;
 //   2. in-process ops/s of the verifier's local checks and of presigning;
@@ -17,7 +17,7 @@
 //     from returning and first-time users, and forged ones, STS 20 ms (bench/lib/cluster-ids.ts).
 //
 // Everything runs on 127.0.0.1; children get an environment that cannot reach AWS. Every load
-// phase is bounded in time and in requests. Results: markdown tables on stdout (the issue 9
+// phase is bounded in time and in requests. Results: markdown tables on stdout (the server
 // scenarios next to their targets) and bench/results/latest.json. Exit code 1 when a sanity check
 // fails, an unexpected answer included (targets only print PASS/FAIL).
 //
@@ -783,8 +783,8 @@ async function flood(srv: ServerProcess, sts: StsProcess): Promise<FloodResult> 
 
 // ---------------------------------------------------------------------------------------------
 
-/** The issue 9 figures next to their targets, as a table, and as data for latest.json. */
-function issue9Targets(server: ServerResults): { table: string; targets: Record<string, unknown> } {
+/** The server-under-load figures next to their targets, as a table, and as data for latest.json. */
+function serverTargets(server: ServerResults): { table: string; targets: Record<string, unknown> } {
   const p = server.phases
   const hits = p.hits!
   const refused = p.refusedLocally
@@ -903,7 +903,7 @@ function issue9Targets(server: ServerResults): { table: string; targets: Record<
     peak !== undefined && peak <= ISSUE9.peakRssMiB,
   )
   const table = markdownTable(
-    ['issue 9 scenario', 'measured', 'Go upstream', 'target', 'result'],
+    ['server under load', 'measured', 'Go upstream', 'target', 'result'],
     rows.map((x) => [x.scenario, x.measured, x.go, x.target, x.pass === undefined ? '' : passFail(x.pass)]),
   )
   return {
@@ -1013,7 +1013,7 @@ async function main(): Promise<number> {
       pass: hitRatio >= TARGETS.hitsOverBaseline,
     },
   }
-  const issue9 = issue9Targets(server)
+  const serverFigures = serverTargets(server)
   log(`\n## Results (${date}; ${m.cores} x ${m.cpuModel}, ${m.ramMiB} MiB, node ${m.node})\n`)
   log(
     markdownTable(
@@ -1069,7 +1069,7 @@ async function main(): Promise<number> {
     )
     log('')
   }
-  log(issue9.table)
+  log(serverFigures.table)
   log('')
   const order = ['hits', 'missesSts0', 'missesSts20', 'refusedLocally', 'baselineNoCache', 'distinctTopUp']
   log(
@@ -1220,7 +1220,7 @@ async function main(): Promise<number> {
     inProcess: micro ?? null,
     server: { ...server, goUpstreamRssReferenceMiB: GO_UPSTREAM_RSS },
     loadAverageAtEnd: loadavg().map((x) => round(x, 2)),
-    targets: { ...targets, issue9: issue9.targets },
+    targets: { ...targets, server: serverFigures.targets },
     sanity,
     notes,
     noise,
