@@ -87,11 +87,10 @@ RUN set -eux; \
 
 # HOME is a directory that exists in every deployment (the chart mounts an emptyDir there); the
 # AWS SDK looks for ~/.aws/* under it and finds nothing, which is what a server wants.
-# A 2 MiB young generation (default 16 MiB per semi-space) keeps the server's resident memory near
-# aws-iam-authenticator's under load; see the README's benchmark section. Only settable at start-up.
+# No NODE_OPTIONS: `kube-iam-auth server` runs itself with its small-heap V8 settings and
+# MALLOC_ARENA_MAX=2 (a NODE_OPTIONS semi-space size would replace its own; see the README).
 ENV NODE_ENV=production \
-    HOME=/tmp \
-    NODE_OPTIONS=--max-semi-space-size=2
+    HOME=/tmp
 
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules

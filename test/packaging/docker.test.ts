@@ -148,7 +148,8 @@ describe.skipIf(DOCKER.missing)(`the container image, built with docker build an
     // The default address is 127.0.0.1: a published port could not reach it (see the Dockerfile).
     expect(DEFAULTS.address).toBe('127.0.0.1')
     expect(config!.Config.ExposedPorts ?? {}).toEqual({})
-    expect(config!.Config.Env).toContain('NODE_OPTIONS=--max-semi-space-size=2')
+    // The server sets its own V8 settings (a NODE_OPTIONS semi-space size would replace them).
+    expect(config!.Config.Env.filter((e) => e.startsWith('NODE_OPTIONS='))).toEqual([])
   })
 
   it('holds exactly package.json, bin/, config/, dist/ and the production node_modules in /app; no npm', async ({
@@ -243,7 +244,12 @@ describe.skipIf(DOCKER.missing)(`the container image, built with docker build an
     const status = await exec(['cat', '/proc/1/status'])
     expect(status.stdout).toMatch(new RegExp(`^Uid:\\t${RUNTIME_UID}\\t${RUNTIME_UID}\\t`, 'm'))
     expect(status.stdout).toMatch(new RegExp(`^Gid:\\t${RUNTIME_UID}\\t${RUNTIME_UID}\\t`, 'm'))
-    expect((await exec(['cat', '/proc/1/cmdline'])).stdout.split('\0')[0]).toBe('node')
+    const cmdline = (await exec(['cat', '/proc/1/cmdline'])).stdout.split('\0')
+    // node itself (not a shell), named by its full path once the server re-executed itself
+    expect(cmdline[0]).toBe('/usr/local/bin/node')
+    // ... re-executed with the server's small-heap settings, as outside the image
+    expect(cmdline.slice(1, 3)).toEqual(['--max-semi-space-size=2', '--optimize-for-size'])
+    expect((await exec(['cat', '/proc/1/environ'])).stdout.split('\0')).toContain('MALLOC_ARENA_MAX=2')
     expect((await dockerOk(['inspect', '--format', '{{.HostConfig.ReadonlyRootfs}}', name])).trim()).toBe('true')
     // /tmp (HOME) is world-writable in the image: only the read-only root keeps it from being written.
     const write = await exec([
