@@ -3,12 +3,13 @@ import { loadAll } from 'js-yaml'
 import { ConfigInvalid } from '../shared/errors.js'
 import { decodeClusterIds } from './cluster-ids.js'
 import { listenProblems } from './listen.js'
+import { ALIASES, boundedDuration, decodeBackendMode, decodeExtraRegions, LIMITS, SERVER_KEYS } from './server-keys.js'
 import { compileRules, type MappingDocument } from '../mapping/rules.js'
 import type { Problem } from '../shared/problem.js'
 import { roleMapping, userMapping } from '../mapping/decode.js'
 import { BACKEND_MODES, type BackendMode } from '../mapping/types.js'
-import { extraRegionProblem, findPartition, PARTITION_IDS } from '../shared/partitions.js'
-import { caseInsensitive, type Reader } from '../shared/reader.js'
+import { PARTITION_IDS } from '../shared/partitions.js'
+import { caseInsensitive } from '../shared/reader.js'
 
 /** The server's whole configuration, after file, flags and defaults are merged and validated. */
 export interface ServerConfig {
@@ -105,31 +106,6 @@ export const DEFAULTS = {
   callerRateLimit: { perSecond: 0, burst: 1000 },
 }
 
-const GAVE_UP = 'kube-apiserver gives up on a review long before that'
-/**
- * Values outside these bounds leave a server that cannot work (a 0 s STS deadline fails every new
- * token) or that holds reviews long after kube-apiserver has given up on them: config errors.
- */
-const LIMITS = {
-  stsTimeout: { min: 100, max: 60_000, low: 'it would fail every STS call', high: GAVE_UP },
-  stsQueueTimeout: { min: 0, max: 60_000, low: '', high: GAVE_UP },
-}
-
-/** A duration key that must lie in [min, max]; outside, an error that says why. */
-function boundedDuration(
-  server: Reader,
-  key: string,
-  limit: { min: number; max: number; low: string; high: string },
-): number | undefined {
-  const ms = server.duration(key)
-  if (ms === undefined || (ms >= limit.min && ms <= limit.max)) return ms
-  const why = ms < limit.min ? limit.low : limit.high
-  server.error(key, `must be between ${limit.min}ms and ${limit.max / 1000}s, got ${ms}ms (${why})`)
-  return undefined
-}
-
-const ALIASES: Record<string, BackendMode> = { File: 'MountedFile', ConfigMap: 'EKSConfigMap' }
-
 export interface LoadedConfig {
   readonly config: ServerConfig
   /** Non-fatal findings (unknown keys, deprecated aliases, duplicate rules) to log at start-up. */
@@ -204,7 +180,11 @@ export function decodeServerConfig(
   const extraRegions = decodeExtraRegions(server, partition)
 
   const port = flags.port ?? server.integer('port', 0, 65535) ?? DEFAULTS.port
-  const backendMode = decodeBackendMode(flags.backendMode ?? server.stringList('backendMode'), server)
+  const backendMode = decodeBackendMode(
+    flags.backendMode ?? server.stringList('backendMode'),
+    server,
+    DEFAULTS.backendMode,
+  )
 
   const reservedPrefixes: Partial<Record<BackendMode, string[]>> = {}
   server.list('reservedPrefixConfig').forEach((entry, i) => {
@@ -331,83 +311,4 @@ export function decodeServerConfig(
   server.warnUnknown(SERVER_KEYS)
   const partial = { clusterId, clusterIds, mappings, backendMode, reservedPrefixes, dynamicFile: config.dynamicFile }
   return problems.some((p) => p.severity === 'error') ? { problems, partial } : { config, problems, partial }
-}
-
-const SERVER_KEYS = [
-  'port',
-  'address',
-  'hostname',
-  'statedir',
-  'generatekubeconfig',
-  'kubeconfigpregenerated',
-  'kubeconfig',
-  'master',
-  'partition',
-  'extraregions',
-  'backendmode',
-  'maproles',
-  'mapusers',
-  'mapaccounts',
-  'scrubbedaccounts',
-  'reservedprefixconfig',
-  'ec2describeinstancesrolearn',
-  'sourcearn',
-  'ec2describeinstancesqps',
-  'ec2describeinstancesburst',
-  'dynamicfilepath',
-  'dynamicfileuseridstrict',
-  'dynamicbackendmodepath',
-  'identitycachettl',
-  'identitycachesize',
-  'ststimeout',
-  'stsmaxconcurrency',
-  'stsqueuetimeout',
-  'maxrequestbytes',
-  'shutdowntimeout',
-  'headerstimeout',
-  'callerauth',
-  'callerratelimitpersecond',
-  'callerratelimitburst',
-  'auditlog',
-  'healthport',
-  'featuregates',
-]
-
-/** server.extraRegions: regions AWS opened after this release, accepted in token hosts of the partition. */
-function decodeExtraRegions(server: Reader, partitionId: string): string[] {
-  const regions = server.stringList('extraRegions') ?? []
-  const partition = findPartition(partitionId)
-  if (partition === undefined) return regions // reported under server.partition
-  regions.forEach((region, i) => {
-    const problem = extraRegionProblem(region, partition)
-    if (problem?.severity === 'error') server.error(`extraRegions[${i}]`, problem.message)
-    if (problem?.severity === 'warning') server.warn(`extraRegions[${i}]`, problem.message)
-  })
-  return regions
-}
-
-function decodeBackendMode(value: readonly string[] | undefined, server: Reader): BackendMode[] {
-  const modes = value ?? DEFAULTS.backendMode
-  if (modes.length === 0) {
-    server.error('backendMode', 'at least one backend-mode must be specified')
-    return []
-  }
-  const out: BackendMode[] = []
-  modes.forEach((raw, i) => {
-    const alias = ALIASES[raw]
-    if (alias !== undefined)
-      server.warn(`backendMode[${i}]`, `backend-mode "${raw}" is deprecated, use "${alias}" instead`)
-    const mode = alias ?? raw
-    if (!(BACKEND_MODES as readonly string[]).includes(mode)) {
-      server.error(
-        `backendMode[${i}]`,
-        `backend-mode "${raw}" is not a valid mode (valid: ${BACKEND_MODES.join(', ')})`,
-      )
-    } else if (out.includes(mode as BackendMode)) {
-      server.error(`backendMode[${i}]`, `backend-mode [${modes.join(' ')}] has duplicates`)
-    } else {
-      out.push(mode as BackendMode)
-    }
-  })
-  return out
 }
