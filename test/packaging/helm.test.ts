@@ -24,6 +24,7 @@ import { load, loadAll } from 'js-yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseDuration } from '../../src/shared/reader.js'
 import { decodeServerConfig, DEFAULTS, type ServerConfig } from '../../src/config/server-config.js'
+import { SERVER_KEYS } from '../../src/config/server-keys.js'
 import { CRD_GROUP, CRD_PLURAL, CRD_VERSION } from '../../src/mapping/crd/index.js'
 import { AWS_AUTH_NAME, AWS_AUTH_NAMESPACE } from '../../src/mapping/configmap/index.js'
 import { BIN, cliEnv, ensureBuilt, ROOT, runCli, tempDir } from '../support/cli.js'
@@ -84,12 +85,9 @@ function decodeRendered(r: Rendered): {
   return { ...decodeServerConfig(doc), doc }
 }
 
-/** The server config keys, from the loader's own list (src/config/server-config.ts SERVER_KEYS). */
+/** The server config keys, from the loader's own list (src/config/server-keys.ts SERVER_KEYS). */
 function serverKeys(): string[] {
-  const src = readFileSync(join(ROOT, 'src', 'config', 'server-config.ts'), 'utf8')
-  const list = /const SERVER_KEYS = \[([\s\S]*?)\]/.exec(src)
-  expect(list, 'SERVER_KEYS in server-config.ts').not.toBeNull()
-  return [...list![1]!.matchAll(/'([a-z0-9]+)'/g)].map((m) => m[1]!)
+  return [...SERVER_KEYS]
 }
 
 /** Keys the chart does not take from values.server, and why. */
