@@ -66,12 +66,17 @@ describe('kube-iam-auth server (process)', () => {
   })
 
   /** Starts `server` with a fresh config; resolves once it logged "listening". */
-  async function serve(name: string, env: Record<string, string> = {}) {
+  async function serve(
+    name: string,
+    env: Record<string, string> = {},
+    opts: { globalArgs?: readonly string[]; listening?: string } = {},
+  ) {
     const file = config(
       `${name}.yaml`,
       `clusterID: c\nserver:\n  port: 0\n  stateDir: ${join(dir, name)}\n  generateKubeconfig: ${join(dir, `${name}.kubeconfig`)}\n`,
     )
-    const child = spawn(process.execPath, [BIN, 'server', '--config', file], {
+    const listening = opts.listening ?? '"msg":"listening"'
+    const child = spawn(process.execPath, [BIN, ...(opts.globalArgs ?? []), 'server', '--config', file], {
       cwd: ROOT,
       env: { ...cliEnv(dir), ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -80,8 +85,8 @@ describe('kube-iam-auth server (process)', () => {
     child.stdout.on('data', (c: Buffer) => (out += c.toString()))
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
     const deadline = Date.now() + 20_000
-    while (!out.includes('"msg":"listening"') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
-    expect(out).toContain('"msg":"listening"')
+    while (!out.includes(listening) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    expect(out).toContain(listening)
     const stop = async () => {
       child.kill('SIGTERM')
       const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('timeout'), 10_000))])
@@ -116,46 +121,15 @@ describe('kube-iam-auth server (process)', () => {
   )
 
   it('serves until SIGTERM, then stops cleanly with exit code 0', async () => {
-    const kubeconfig = join(dir, 'webhook.kubeconfig')
-    const file = config(
-      'ok.yaml',
-      `clusterID: c\nserver:\n  port: 0\n  stateDir: ${join(dir, 'state2')}\n  generateKubeconfig: ${kubeconfig}\n`,
-    )
-    const child = spawn(process.execPath, [BIN, 'server', '--config', file], {
-      cwd: ROOT,
-      env: cliEnv(dir),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let out = ''
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()))
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-    const deadline = Date.now() + 20_000
-    while (!out.includes('"msg":"listening"') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
-    expect(out).toContain('"msg":"listening"')
-    child.kill('SIGTERM')
-    const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('timeout'), 10_000))])
-    if (code === 'timeout') child.kill('SIGKILL')
-    expect(code).toBe(0)
-    expect(out).toContain('"msg":"stopped"')
+    const srv = await serve('sigterm')
+    expect(await srv.stop()).toBe(0)
+    expect(srv.output()).toContain('"msg":"stopped"')
   })
 
   it("-l text writes key=value lines like upstream's default format, not JSON", async () => {
-    const file = config(
-      'text.yaml',
-      `clusterID: c\nserver:\n  port: 0\n  stateDir: ${join(dir, 'state3')}\n  generateKubeconfig: ${join(dir, 'text.kubeconfig')}\n`,
-    )
-    const child = spawn(process.execPath, [BIN, '-l', 'text', 'server', '--config', file], {
-      cwd: ROOT,
-      env: cliEnv(dir),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let out = ''
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()))
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-    const deadline = Date.now() + 20_000
-    while (!out.includes('msg=listening') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
-    child.kill('SIGTERM')
-    expect(await exited).toBe(0)
+    const srv = await serve('text', {}, { globalArgs: ['-l', 'text'], listening: 'msg=listening' })
+    expect(await srv.stop()).toBe(0)
+    const out = srv.output()
     const lines = out.trim().split('\n')
     expect(lines.length).toBeGreaterThan(2)
     for (const line of lines) expect(line).toMatch(/^time=\S+ level=(info|warn|error) msg=/)
