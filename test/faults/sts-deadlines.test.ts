@@ -11,6 +11,7 @@ import {
   endLoadSuite,
   expectHealthy,
   gaugesDrain,
+  LOAD_MAPPINGS,
   MAPPED,
   measureLoad,
   ownMs,
@@ -32,12 +33,7 @@ const QUEUE_TIMEOUT_MS = 300
 const SLACK_MS = 700
 const LATENCY_BOUND_MS = STS_TIMEOUT_MS + QUEUE_TIMEOUT_MS + SLACK_MS
 const MAPPINGS = {
-  mapUsers: MAPPED.filter((p) => p.arn.includes(':user/')).map((p) => ({
-    userarn: p.arn,
-    username: p.arn.split('/').at(-1)!,
-    groups: ['devs'],
-  })),
-  mapRoles: [{ rolearn: 'arn:aws:iam::444455556666:role/Admin', username: 'admin:{{SessionName}}', groups: [] }],
+  ...LOAD_MAPPINGS,
   stsTimeout: `${STS_TIMEOUT_MS}ms`,
   stsQueueTimeout: `${QUEUE_TIMEOUT_MS}ms`,
   stsMaxConcurrency: 4,

@@ -17,6 +17,7 @@ import {
   expectHealthy,
   gaugesDrain,
   MAPPED,
+  LOAD_MAPPINGS,
   measureLoad,
   ownMs,
   memory,
@@ -77,14 +78,7 @@ describe('STS faults under load', () => {
     srv = await startServerUnderTest({
       stsUrl: gate.url,
       server: {
-        mapUsers: [
-          { userarn: ALICE.arn, username: 'alice', groups: ['devs'] },
-          { userarn: CAROL.arn, username: 'carol', groups: ['devs'] },
-          { userarn: DAVE.arn, username: 'dave', groups: ['devs'] },
-        ],
-        mapRoles: [
-          { rolearn: 'arn:aws:iam::444455556666:role/Admin', username: 'admin:{{SessionName}}', groups: ['admins'] },
-        ],
+        ...LOAD_MAPPINGS,
         stsTimeout: `${STS_TIMEOUT_MS}ms`,
         stsQueueTimeout: `${QUEUE_TIMEOUT_MS}ms`,
         stsMaxConcurrency: 4,

@@ -554,6 +554,18 @@ export const BOB = principal('bob', 3)
 /** The identities the load suites map. */
 export const MAPPED: readonly FakeStsPrincipal[] = [ALICE, CAROL, DAVE, TEMP]
 
+/** How the load suites map MAPPED: each user by name, TEMP's role as admin:{{SessionName}}. */
+export const LOAD_MAPPINGS = {
+  mapUsers: MAPPED.filter((p) => p.arn.includes(':user/')).map((p) => ({
+    userarn: p.arn,
+    username: p.arn.split('/').at(-1)!,
+    groups: ['devs'],
+  })),
+  mapRoles: [
+    { rolearn: 'arn:aws:iam::444455556666:role/Admin', username: 'admin:{{SessionName}}', groups: ['admins'] },
+  ],
+}
+
 /** The STS stand-in of the load suites: it knows MAPPED and BOB (whom no mapping knows: a cached definitive denial). */
 export function startLoadSts(): Promise<FakeSts> {
   return startFakeSts({ principals: [ALICE, TEMP, CAROL, DAVE, BOB] })
