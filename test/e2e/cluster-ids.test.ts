@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { dump } from 'js-yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BIN, ROOT, cliEnv, ensureBuilt, runCli, runProcess, tempDir, tool } from '../support/cli.js'
-import { readWebhookKubeconfig, startFakeApiserver, type FakeApiserver } from '../support/fake-apiserver.js'
+import { readWebhookKubeconfig, startFakeApiserver, tokenExec, type FakeApiserver } from '../support/fake-apiserver.js'
 import { startFakeSts, type FakeSts, type FakeStsPrincipal } from '../support/fake-sts.js'
 import { serverClient, startTestServer, tokenReview, type ServerClient, type TestServer } from '../support/webhook.js'
 
@@ -180,18 +180,7 @@ describe('several cluster IDs end to end', () => {
       beforeAll(async () => {
         greenApi = await startFakeApiserver({ webhookKubeconfig: green.kubeconfig })
         blueApi = await startFakeApiserver({ webhookKubeconfig: blue.config.generateKubeconfig })
-        const exec = (id: string) => ({
-          apiVersion: 'client.authentication.k8s.io/v1beta1',
-          command: process.execPath,
-          args: [BIN, 'token', '-i', id],
-          env: [
-            { name: 'AWS_ACCESS_KEY_ID', value: DEV.accessKeyId },
-            { name: 'AWS_SECRET_ACCESS_KEY', value: DEV.secretAccessKey },
-            { name: 'AWS_SESSION_TOKEN', value: DEV.sessionToken! },
-            { name: 'AWS_REGION', value: 'us-east-1' },
-          ],
-          interactiveMode: 'Never',
-        })
+        const exec = (id: string) => tokenExec(['-i', id], DEV, { region: 'us-east-1' })
         const cluster = (name: string, api: FakeApiserver) => ({
           name,
           cluster: { server: api.url, 'certificate-authority-data': Buffer.from(api.caPem).toString('base64') },

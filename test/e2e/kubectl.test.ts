@@ -6,8 +6,8 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { BIN, ensureBuilt, tool, runProcess, tempDir } from '../support/cli.js'
-import { execKubeconfig, startFakeApiserver, type FakeApiserver } from '../support/fake-apiserver.js'
+import { ensureBuilt, tool, runProcess, tempDir } from '../support/cli.js'
+import { execKubeconfig, startFakeApiserver, tokenExec, type FakeApiserver } from '../support/fake-apiserver.js'
 import { startFakeSts, type FakeSts, type FakeStsPrincipal } from '../support/fake-sts.js'
 import { startTestServer, type TestServer } from '../support/webhook.js'
 
@@ -62,19 +62,17 @@ describe.skipIf(KUBECTL.missing)(
       const file = join(dir, `${name}.kubeconfig`)
       writeFileSync(
         file,
-        execKubeconfig(apiserver, {
-          apiVersion: execApiVersion,
-          command: process.execPath,
-          args: [BIN, 'token', '-i', CLUSTER, '--cache'],
-          env: [
-            { name: 'AWS_ACCESS_KEY_ID', value: who.accessKeyId },
-            { name: 'AWS_SECRET_ACCESS_KEY', value: who.secretAccessKey },
-            { name: 'AWS_REGION', value: 'eu-west-1' },
-            { name: 'AWS_EC2_METADATA_DISABLED', value: 'true' },
-            { name: 'KUBE_IAM_AUTH_CACHE_DIR', value: join(dir, 'cache') },
-          ],
-          interactiveMode: 'Never',
-        }),
+        execKubeconfig(
+          apiserver,
+          tokenExec(['-i', CLUSTER, '--cache'], who, {
+            region: 'eu-west-1',
+            apiVersion: execApiVersion,
+            env: [
+              { name: 'AWS_EC2_METADATA_DISABLED', value: 'true' },
+              { name: 'KUBE_IAM_AUTH_CACHE_DIR', value: join(dir, 'cache') },
+            ],
+          }),
+        ),
       )
       return file
     }

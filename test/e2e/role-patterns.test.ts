@@ -7,8 +7,8 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { BIN, cliEnv, ensureBuilt, runCli, runProcess, tempDir, tool } from '../support/cli.js'
-import { execKubeconfig, startFakeApiserver, type FakeApiserver } from '../support/fake-apiserver.js'
+import { cliEnv, ensureBuilt, runCli, runProcess, tempDir, tool } from '../support/cli.js'
+import { execKubeconfig, startFakeApiserver, tokenExec, type FakeApiserver } from '../support/fake-apiserver.js'
 import { startFakeSts, type FakeSts, type FakeStsPrincipal } from '../support/fake-sts.js'
 import { startTestServer, type TestServer } from '../support/webhook.js'
 
@@ -164,21 +164,7 @@ describe('role patterns through the real webhook', () => {
 
     it('prints the username the pattern rendered', async () => {
       const file = join(dir, 'kubeconfig')
-      writeFileSync(
-        file,
-        execKubeconfig(apiserver, {
-          apiVersion: 'client.authentication.k8s.io/v1beta1',
-          command: process.execPath,
-          args: [BIN, 'token', '-i', CLUSTER],
-          env: [
-            { name: 'AWS_ACCESS_KEY_ID', value: DEV_ALICE.accessKeyId },
-            { name: 'AWS_SECRET_ACCESS_KEY', value: DEV_ALICE.secretAccessKey },
-            { name: 'AWS_SESSION_TOKEN', value: DEV_ALICE.sessionToken! },
-            { name: 'AWS_REGION', value: 'us-east-1' },
-          ],
-          interactiveMode: 'Never',
-        }),
-      )
+      writeFileSync(file, execKubeconfig(apiserver, tokenExec(['-i', CLUSTER], DEV_ALICE, { region: 'us-east-1' })))
       const r = await runProcess('kubectl', ['auth', 'whoami', '-o', 'json', '--kubeconfig', file], {
         env: { PATH: process.env.PATH ?? '', HOME: dir },
         timeoutMs: 30_000,

@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net'
 import { readFileSync } from 'node:fs'
 import { dump, load } from 'js-yaml'
 import { generateServingCert } from '../../src/server/tls.js'
+import { BIN } from './cli.js'
 
 export interface WebhookUser {
   username: string
@@ -47,6 +48,30 @@ export function readWebhookKubeconfig(path: string): WebhookTarget {
     url: new URL(cluster.server),
     ca: Buffer.from(cluster['certificate-authority-data'], 'base64').toString('utf8'),
     ...(token ? { token } : {}),
+  }
+}
+
+/**
+ * The exec section of a kubeconfig user that runs `kube-iam-auth token ARGS` on this Node.js, with
+ * the given static keys (and session token) and region in its environment, plus `env`.
+ */
+export function tokenExec(
+  args: readonly string[],
+  keys: { readonly accessKeyId: string; readonly secretAccessKey: string; readonly sessionToken?: string | undefined },
+  opts: { region: string; env?: readonly { name: string; value: string }[]; apiVersion?: string },
+): Record<string, unknown> {
+  return {
+    apiVersion: opts.apiVersion ?? 'client.authentication.k8s.io/v1beta1',
+    command: process.execPath,
+    args: [BIN, 'token', ...args],
+    env: [
+      { name: 'AWS_ACCESS_KEY_ID', value: keys.accessKeyId },
+      { name: 'AWS_SECRET_ACCESS_KEY', value: keys.secretAccessKey },
+      ...(keys.sessionToken === undefined ? [] : [{ name: 'AWS_SESSION_TOKEN', value: keys.sessionToken }]),
+      { name: 'AWS_REGION', value: opts.region },
+      ...(opts.env ?? []),
+    ],
+    interactiveMode: 'Never',
   }
 }
 
